@@ -1,0 +1,74 @@
+#include "tokens/agent_token.h"
+
+#include <openssl/crypto.h>
+
+#include "common/encoding.h"
+#include "common/hash.h"
+#include "common/random.h"
+
+namespace keystore::tokens {
+
+namespace {
+
+constexpr size_t kTokenBytes = 32;
+
+// Builds prefix + hex of fresh random bytes, wiping the intermediate copies.
+Secret generateWithPrefix(std::string_view prefix) {
+  Secret raw(randomBytes(kTokenBytes));
+  std::string hex = hexEncode(raw.reveal());
+
+  Secret token;
+  token.revealMutable().reserve(prefix.size() + hex.size());
+  token.revealMutable().append(prefix);
+  token.revealMutable().append(hex);
+  OPENSSL_cleanse(hex.data(), hex.size());
+  return token;
+}
+
+bool isLowercaseHex(std::string_view text) {
+  for (char c : text) {
+    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) {
+      return false;
+    }
+  }
+  return true;
+}
+
+bool hasShape(std::string_view text, std::string_view prefix) {
+  if (text.size() != prefix.size() + 2 * kTokenBytes || !text.starts_with(prefix)) {
+    return false;
+  }
+  return isLowercaseHex(text.substr(prefix.size()));
+}
+
+}  // namespace
+
+Secret generateAgentToken() {
+  return generateWithPrefix(kAgentTokenPrefix);
+}
+
+Secret generateAdminKey() {
+  return generateWithPrefix(kAdminKeyPrefix);
+}
+
+bool isAgentTokenShaped(std::string_view text) {
+  return hasShape(text, kAgentTokenPrefix);
+}
+
+bool isAdminKeyShaped(std::string_view text) {
+  return hasShape(text, kAdminKeyPrefix);
+}
+
+std::string hashToken(std::string_view token) {
+  return sha256Hex(token);
+}
+
+std::string tokenHint(std::string_view token_hash) {
+  constexpr size_t kHintSize = 4;
+  if (token_hash.size() <= kHintSize) {
+    return std::string(token_hash);
+  }
+  return std::string(token_hash.substr(token_hash.size() - kHintSize));
+}
+
+}  // namespace keystore::tokens
