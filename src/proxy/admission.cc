@@ -1,0 +1,260 @@
+#include "proxy/admission.h"
+
+#include "common/encoding.h"
+#include "common/hash.h"
+#include "tokens/agent_token.h"
+#include "tokens/scope.h"
+#include "vault/vault.h"
+
+namespace keystore::proxy {
+
+namespace http = boost::beast::http;
+
+namespace {
+
+std::string_view trim(std::string_view text) {
+  while (!text.empty() && (text.front() == ' ' || text.front() == '\t')) {
+    text.remove_prefix(1);
+  }
+  while (!text.empty() && (text.back() == ' ' || text.back() == '\t')) {
+    text.remove_suffix(1);
+  }
+  return text;
+}
+
+bool startsWithNoCase(std::string_view text, std::string_view prefix) {
+  if (text.size() < prefix.size()) {
+    return false;
+  }
+  for (size_t i = 0; i < prefix.size(); ++i) {
+    if (std::tolower(static_cast<unsigned char>(text[i])) !=
+        std::tolower(static_cast<unsigned char>(prefix[i]))) {
+      return false;
+    }
+  }
+  return true;
+}
+
+// Collects candidates; remembers whether two different ones were seen.
+class Candidates {
+ public:
+  void add(std::string_view value) {
+    if (value.empty()) {
+      return;
+    }
+    if (found_.empty()) {
+      found_ = value;
+    } else if (found_ != value) {
+      ambiguous_ = true;
+    }
+  }
+  void markAmbiguous() { ambiguous_ = true; }
+
+  Result<std::string_view> result() const {
+    if (ambiguous_) {
+      return fail(ErrorCode::kAmbiguousCredentials,
+                  "the request carries more than one credential; send the agent token in "
+                  "exactly one place");
+    }
+    if (found_.empty()) {
+      return fail(ErrorCode::kMissingToken,
+                  "no agent token found; send it as 'Authorization: Bearer ks_…'");
+    }
+    return found_;
+  }
+
+ private:
+  std::string_view found_;
+  bool ambiguous_ = false;
+};
+
+// A value that could hold two credentials (comma-joined headers) is ambiguous, not parsed.
+bool hasSeparator(std::string_view value) {
+  return value.find(',') != std::string_view::npos || value.find(' ') != std::string_view::npos;
+}
+
+void addBearer(const http::fields& headers, Candidates& candidates) {
+  for (auto it = headers.find(http::field::authorization); it != headers.end() &&
+                                                           it->name() == http::field::authorization;
+       ++it) {
+    std::string_view value = trim(it->value());
+    if (!startsWithNoCase(value, "bearer ")) {
+      continue;
+    }
+    std::string_view token = trim(value.substr(7));
+    if (hasSeparator(token)) {
+      candidates.markAmbiguous();
+      continue;
+    }
+    candidates.add(token);
+  }
+}
+
+void addHeader(const http::fields& headers, std::string_view name, Candidates& candidates) {
+  auto range = headers.equal_range(name);
+  for (auto it = range.first; it != range.second; ++it) {
+    std::string_view value = trim(it->value());
+    if (hasSeparator(value)) {
+      candidates.markAmbiguous();
+      continue;
+    }
+    candidates.add(value);
+  }
+}
+
+// Decoded Basic credentials are kept in a small per-thread buffer so the returned view
+// stays valid for the rest of admission on this thread.
+void addBasic(const http::fields& headers, bool want_password, Candidates& candidates) {
+  thread_local std::string decoded_storage[4];
+  size_t used = 0;
+  for (auto it = headers.find(http::field::authorization); it != headers.end() &&
+                                                           it->name() == http::field::authorization;
+       ++it) {
+    std::string_view value = trim(it->value());
+    if (!startsWithNoCase(value, "basic ")) {
+      continue;
+    }
+    auto decoded = base64Decode(trim(value.substr(6)));
+    if (!decoded || used == std::size(decoded_storage)) {
+      candidates.markAmbiguous();
+      continue;
+    }
+    size_t colon = decoded->find(':');
+    if (colon == std::string::npos) {
+      continue;
+    }
+    decoded_storage[used] = std::move(*decoded);
+    std::string_view both = decoded_storage[used++];
+    candidates.add(want_password ? both.substr(colon + 1) : both.substr(0, colon));
+  }
+}
+
+void addQuery(std::string_view query, std::string_view name, Candidates& candidates) {
+  while (!query.empty()) {
+    size_t amp = query.find('&');
+    std::string_view pair = query.substr(0, amp);
+    size_t eq = pair.find('=');
+    if (eq != std::string_view::npos && pair.substr(0, eq) == name) {
+      candidates.add(pair.substr(eq + 1));
+    }
+    if (amp == std::string_view::npos) {
+      break;
+    }
+    query.remove_prefix(amp + 1);
+  }
+}
+
+}  // namespace
+
+Result<std::string_view> findAgentToken(const http::fields& headers, std::string_view query,
+                                        const catalog::ProviderSpec& provider) {
+  using Kind = catalog::TokenLocation::Kind;
+  Candidates candidates;
+  for (const auto& location : provider.token_locations) {
+    switch (location.kind) {
+      case Kind::kBearer: addBearer(headers, candidates); break;
+      case Kind::kHeader: addHeader(headers, location.name, candidates); break;
+      case Kind::kBasicPassword: addBasic(headers, true, candidates); break;
+      case Kind::kBasicUsername: addBasic(headers, false, candidates); break;
+      case Kind::kQuery: addQuery(query, location.name, candidates); break;
+    }
+  }
+  return candidates.result();
+}
+
+Result<Secret> admitRequest(std::string_view method, std::string_view target,
+                            const http::fields& headers, const catalog::Catalog& catalog,
+                            int64_t now_millis, AdmissionContext& context) {
+  // Step 1: route.
+  auto route = parseProxyTarget(target);
+  if (!route) {
+    return std::unexpected(route.error());
+  }
+  context.route = std::move(*route);
+  context.provider = catalog.find(context.route.provider);
+  if (context.provider == nullptr) {
+    return fail(ErrorCode::kUnknownProvider,
+                "unknown provider '" + context.route.provider + "'");
+  }
+
+  // Step 2: the agent token, from exactly one place.
+  auto token_text = findAgentToken(headers, context.route.query, *context.provider);
+  if (!token_text) {
+    return std::unexpected(token_text.error());
+  }
+
+  // Step 3: look it up by hash.
+  if (!tokens::isAgentTokenShaped(*token_text)) {
+    return fail(ErrorCode::kInvalidToken, "the agent token is not valid");
+  }
+  const Snapshot& snapshot = *context.snapshot;
+  auto found = snapshot.tokens_by_hash.find(tokens::hashToken(*token_text));
+  if (found == snapshot.tokens_by_hash.end()) {
+    return fail(ErrorCode::kInvalidToken, "the agent token is not valid");
+  }
+  const TokenEntry& token = found->second;
+  context.token = &token;
+  if (token.revoked_at != 0) {
+    return fail(ErrorCode::kTokenRevoked, "agent token " + token.token_id + " was revoked");
+  }
+  if (token.expires_at != 0 && token.expires_at <= now_millis) {
+    return fail(ErrorCode::kTokenExpired, "agent token " + token.token_id + " has expired");
+  }
+  auto agent = snapshot.agents.find(token.agent_id);
+  if (agent == snapshot.agents.end() || agent->second.status != "active") {
+    std::string status = agent == snapshot.agents.end() ? "revoked" : agent->second.status;
+    return fail(ErrorCode::kAgentPaused, "agent " + token.agent_id + " is " + status);
+  }
+
+  // Step 4: scope.
+  auto project = snapshot.projects.find(token.project_id);
+  const ProviderEntry* setting = nullptr;
+  if (project != snapshot.projects.end()) {
+    auto entry = project->second.providers.find(context.provider->id);
+    if (entry != project->second.providers.end()) {
+      setting = &entry->second;
+    }
+  }
+  auto operation = tokens::operationForMethod(method);
+  if (!tokens::scopesAllow(token.scopes, context.provider->id, operation)) {
+    return fail(ErrorCode::kScopeDenied, "agent token " + token.token_id + " may not " +
+                                             (operation == tokens::Operation::kRead ? "read" : "write") +
+                                             " provider " + context.provider->id);
+  }
+
+  // Step 6: the credential, from the source the project's mode names and no other.
+  if (setting == nullptr || !setting->enabled) {
+    return fail(ErrorCode::kProviderNotConfigured,
+                "provider " + context.provider->id + " is not enabled in project " +
+                    token.project_id);
+  }
+  context.mode = setting->mode;
+  if (setting->mode != "byok") {
+    return fail(ErrorCode::kProviderNotConfigured,
+                "provider " + context.provider->id + " is in " + setting->mode +
+                    " mode, which has no credential available");
+  }
+  if (!setting->byok_credential) {
+    return fail(ErrorCode::kByokKeyMissing, "project " + token.project_id +
+                                                " has no key stored for provider " +
+                                                context.provider->id);
+  }
+  context.credential_id = setting->byok_credential->id;
+  if (!project->second.data_key) {
+    return fail(ErrorCode::kByokKeyUnreadable,
+                "the stored key for provider " + context.provider->id +
+                    " cannot be decrypted; store it again");
+  }
+  auto plaintext = vault::Vault::decryptCredential(
+      *project->second.data_key,
+      vault::CredentialBinding{token.project_id, context.provider->id, setting->byok_credential->id},
+      setting->byok_credential->ciphertext);
+  if (!plaintext) {
+    return fail(ErrorCode::kByokKeyUnreadable,
+                "the stored key for provider " + context.provider->id +
+                    " cannot be decrypted; store it again");
+  }
+  return std::move(*plaintext);
+}
+
+}  // namespace keystore::proxy

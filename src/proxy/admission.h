@@ -1,0 +1,49 @@
+// Admission: pipeline steps 1 to 6 for one proxied request, before any upstream connection.
+//
+// Given the request line and headers and the current snapshot, admission routes the request,
+// finds the agent token in exactly one place, checks it, its agent and its scopes, and
+// decrypts the credential the project uses for the provider. Every failure is an Error whose
+// code is the client-facing error code; nothing here does I/O or takes a lock, so it runs on
+// the proxy's I/O threads.
+#pragma once
+
+#include <boost/beast/http/fields.hpp>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "catalog/catalog.h"
+#include "common/error.h"
+#include "common/secret.h"
+#include "proxy/route.h"
+#include "proxy/snapshot.h"
+
+namespace keystore::proxy {
+
+// What admission learned about the request; filled in as far as it got, so that logs and
+// ledger rows of rejected requests still name the token, agent and project.
+struct AdmissionContext {
+  Route route;
+  const catalog::ProviderSpec* provider = nullptr;
+  const TokenEntry* token = nullptr;  // points into `snapshot`
+  std::string mode;
+  std::string credential_id;
+  std::shared_ptr<const Snapshot> snapshot;
+};
+
+// Finds the agent token among the places the provider's SDK may put it. kMissingToken when
+// there is none, kAmbiguousCredentials when two places (or two Authorization headers, or a
+// comma-joined value) carry different candidates.
+Result<std::string_view> findAgentToken(const boost::beast::http::fields& headers,
+                                        std::string_view query,
+                                        const catalog::ProviderSpec& provider);
+
+// Runs steps 1 to 6. On success returns the plaintext credential to inject (a key, or a JSON
+// object of fields for multi-field credentials); the caller wipes it by letting it go out of
+// scope as soon as the upstream request is built.
+Result<Secret> admitRequest(std::string_view method, std::string_view target,
+                            const boost::beast::http::fields& headers,
+                            const catalog::Catalog& catalog, int64_t now_millis,
+                            AdmissionContext& context);
+
+}  // namespace keystore::proxy

@@ -1,0 +1,307 @@
+#include "proxy/header_rules.h"
+
+#include <openssl/crypto.h>
+
+#include <algorithm>
+#include <boost/json/parse.hpp>
+#include <boost/json/value.hpp>
+#include <cctype>
+
+#include "common/encoding.h"
+
+namespace keystore::proxy {
+
+namespace http = boost::beast::http;
+
+namespace {
+
+bool equalsNoCase(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) {
+    return false;
+  }
+  for (size_t i = 0; i < a.size(); ++i) {
+    if (std::tolower(static_cast<unsigned char>(a[i])) !=
+        std::tolower(static_cast<unsigned char>(b[i]))) {
+      return false;
+    }
+  }
+  return true;
+}
+
+bool isHopByHop(std::string_view name) {
+  static constexpr std::string_view kHopByHop[] = {
+      "connection", "keep-alive", "proxy-connection", "te",      "trailer",
+      "transfer-encoding", "upgrade", "proxy-authenticate", "proxy-authorization"};
+  for (auto hop : kHopByHop) {
+    if (equalsNoCase(name, hop)) {
+      return true;
+    }
+  }
+  return false;
+}
+
+bool isClientCredentialHeader(std::string_view name, const catalog::ProviderSpec& provider) {
+  static constexpr std::string_view kCredentialHeaders[] = {
+      "authorization", "x-api-key", "api-key", "proxy-authorization", "cookie",
+      "x-goog-api-key"};
+  for (auto header : kCredentialHeaders) {
+    if (equalsNoCase(name, header)) {
+      return true;
+    }
+  }
+  for (const auto& location : provider.token_locations) {
+    if (location.kind == catalog::TokenLocation::Kind::kHeader && equalsNoCase(name, location.name)) {
+      return true;
+    }
+  }
+  return equalsNoCase(name, provider.auth.header);
+}
+
+bool isResponseCredentialHeader(std::string_view name) {
+  static constexpr std::string_view kHeaders[] = {
+      "authorization", "x-api-key", "api-key", "x-goog-api-key", "proxy-authenticate",
+      "set-cookie", "set-cookie2"};
+  for (auto header : kHeaders) {
+    if (equalsNoCase(name, header)) {
+      return true;
+    }
+  }
+  return false;
+}
+
+// Header names listed in Connection are hop-by-hop for this message only.
+bool namedInConnection(const http::fields& fields, std::string_view name) {
+  auto range = fields.equal_range(http::field::connection);
+  for (auto it = range.first; it != range.second; ++it) {
+    std::string_view value = it->value();
+    while (!value.empty()) {
+      size_t comma = value.find(',');
+      std::string_view token = value.substr(0, comma);
+      while (!token.empty() && (token.front() == ' ' || token.front() == '\t')) {
+        token.remove_prefix(1);
+      }
+      while (!token.empty() && (token.back() == ' ' || token.back() == '\t')) {
+        token.remove_suffix(1);
+      }
+      if (equalsNoCase(token, name)) {
+        return true;
+      }
+      if (comma == std::string_view::npos) {
+        break;
+      }
+      value.remove_prefix(comma + 1);
+    }
+  }
+  return false;
+}
+
+// Reads one field of a JSON-object credential.
+Result<Secret> credentialField(const Secret& credential, std::string_view field) {
+  boost::system::error_code error;
+  auto document = boost::json::parse(credential.reveal(), error);
+  if (error || !document.is_object()) {
+    return fail(ErrorCode::kProviderNotConfigured,
+                "the stored credential is not a JSON object with the fields this provider needs");
+  }
+  const auto* value = document.get_object().if_contains(field);
+  if (value == nullptr || !value->is_string()) {
+    return fail(ErrorCode::kProviderNotConfigured,
+                "the stored credential lacks the field '" + std::string(field) + "'");
+  }
+  Secret result(std::string(value->get_string()));
+  return result;
+}
+
+}  // namespace
+
+Result<void> buildUpstreamHeaders(const http::fields& client, http::fields& upstream,
+                                  const catalog::ProviderSpec& provider, const Secret& credential,
+                                  std::string_view request_id) {
+  for (const auto& field : client) {
+    std::string_view name = field.name_string();
+    if (isHopByHop(name) || isClientCredentialHeader(name, provider) ||
+        namedInConnection(client, name) || field.name() == http::field::host ||
+        field.name() == http::field::expect || field.name() == http::field::accept_encoding ||
+        field.name() == http::field::content_length || equalsNoCase(name, "x-request-id")) {
+      continue;
+    }
+    upstream.insert(field.name(), name, field.value());
+  }
+  upstream.set(http::field::host, provider.base.host_header);
+  upstream.set(http::field::accept_encoding, "identity");
+  upstream.set("x-request-id", request_id);
+
+  using Scheme = catalog::AuthSpec::Scheme;
+  switch (provider.auth.scheme) {
+    case Scheme::kBearer: {
+      std::string value = "Bearer ";
+      value.append(credential.reveal());
+      upstream.set(http::field::authorization, value);
+      OPENSSL_cleanse(value.data(), value.size());
+      break;
+    }
+    case Scheme::kHeader: {
+      std::string value = provider.auth.prefix;
+      value.append(credential.reveal());
+      upstream.set(provider.auth.header, value);
+      OPENSSL_cleanse(value.data(), value.size());
+      break;
+    }
+    case Scheme::kBasic: {
+      auto user = credentialField(credential, provider.auth.username_field);
+      if (!user) {
+        return std::unexpected(user.error());
+      }
+      auto password = credentialField(credential, provider.auth.password_field);
+      if (!password) {
+        return std::unexpected(password.error());
+      }
+      std::string pair(user->reveal());
+      pair.push_back(':');
+      pair.append(password->reveal());
+      std::string value = "Basic " + base64Encode(pair);
+      upstream.set(http::field::authorization, value);
+      OPENSSL_cleanse(pair.data(), pair.size());
+      OPENSSL_cleanse(value.data(), value.size());
+      break;
+    }
+    case Scheme::kQuery:
+      break;  // added to the target by buildUpstreamTarget
+  }
+  return {};
+}
+
+std::string buildUpstreamTarget(const catalog::ProviderSpec& provider, const Route& route,
+                                const Secret& credential) {
+  std::string target = provider.base.base_path;
+  target += route.path;
+
+  std::vector<std::string_view> dropped_params;
+  for (const auto& location : provider.token_locations) {
+    if (location.kind == catalog::TokenLocation::Kind::kQuery) {
+      dropped_params.push_back(location.name);
+    }
+  }
+  if (provider.auth.scheme == catalog::AuthSpec::Scheme::kQuery) {
+    dropped_params.push_back(provider.auth.query_param);
+  }
+
+  std::string query;
+  std::string_view rest = route.query;
+  while (!rest.empty()) {
+    size_t amp = rest.find('&');
+    std::string_view pair = rest.substr(0, amp);
+    std::string_view name = pair.substr(0, pair.find('='));
+    if (std::find(dropped_params.begin(), dropped_params.end(), name) == dropped_params.end() &&
+        !pair.empty()) {
+      if (!query.empty()) {
+        query.push_back('&');
+      }
+      query.append(pair);
+    }
+    if (amp == std::string_view::npos) {
+      break;
+    }
+    rest.remove_prefix(amp + 1);
+  }
+  if (provider.auth.scheme == catalog::AuthSpec::Scheme::kQuery) {
+    if (!query.empty()) {
+      query.push_back('&');
+    }
+    query.append(provider.auth.query_param);
+    query.push_back('=');
+    query.append(credential.reveal());
+  }
+  if (!query.empty()) {
+    target.push_back('?');
+    target.append(query);
+  }
+  return target;
+}
+
+std::vector<std::string> credentialNeedles(const catalog::ProviderSpec& provider,
+                                           const Secret& credential) {
+  std::vector<std::string> needles;
+  boost::system::error_code error;
+  auto document = boost::json::parse(credential.reveal(), error);
+  if (!error && document.is_object()) {
+    for (const auto& field : document.get_object()) {
+      if (field.value().is_string() && field.value().get_string().size() >= 8) {
+        needles.emplace_back(field.value().get_string());
+      }
+    }
+  } else if (credential.size() >= 8) {
+    needles.emplace_back(credential.reveal());
+  }
+  if (provider.auth.scheme == catalog::AuthSpec::Scheme::kBasic && needles.size() >= 1) {
+    auto user = credentialField(credential, provider.auth.username_field);
+    auto password = credentialField(credential, provider.auth.password_field);
+    if (user && password) {
+      std::string pair(user->reveal());
+      pair.push_back(':');
+      pair.append(password->reveal());
+      needles.push_back(base64Encode(pair));
+      OPENSSL_cleanse(pair.data(), pair.size());
+    }
+  }
+  return needles;
+}
+
+void cleanResponseHeaders(http::fields& response, const Secret& credential) {
+  std::vector<std::string> to_erase;
+  for (const auto& field : response) {
+    std::string_view name = field.name_string();
+    if (isHopByHop(name) || isResponseCredentialHeader(name) || namedInConnection(response, name)) {
+      to_erase.emplace_back(name);
+      continue;
+    }
+    if (credential.size() >= 8 && field.value().find(credential.reveal()) != std::string_view::npos) {
+      to_erase.emplace_back(name);
+    }
+  }
+  for (const auto& name : to_erase) {
+    response.erase(name);
+  }
+}
+
+StreamRedactor::StreamRedactor(std::vector<std::string> needles) : needles_(std::move(needles)) {}
+
+StreamRedactor::~StreamRedactor() {
+  for (auto& needle : needles_) {
+    OPENSSL_cleanse(needle.data(), needle.size());
+  }
+}
+
+std::string_view StreamRedactor::feed(std::string_view chunk) {
+  ready_.assign(pending_);
+  ready_.append(chunk);
+  pending_.clear();
+  for (const auto& needle : needles_) {
+    for (size_t at = ready_.find(needle); at != std::string::npos;
+         at = ready_.find(needle, at + needle.size())) {
+      std::fill_n(ready_.begin() + static_cast<std::ptrdiff_t>(at), needle.size(), '*');
+    }
+  }
+  // Hold back the longest tail that is a proper prefix of some needle.
+  size_t hold = 0;
+  for (const auto& needle : needles_) {
+    size_t max_len = std::min(needle.size() - 1, ready_.size());
+    for (size_t len = max_len; len > hold; --len) {
+      if (std::string_view(ready_).substr(ready_.size() - len) == std::string_view(needle).substr(0, len)) {
+        hold = len;
+        break;
+      }
+    }
+  }
+  pending_.assign(ready_, ready_.size() - hold, hold);
+  ready_.resize(ready_.size() - hold);
+  return ready_;
+}
+
+std::string_view StreamRedactor::finish() {
+  ready_.swap(pending_);
+  pending_.clear();
+  return ready_;
+}
+
+}  // namespace keystore::proxy

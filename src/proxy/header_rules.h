@@ -1,0 +1,66 @@
+// Header rules of the proxy: what crosses from client to upstream and back.
+//
+// Upstream requests lose every client credential header (Authorization, x-api-key, api-key,
+// Proxy-Authorization, Cookie and the provider's own token headers), every hop-by-hop header
+// (RFC 9110 section 7.6.1 plus any named in Connection), Host, Expect and Accept-Encoding.
+// They gain Host set to the upstream, the credential exactly once in the provider's scheme,
+// `Accept-Encoding: identity` (so echoed key material in the answer stays detectable) and
+// x-request-id. Responses lose hop-by-hop and credential-bearing headers, and any header
+// value that quotes the injected credential.
+#pragma once
+
+#include <boost/beast/http/fields.hpp>
+#include <string>
+#include <string_view>
+
+#include "catalog/catalog.h"
+#include "common/error.h"
+#include "common/secret.h"
+#include "proxy/route.h"
+
+namespace keystore::proxy {
+
+// Copies the client's end-to-end headers into `upstream` and injects the credential.
+// kProviderNotConfigured when a multi-field credential lacks a field the scheme needs.
+Result<void> buildUpstreamHeaders(const boost::beast::http::fields& client,
+                                  boost::beast::http::fields& upstream,
+                                  const catalog::ProviderSpec& provider, const Secret& credential,
+                                  std::string_view request_id);
+
+// The upstream request target: the provider's base path, the routed path and the query,
+// with any query-string token location removed and, for query-auth providers, the key added.
+std::string buildUpstreamTarget(const catalog::ProviderSpec& provider, const Route& route,
+                                const Secret& credential);
+
+// Removes hop-by-hop and credential-bearing response headers and any header whose value
+// contains one of the credential's secret values.
+void cleanResponseHeaders(boost::beast::http::fields& response, const Secret& credential);
+
+// The secret strings inside a credential: the key itself, or each field of a JSON object
+// credential (and, for Basic auth, the base64 form the upstream may echo).
+std::vector<std::string> credentialNeedles(const catalog::ProviderSpec& provider,
+                                           const Secret& credential);
+
+// Redacts occurrences of secret strings in a streamed body without buffering it: each chunk
+// is scanned in place and occurrences are overwritten with '*' of the same length, so
+// Content-Length stays valid. Only the longest suffix of a chunk that could begin a secret
+// is held back until the next chunk (in practice nothing, because SSE events end in "\n\n").
+class StreamRedactor {
+ public:
+  explicit StreamRedactor(std::vector<std::string> needles);
+  ~StreamRedactor();
+
+  // Appends `chunk` to the pending bytes, redacts, and returns the bytes safe to send now.
+  std::string_view feed(std::string_view chunk);
+  // Returns whatever is still held back, at the end of the body.
+  std::string_view finish();
+
+  bool active() const { return !needles_.empty(); }
+
+ private:
+  std::vector<std::string> needles_;
+  std::string pending_;
+  std::string ready_;
+};
+
+}  // namespace keystore::proxy

@@ -1,0 +1,750 @@
+// The Beast-heavy part of the proxy: listeners, client sessions, upstream connections and the
+// streaming relay. Kept in one translation unit because instantiating Beast's awaitable
+// machinery is expensive to compile.
+#include "proxy/proxy_server.h"
+
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+#include <spdlog/spdlog.h>
+#include <sys/socket.h>
+
+#include <atomic>
+#include <boost/asio.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/ssl.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
+#include <boost/json/serialize.hpp>
+#include <boost/json/string.hpp>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "common/clock.h"
+#include "common/encoding.h"
+#include "common/random.h"
+#include "proxy/admission.h"
+#include "proxy/header_rules.h"
+
+namespace keystore::proxy {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+namespace ssl = asio::ssl;
+using tcp = asio::ip::tcp;
+using asio::awaitable;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+constexpr auto kNoThrow = asio::as_tuple(asio::use_awaitable);
+constexpr size_t kRelayBufferSize = 16 * 1024;
+
+// One connection to a provider, plain or TLS, with its read buffer.
+struct UpstreamConnection {
+  std::unique_ptr<beast::tcp_stream> plain;
+  std::unique_ptr<beast::ssl_stream<beast::tcp_stream>> secure;
+  beast::flat_buffer buffer;
+  Clock::time_point idle_since{};
+  bool reused = false;
+
+  beast::tcp_stream& tcp() { return plain ? *plain : beast::get_lowest_layer(*secure); }
+};
+
+// Idle keep-alive connections of one I/O thread, per provider.
+class UpstreamPool {
+ public:
+  explicit UpstreamPool(const ProxyOptions& options) : options_(options) {}
+
+  std::unique_ptr<UpstreamConnection> take(const std::string& provider) {
+    auto& idle = idle_[provider];
+    while (!idle.empty()) {
+      auto connection = std::move(idle.back());
+      idle.pop_back();
+      if (Clock::now() - connection->idle_since < options_.pool_idle_timeout &&
+          stillOpen(*connection)) {
+        connection->reused = true;
+        return connection;
+      }
+    }
+    return nullptr;
+  }
+
+  void give(const std::string& provider, std::unique_ptr<UpstreamConnection> connection) {
+    auto& idle = idle_[provider];
+    if (idle.size() >= options_.max_idle_per_upstream) {
+      return;
+    }
+    connection->idle_since = Clock::now();
+    idle.push_back(std::move(connection));
+  }
+
+  void clear() { idle_.clear(); }
+
+ private:
+  // A pooled connection the upstream already closed shows as readable with zero bytes (or an
+  // error); sending a request on it would fail after the fact, so it is dropped here.
+  static bool stillOpen(UpstreamConnection& connection) {
+    if (connection.buffer.size() > 0) {
+      return false;  // unsolicited bytes: the connection is out of step
+    }
+    char probe;
+    auto handle = connection.tcp().socket().native_handle();
+    ssize_t n = ::recv(handle, &probe, 1, MSG_PEEK | MSG_DONTWAIT);
+    return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
+  }
+
+  const ProxyOptions& options_;
+  std::unordered_map<std::string, std::vector<std::unique_ptr<UpstreamConnection>>> idle_;
+};
+
+struct Worker {
+  explicit Worker(const ProxyOptions& options) : io(1), pool(options) {}
+
+  asio::io_context io;
+  std::unique_ptr<tcp::acceptor> acceptor;
+  UpstreamPool pool;
+  std::thread thread;
+};
+
+std::string jsonString(std::string_view text) {
+  return boost::json::serialize(boost::json::string(text));
+}
+
+// Request ids: a random per-process prefix and a counter, unique without a CSPRNG call per
+// request.
+std::string newRequestId() {
+  static const std::string prefix = "req_" + hexEncode(randomBytes(6));
+  static std::atomic<uint64_t> counter{0};
+  char suffix[24];
+  int size = std::snprintf(suffix, sizeof(suffix), "%012llx",
+                           static_cast<unsigned long long>(counter.fetch_add(1) + 1));
+  return prefix + std::string(suffix, static_cast<size_t>(size));
+}
+
+struct RequestRecord {
+  std::string request_id;
+  std::string method;
+  std::string provider;
+  std::string path;
+  Clock::time_point started = Clock::now();
+  int status = 0;
+  int upstream_status = 0;
+  std::string outcome;
+  int64_t bytes_in = 0;
+  int64_t bytes_out = 0;
+};
+
+bool isTimeout(const boost::system::error_code& error) {
+  return error == beast::error::timeout || error == asio::error::timed_out;
+}
+
+}  // namespace
+
+struct ProxyServer::Impl {
+  Impl(ProxyOptions opts, const catalog::Catalog& cat, SnapshotHolder& snaps,
+       metering::LedgerWriter& led)
+      : options(std::move(opts)),
+        catalog(cat),
+        snapshots(snaps),
+        ledger(led),
+        tls(ssl::context::tls_client) {}
+
+  ProxyOptions options;
+  const catalog::Catalog& catalog;
+  SnapshotHolder& snapshots;
+  metering::LedgerWriter& ledger;
+  ssl::context tls;
+  std::vector<std::unique_ptr<Worker>> workers;
+  std::atomic<int> active_requests{0};
+
+  Result<void> setUpTls();
+  Result<std::string> bind();
+
+  awaitable<void> acceptLoop(Worker& worker);
+  awaitable<void> runSession(Worker& worker, tcp::socket socket);
+  awaitable<bool> handleRequest(Worker& worker, beast::tcp_stream& client,
+                                beast::flat_buffer& buffer,
+                                http::request_parser<http::string_body>& parser);
+  awaitable<Result<std::unique_ptr<UpstreamConnection>>> connectUpstream(
+      const catalog::ProviderSpec& provider);
+
+  template <typename Stream>
+  awaitable<bool> exchange(Stream& upstream, UpstreamConnection& connection,
+                           beast::tcp_stream& client, http::request<http::string_body>& request,
+                           const catalog::ProviderSpec& provider, const Secret& credential,
+                           bool client_keep_alive, RequestRecord& record, bool& reusable);
+
+  awaitable<bool> writeError(beast::tcp_stream& client, const Error& error,
+                             const RequestRecord& record, unsigned version, bool keep_alive);
+  void finish(const RequestRecord& record, const AdmissionContext* context, bool write_ledger);
+};
+
+Result<void> ProxyServer::Impl::setUpTls() {
+  boost::system::error_code error;
+  tls.set_default_verify_paths(error);
+  if (error) {
+    return fail(ErrorCode::kInternal, "cannot load the system CA certificates: " + error.message());
+  }
+  if (!options.upstream_ca_file.empty()) {
+    tls.load_verify_file(options.upstream_ca_file, error);
+    if (error) {
+      return fail(ErrorCode::kInvalidRequest, "cannot load the upstream CA file " +
+                                                  options.upstream_ca_file + ": " +
+                                                  error.message());
+    }
+  }
+  tls.set_verify_mode(ssl::verify_peer);
+  SSL_CTX_set_min_proto_version(tls.native_handle(), TLS1_2_VERSION);
+  return {};
+}
+
+Result<std::string> ProxyServer::Impl::bind() {
+  boost::system::error_code error;
+  auto address = asio::ip::make_address(options.listen_host, error);
+  if (error) {
+    return fail(ErrorCode::kInvalidRequest,
+                "--listen host '" + options.listen_host + "' is not an IP address");
+  }
+  uint16_t port = options.listen_port;
+  for (auto& worker : workers) {
+    auto acceptor = std::make_unique<tcp::acceptor>(worker->io);
+    tcp::endpoint endpoint(address, port);
+    acceptor->open(endpoint.protocol(), error);
+    if (!error) {
+      acceptor->set_option(asio::socket_base::reuse_address(true), error);
+    }
+    if (!error) {
+      int one = 1;
+      if (::setsockopt(acceptor->native_handle(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) != 0) {
+        error = boost::system::error_code(errno, boost::system::system_category());
+      }
+    }
+    if (!error) {
+      acceptor->bind(endpoint, error);
+    }
+    if (!error) {
+      acceptor->listen(asio::socket_base::max_listen_connections, error);
+    }
+    if (error) {
+      return fail(ErrorCode::kInvalidRequest, "cannot listen on " + options.listen_host + ":" +
+                                                  std::to_string(port) + ": " + error.message());
+    }
+    // Port 0 picks a free port for the first acceptor; the others share that port.
+    port = acceptor->local_endpoint().port();
+    worker->acceptor = std::move(acceptor);
+  }
+  auto bound = workers.front()->acceptor->local_endpoint();
+  std::string host = bound.address().is_v6() ? "[" + bound.address().to_string() + "]"
+                                             : bound.address().to_string();
+  return host + ":" + std::to_string(bound.port());
+}
+
+awaitable<void> ProxyServer::Impl::acceptLoop(Worker& worker) {
+  while (worker.acceptor && worker.acceptor->is_open()) {
+    auto [error, socket] = co_await worker.acceptor->async_accept(kNoThrow);
+    if (error) {
+      if (error == asio::error::operation_aborted || !worker.acceptor->is_open()) {
+        break;
+      }
+      spdlog::warn("proxy accept failed: {}", error.message());
+      continue;
+    }
+    socket.set_option(tcp::no_delay(true), error);
+    asio::co_spawn(worker.io, runSession(worker, std::move(socket)), asio::detached);
+  }
+}
+
+awaitable<void> ProxyServer::Impl::runSession(Worker& worker, tcp::socket socket) {
+  beast::tcp_stream client(std::move(socket));
+  beast::flat_buffer buffer;
+  while (true) {
+    http::request_parser<http::string_body> parser;
+    parser.header_limit(64 * 1024);
+    parser.body_limit(options.max_request_bytes);
+    client.expires_after(options.client_header_timeout);
+    auto [error, bytes] = co_await http::async_read_header(client, buffer, parser, kNoThrow);
+    if (error) {
+      if (error == http::error::end_of_stream || error == asio::error::eof ||
+          error == asio::error::connection_reset || isTimeout(error) ||
+          error == asio::error::operation_aborted) {
+        break;
+      }
+      RequestRecord record;
+      record.request_id = newRequestId();
+      record.status = 400;
+      record.outcome = "invalid_request";
+      co_await writeError(client, Error{ErrorCode::kInvalidRequest, "malformed HTTP request"},
+                          record, 11, false);
+      break;
+    }
+    active_requests.fetch_add(1, std::memory_order_relaxed);
+    bool keep_alive = co_await handleRequest(worker, client, buffer, parser);
+    active_requests.fetch_sub(1, std::memory_order_relaxed);
+    if (!keep_alive) {
+      break;
+    }
+  }
+  boost::system::error_code ignored;
+  client.socket().shutdown(tcp::socket::shutdown_send, ignored);
+  client.close();
+}
+
+awaitable<bool> ProxyServer::Impl::writeError(beast::tcp_stream& client, const Error& error,
+                                              const RequestRecord& record, unsigned version,
+                                              bool keep_alive) {
+  http::response<http::string_body> response{static_cast<http::status>(httpStatus(error.code)),
+                                             version};
+  response.set(http::field::content_type, "application/json");
+  response.set("x-request-id", record.request_id);
+  response.body() = R"({"error":{"type":"keystore_error","code":")" +
+                    std::string(errorCodeName(error.code)) + R"(","message":)" +
+                    jsonString(error.message) + R"(,"request_id":")" + record.request_id +
+                    "\"}}";
+  response.keep_alive(keep_alive);
+  response.prepare_payload();
+  client.expires_after(options.idle_timeout);
+  auto [write_error, written] = co_await http::async_write(client, response, kNoThrow);
+  co_return !write_error && keep_alive;
+}
+
+void ProxyServer::Impl::finish(const RequestRecord& record, const AdmissionContext* context,
+                               bool write_ledger) {
+  auto elapsed = std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - record.started);
+  const TokenEntry* token = context ? context->token : nullptr;
+  std::string_view project = token ? std::string_view(token->project_id) : std::string_view{};
+  std::string_view agent = token ? std::string_view(token->agent_id) : std::string_view{};
+  std::string_view token_id = token ? std::string_view(token->token_id) : std::string_view{};
+
+  // One JSON line per request: ids, statuses and sizes only, never a header value or body.
+  spdlog::info(
+      R"({{"msg":"request","request_id":"{}","project":"{}","agent":"{}","token_id":"{}","provider":{},"method":{},"path":{},"status":{},"upstream_status":{},"outcome":"{}","bytes_in":{},"bytes_out":{},"duration_ms":{:.3f}}})",
+      record.request_id, project, agent, token_id, jsonString(record.provider),
+      jsonString(record.method), jsonString(record.path), record.status, record.upstream_status,
+      record.outcome, record.bytes_in, record.bytes_out, static_cast<double>(elapsed.count()) / 1000.0);
+
+  if (!write_ledger || token == nullptr) {
+    return;
+  }
+  store::LedgerRow row;
+  row.time = nowUnixMillis();
+  row.request_id = record.request_id;
+  row.project_id = token->project_id;
+  row.agent_id = token->agent_id;
+  row.token_id = token->token_id;
+  row.provider = record.provider;
+  row.mode = context->mode;
+  row.method = record.method;
+  row.path = record.path;
+  row.upstream_status = record.upstream_status;
+  row.outcome = record.outcome;
+  row.bytes_in = record.bytes_in;
+  row.bytes_out = record.bytes_out;
+  row.latency_ms = std::chrono::duration_cast<std::chrono::milliseconds>(elapsed).count();
+  if (options.ledger_strict) {
+    ledger.appendDurable(std::move(row));
+  } else {
+    ledger.append(std::move(row));
+  }
+}
+
+awaitable<bool> ProxyServer::Impl::handleRequest(Worker& worker, beast::tcp_stream& client,
+                                                 beast::flat_buffer& buffer,
+                                                 http::request_parser<http::string_body>& parser) {
+  RequestRecord record;
+  record.request_id = newRequestId();
+  auto& header = parser.get();
+  unsigned version = header.version();
+  record.method = std::string(header.method_string());
+  std::string_view target = header.target();
+  bool has_body = parser.content_length().value_or(0) > 0 || parser.chunked();
+  // An error answered before the body was read leaves the body on the wire, so the
+  // connection cannot carry another request.
+  bool keep_alive_on_error = header.keep_alive() && !has_body;
+
+  if (target == "/healthz" && (header.method() == http::verb::get || header.method() == http::verb::head)) {
+    http::response<http::string_body> response{http::status::ok, version};
+    response.set(http::field::content_type, "application/json");
+    response.body() = R"({"status":"ok"})";
+    response.keep_alive(keep_alive_on_error);
+    response.prepare_payload();
+    auto [error, written] = co_await http::async_write(client, response, kNoThrow);
+    co_return !error && keep_alive_on_error;
+  }
+
+  AdmissionContext context;
+  context.snapshot = snapshots.current();
+  auto credential = admitRequest(header.method_string(), target, header, catalog,
+                                 nowUnixMillis(), context);
+  record.provider = context.provider ? context.provider->id : std::string{};
+  record.path = context.route.path;
+  if (!credential) {
+    record.status = httpStatus(credential.error().code);
+    record.outcome = std::string(errorCodeName(credential.error().code));
+    finish(record, &context, false);
+    co_return co_await writeError(client, credential.error(), record, version, keep_alive_on_error);
+  }
+
+  if (parser.content_length() && *parser.content_length() > options.max_request_bytes) {
+    Error error{ErrorCode::kPayloadTooLarge, "the request body exceeds " +
+                                                 std::to_string(options.max_request_bytes) +
+                                                 " bytes"};
+    record.status = 413;
+    record.outcome = "payload_too_large";
+    finish(record, &context, false);
+    co_return co_await writeError(client, error, record, version, false);
+  }
+
+  // The client waits for an interim answer before it sends the body.
+  auto expect = header[http::field::expect];
+  if (beast::iequals(expect, "100-continue")) {
+    static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+    auto [error, written] =
+        co_await asio::async_write(client.socket(), asio::buffer(kContinue), kNoThrow);
+    if (error) {
+      co_return false;
+    }
+  }
+
+  client.expires_after(options.idle_timeout);
+  auto [read_error, read_bytes] = co_await http::async_read(client, buffer, parser, kNoThrow);
+  if (read_error) {
+    if (read_error == http::error::body_limit) {
+      Error error{ErrorCode::kPayloadTooLarge,
+                  "the request body exceeds " + std::to_string(options.max_request_bytes) + " bytes"};
+      record.status = 413;
+      record.outcome = "payload_too_large";
+      finish(record, &context, false);
+      co_await writeError(client, error, record, version, false);
+      co_return false;
+    }
+    // The client went away before sending its whole request: nothing reached the provider.
+    record.outcome = "client_aborted";
+    finish(record, &context, false);
+    co_return false;
+  }
+
+  auto& client_request = parser.get();
+  bool client_keep_alive = client_request.keep_alive();
+  http::request<http::string_body> upstream_request;
+  upstream_request.method(client_request.method());
+  if (client_request.method() == http::verb::unknown) {
+    upstream_request.method_string(client_request.method_string());
+  }
+  upstream_request.version(11);
+  upstream_request.target(buildUpstreamTarget(*context.provider, context.route, *credential));
+  auto built = buildUpstreamHeaders(client_request, upstream_request.base(), *context.provider,
+                                    *credential, record.request_id);
+  if (!built) {
+    record.status = httpStatus(built.error().code);
+    record.outcome = std::string(errorCodeName(built.error().code));
+    finish(record, &context, false);
+    co_return co_await writeError(client, built.error(), record, version, false);
+  }
+  upstream_request.body() = std::move(client_request.body());
+  record.bytes_in = static_cast<int64_t>(upstream_request.body().size());
+  upstream_request.prepare_payload();
+  upstream_request.keep_alive(true);
+
+  // Send on a pooled connection, or a new one. A pooled connection that fails while the
+  // request is being written never delivered a whole request, so one retry on a fresh
+  // connection cannot duplicate work upstream.
+  const catalog::ProviderSpec& provider = *context.provider;
+  bool keep_client = false;
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    auto connection = worker.pool.take(provider.id);
+    if (!connection) {
+      auto connected = co_await connectUpstream(provider);
+      if (!connected) {
+        record.status = httpStatus(connected.error().code);
+        record.outcome = std::string(errorCodeName(connected.error().code));
+        finish(record, &context, true);
+        co_return co_await writeError(client, connected.error(), record, version, client_keep_alive);
+      }
+      connection = std::move(*connected);
+    }
+    bool reusable = false;
+    record.outcome.clear();
+    if (connection->secure) {
+      keep_client = co_await exchange(*connection->secure, *connection, client, upstream_request,
+                                      provider, *credential, client_keep_alive, record, reusable);
+    } else {
+      keep_client = co_await exchange(*connection->plain, *connection, client, upstream_request,
+                                      provider, *credential, client_keep_alive, record, reusable);
+    }
+    if (record.outcome == "retry_on_fresh_connection" && connection->reused && attempt == 0) {
+      continue;
+    }
+    if (record.outcome == "retry_on_fresh_connection") {
+      record.outcome = "upstream_unreachable";
+      record.status = 502;
+      finish(record, &context, true);
+      co_return co_await writeError(
+          client, Error{ErrorCode::kUpstreamUnreachable, "sending the request upstream failed"},
+          record, version, client_keep_alive);
+    }
+    if (reusable) {
+      worker.pool.give(provider.id, std::move(connection));
+    }
+    break;
+  }
+  finish(record, &context, true);
+  co_return keep_client;
+}
+
+awaitable<Result<std::unique_ptr<UpstreamConnection>>> ProxyServer::Impl::connectUpstream(
+    const catalog::ProviderSpec& provider) {
+  auto executor = co_await asio::this_coro::executor;
+  const auto& base = provider.base;
+  tcp::resolver resolver(executor);
+  auto [resolve_error, results] =
+      co_await resolver.async_resolve(base.host, std::to_string(base.port), kNoThrow);
+  if (resolve_error) {
+    co_return fail(ErrorCode::kUpstreamUnreachable,
+                   "cannot resolve the upstream host of " + provider.id + ": " +
+                       resolve_error.message());
+  }
+  // The SSRF rules apply to the addresses actually dialled, so a public name that resolves
+  // to a private address is refused here even though its URL passed at start-up.
+  std::vector<tcp::endpoint> endpoints;
+  for (const auto& entry : results) {
+    if (options.allow_private_upstreams || !catalog::isPrivateAddress(entry.endpoint().address())) {
+      endpoints.push_back(entry.endpoint());
+    }
+  }
+  if (endpoints.empty()) {
+    co_return fail(ErrorCode::kUpstreamUnreachable,
+                   "the upstream host of " + provider.id + " resolves only to private addresses");
+  }
+
+  auto connection = std::make_unique<UpstreamConnection>();
+  beast::tcp_stream stream(executor);
+  stream.expires_after(options.connect_timeout);
+  auto [connect_error, endpoint] = co_await stream.async_connect(endpoints, kNoThrow);
+  if (connect_error) {
+    co_return fail(isTimeout(connect_error) ? ErrorCode::kUpstreamTimeout
+                                            : ErrorCode::kUpstreamUnreachable,
+                   "cannot connect to the upstream of " + provider.id + ": " +
+                       connect_error.message());
+  }
+  boost::system::error_code ignored;
+  stream.socket().set_option(tcp::no_delay(true), ignored);
+
+  if (!base.tls) {
+    connection->plain = std::make_unique<beast::tcp_stream>(std::move(stream));
+    co_return connection;
+  }
+
+  connection->secure = std::make_unique<beast::ssl_stream<beast::tcp_stream>>(std::move(stream), tls);
+  SSL* handle = connection->secure->native_handle();
+  boost::system::error_code address_error;
+  auto literal = asio::ip::make_address(base.host, address_error);
+  if (address_error) {
+    SSL_set_tlsext_host_name(handle, base.host.c_str());
+    SSL_set1_host(handle, base.host.c_str());
+  } else {
+    X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(handle), literal.to_string().c_str());
+  }
+  auto [handshake_error] =
+      co_await connection->secure->async_handshake(ssl::stream_base::client, kNoThrow);
+  if (handshake_error) {
+    co_return fail(isTimeout(handshake_error) ? ErrorCode::kUpstreamTimeout
+                                              : ErrorCode::kUpstreamUnreachable,
+                   "TLS handshake with the upstream of " + provider.id + " failed: " +
+                       handshake_error.message());
+  }
+  co_return connection;
+}
+
+template <typename Stream>
+awaitable<bool> ProxyServer::Impl::exchange(Stream& upstream, UpstreamConnection& connection,
+                                            beast::tcp_stream& client,
+                                            http::request<http::string_body>& request,
+                                            const catalog::ProviderSpec& provider,
+                                            const Secret& credential, bool client_keep_alive,
+                                            RequestRecord& record, bool& reusable) {
+  reusable = false;
+  unsigned client_version = 11;
+
+  connection.tcp().expires_after(options.idle_timeout);
+  auto [write_error, written] = co_await http::async_write(upstream, request, kNoThrow);
+  if (write_error) {
+    record.outcome = "retry_on_fresh_connection";
+    co_return false;
+  }
+
+  http::response_parser<http::buffer_body> parser;
+  parser.header_limit(64 * 1024);
+  parser.body_limit(options.max_response_bytes);
+  if (request.method() == http::verb::head) {
+    parser.skip(true);
+  }
+  connection.tcp().expires_after(options.response_header_timeout);
+  auto [header_error, header_bytes] =
+      co_await http::async_read_header(upstream, connection.buffer, parser, kNoThrow);
+  if (header_error) {
+    ErrorCode code = ErrorCode::kUpstreamInvalidResponse;
+    std::string message = "the upstream sent an invalid response";
+    if (isTimeout(header_error)) {
+      code = ErrorCode::kUpstreamTimeout;
+      message = "the upstream did not answer in time";
+    } else if (header_error == http::error::end_of_stream || header_error == asio::error::eof ||
+               header_error == asio::error::connection_reset ||
+               header_error == asio::ssl::error::stream_truncated) {
+      // The request may have reached the provider, so it is never replayed.
+      code = ErrorCode::kUpstreamUnreachable;
+      message = "the upstream closed the connection without answering";
+    }
+    record.status = httpStatus(code);
+    record.outcome = std::string(errorCodeName(code));
+    co_return co_await writeError(client, Error{code, message}, record, client_version,
+                                  client_keep_alive);
+  }
+
+  auto& response = parser.get();
+  record.upstream_status = static_cast<int>(response.result_int());
+  record.status = record.upstream_status;
+  cleanResponseHeaders(response.base(), credential);
+  response.set("x-request-id", record.request_id);
+  auto content_type = response[http::field::content_type];
+  if (content_type.starts_with("text/event-stream")) {
+    // Tell any buffering proxy in front (nginx) to pass events through as they come.
+    response.set(http::field::cache_control, "no-cache");
+    response.set("x-accel-buffering", "no");
+  }
+  bool upstream_keep_alive = response.keep_alive();
+  response.keep_alive(client_keep_alive);
+
+  StreamRedactor redactor(credentialNeedles(provider, credential));
+  char relay_buffer[kRelayBufferSize];
+  response.body().data = nullptr;
+  response.body().more = !parser.is_done();
+  http::response_serializer<http::buffer_body> serializer(response);
+
+  client.expires_after(options.idle_timeout);
+  auto [header_write_error, header_written] =
+      co_await http::async_write_header(client, serializer, kNoThrow);
+  if (header_write_error) {
+    record.outcome = "client_aborted";
+    co_return false;
+  }
+
+  std::string_view pending;
+  bool upstream_failed = false;
+  while (true) {
+    if (!parser.is_done() && pending.empty()) {
+      response.body().data = relay_buffer;
+      response.body().size = sizeof(relay_buffer);
+      connection.tcp().expires_after(options.idle_timeout);
+      auto [read_error, read] = co_await http::async_read_some(upstream, connection.buffer, parser, kNoThrow);
+      if (read_error == http::error::need_buffer) {
+        read_error = {};
+      }
+      if (read_error) {
+        upstream_failed = true;
+        record.outcome = isTimeout(read_error) ? "upstream_timeout" : "upstream_error";
+        break;
+      }
+      size_t produced = sizeof(relay_buffer) - response.body().size;
+      pending = redactor.active() ? redactor.feed({relay_buffer, produced})
+                                  : std::string_view(relay_buffer, produced);
+      if (parser.is_done() && redactor.active()) {
+        // Nothing more will come, so whatever the redactor held back is final. Both views
+        // point into the redactor's buffer; feed() output is copied to keep them apart.
+        std::string tail(redactor.finish());
+        std::string all(pending);
+        all += tail;
+        std::memcpy(relay_buffer, all.data(), std::min(all.size(), sizeof(relay_buffer)));
+        pending = std::string_view(relay_buffer, std::min(all.size(), sizeof(relay_buffer)));
+      }
+    }
+
+    if (!pending.empty()) {
+      response.body().data = const_cast<char*>(pending.data());
+      response.body().size = pending.size();
+      record.bytes_out += static_cast<int64_t>(pending.size());
+      pending = {};
+    } else {
+      // A zero-length chunk would end the client's body early; write nothing instead.
+      response.body().data = nullptr;
+      response.body().size = 0;
+    }
+    response.body().more = !parser.is_done();
+
+    client.expires_after(options.idle_timeout);
+    auto [client_error, sent] = co_await http::async_write(client, serializer, kNoThrow);
+    if (client_error == http::error::need_buffer) {
+      client_error = {};
+    }
+    if (client_error) {
+      record.outcome = "client_aborted";
+      co_return false;
+    }
+    if (serializer.is_done()) {
+      break;
+    }
+  }
+  if (upstream_failed) {
+    co_return false;  // the client cannot be told in-band; closing ends its body early
+  }
+  record.outcome = record.upstream_status >= 400 ? "upstream_error" : "ok";
+  reusable = upstream_keep_alive && parser.is_done();
+  co_return client_keep_alive;
+}
+
+ProxyServer::ProxyServer(ProxyOptions options, const catalog::Catalog& catalog,
+                         SnapshotHolder& snapshots, metering::LedgerWriter& ledger)
+    : impl_(std::make_unique<Impl>(std::move(options), catalog, snapshots, ledger)) {}
+
+ProxyServer::~ProxyServer() { stop(std::chrono::milliseconds(0)); }
+
+Result<std::string> ProxyServer::start() {
+  auto tls_ready = impl_->setUpTls();
+  if (!tls_ready) {
+    return std::unexpected(tls_ready.error());
+  }
+  int threads = std::max(1, impl_->options.threads);
+  for (int i = 0; i < threads; ++i) {
+    impl_->workers.push_back(std::make_unique<Worker>(impl_->options));
+  }
+  auto bound = impl_->bind();
+  if (!bound) {
+    impl_->workers.clear();
+    return std::unexpected(bound.error());
+  }
+  for (auto& worker : impl_->workers) {
+    Worker* raw = worker.get();
+    asio::co_spawn(raw->io, impl_->acceptLoop(*raw), asio::detached);
+    raw->thread = std::thread([raw] { raw->io.run(); });
+  }
+  return bound;
+}
+
+void ProxyServer::stop(std::chrono::milliseconds grace) {
+  if (!impl_ || impl_->workers.empty()) {
+    return;
+  }
+  for (auto& worker : impl_->workers) {
+    asio::post(worker->io, [raw = worker.get()] {
+      boost::system::error_code ignored;
+      raw->acceptor->close(ignored);
+    });
+  }
+  auto deadline = Clock::now() + grace;
+  while (impl_->active_requests.load() > 0 && Clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  for (auto& worker : impl_->workers) {
+    worker->io.stop();
+  }
+  for (auto& worker : impl_->workers) {
+    if (worker->thread.joinable()) {
+      worker->thread.join();
+    }
+  }
+  impl_->workers.clear();
+}
+
+}  // namespace keystore::proxy

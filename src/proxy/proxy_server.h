@@ -1,0 +1,61 @@
+// ProxyServer: the proxy listener. Accepts agent connections, admits each request against
+// the current snapshot, forwards it to the provider with the credential injected, streams
+// the answer back and hands one ledger row per proxied request to the LedgerWriter.
+//
+// Threading: `threads` I/O threads, each with its own io_context, acceptor (SO_REUSEPORT on
+// one port) and upstream connection pool, so nothing on the request path is shared between
+// threads except the snapshot pointer and the ledger queue. start() and stop() are called
+// from the owning (main) thread.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "catalog/catalog.h"
+#include "common/error.h"
+#include "metering/ledger_writer.h"
+#include "proxy/snapshot.h"
+
+namespace keystore::proxy {
+
+struct ProxyOptions {
+  std::string listen_host = "127.0.0.1";
+  uint16_t listen_port = 8080;
+  int threads = 2;
+  bool allow_private_upstreams = false;
+  std::string upstream_ca_file;  // extra trusted CA bundle (PEM) for upstream TLS
+  uint64_t max_request_bytes = 32ull << 20;    // request body limit
+  uint64_t max_response_bytes = 1ull << 30;    // response body limit
+  std::chrono::milliseconds connect_timeout{10'000};
+  // Waiting for the upstream's status line: long, because a non-streamed LLM call may
+  // think for minutes before it answers.
+  std::chrono::milliseconds response_header_timeout{600'000};
+  // Silence allowed between two reads of a response body; a live stream is never cut as
+  // long as bytes keep coming.
+  std::chrono::milliseconds idle_timeout{300'000};
+  std::chrono::milliseconds client_header_timeout{60'000};
+  // How long an idle pooled upstream connection is kept.
+  std::chrono::milliseconds pool_idle_timeout{30'000};
+  size_t max_idle_per_upstream = 64;
+  bool ledger_strict = false;  // appendDurable instead of append
+};
+
+class ProxyServer {
+ public:
+  ProxyServer(ProxyOptions options, const catalog::Catalog& catalog, SnapshotHolder& snapshots,
+              metering::LedgerWriter& ledger);
+  ~ProxyServer();
+
+  // Binds the listener and starts the I/O threads. Returns "host:port" as bound.
+  Result<std::string> start();
+  // Stops accepting, lets requests in flight finish for up to `grace`, then stops.
+  void stop(std::chrono::milliseconds grace);
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace keystore::proxy

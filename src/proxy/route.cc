@@ -1,0 +1,133 @@
+#include "proxy/route.h"
+
+namespace keystore::proxy {
+
+namespace {
+
+int hexDigit(char c) {
+  if (c >= '0' && c <= '9') {
+    return c - '0';
+  }
+  if (c >= 'a' && c <= 'f') {
+    return c - 'a' + 10;
+  }
+  if (c >= 'A' && c <= 'F') {
+    return c - 'A' + 10;
+  }
+  return -1;
+}
+
+// RFC 3986 pchar minus '%': unreserved, sub-delims, ':' and '@' need no encoding.
+bool isPathSafe(unsigned char c) {
+  if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) {
+    return true;
+  }
+  switch (c) {
+    case '-': case '.': case '_': case '~': case '!': case '$': case '&': case '\'':
+    case '(': case ')': case '*': case '+': case ',': case ';': case '=': case ':': case '@':
+      return true;
+    default:
+      return false;
+  }
+}
+
+Error invalidPath(std::string_view why) {
+  return Error{ErrorCode::kInvalidRequest, "invalid request path: " + std::string(why)};
+}
+
+// Decodes one raw segment; rejects encoded separators and control characters.
+Result<std::string> decodeSegment(std::string_view raw) {
+  std::string decoded;
+  decoded.reserve(raw.size());
+  for (size_t i = 0; i < raw.size(); ++i) {
+    char c = raw[i];
+    if (c == '%') {
+      if (i + 2 >= raw.size() || hexDigit(raw[i + 1]) < 0 || hexDigit(raw[i + 2]) < 0) {
+        return std::unexpected(invalidPath("malformed percent-encoding"));
+      }
+      int high = hexDigit(raw[i + 1]);
+      int low = hexDigit(raw[i + 2]);
+      c = static_cast<char>((high << 4) | low);
+      i += 2;
+      if (c == '/' || c == '\\') {
+        return std::unexpected(invalidPath("encoded slashes are not allowed"));
+      }
+    } else if (c == '\\') {
+      return std::unexpected(invalidPath("backslashes are not allowed"));
+    }
+    auto byte = static_cast<unsigned char>(c);
+    if (byte < 0x20 || byte == 0x7f) {
+      return std::unexpected(invalidPath("control characters are not allowed"));
+    }
+    decoded.push_back(c);
+  }
+  if (decoded == "." || decoded == "..") {
+    return std::unexpected(invalidPath("'.' and '..' segments are not allowed"));
+  }
+  return decoded;
+}
+
+void appendEncoded(std::string& out, std::string_view segment) {
+  static constexpr char kDigits[] = "0123456789ABCDEF";
+  for (char c : segment) {
+    auto byte = static_cast<unsigned char>(c);
+    if (isPathSafe(byte)) {
+      out.push_back(c);
+    } else {
+      out.push_back('%');
+      out.push_back(kDigits[byte >> 4]);
+      out.push_back(kDigits[byte & 0x0f]);
+    }
+  }
+}
+
+}  // namespace
+
+Result<Route> parseProxyTarget(std::string_view target) {
+  constexpr std::string_view kPrefix = "/v1/";
+  size_t question = target.find('?');
+  std::string_view path = target.substr(0, question);
+  Route route;
+  if (question != std::string_view::npos) {
+    route.query = std::string(target.substr(question + 1));
+  }
+  if (path.substr(0, kPrefix.size()) != kPrefix) {
+    return std::unexpected(invalidPath("proxy paths start with /v1/{provider}/"));
+  }
+  path.remove_prefix(kPrefix.size());
+
+  size_t slash = path.find('/');
+  auto provider = decodeSegment(path.substr(0, slash));
+  if (!provider) {
+    return std::unexpected(provider.error());
+  }
+  if (provider->empty()) {
+    return std::unexpected(invalidPath("missing provider"));
+  }
+  route.provider = std::move(*provider);
+
+  route.path.reserve(path.size() + 1);
+  std::string_view rest = slash == std::string_view::npos ? std::string_view{} : path.substr(slash + 1);
+  while (true) {
+    size_t next = rest.find('/');
+    auto segment = decodeSegment(rest.substr(0, next));
+    if (!segment) {
+      return std::unexpected(segment.error());
+    }
+    route.path.push_back('/');
+    appendEncoded(route.path, *segment);
+    if (next == std::string_view::npos) {
+      break;
+    }
+    rest.remove_prefix(next + 1);
+  }
+  for (char c : route.query) {
+    auto byte = static_cast<unsigned char>(c);
+    if (byte < 0x21 || byte == 0x7f || c == '#') {
+      return std::unexpected(invalidPath("invalid character in the query string"));
+    }
+  }
+  return route;
+}
+
+}  // namespace keystore::proxy

@@ -1,0 +1,114 @@
+#include "proxy/snapshot.h"
+
+#include <spdlog/spdlog.h>
+
+#include "tokens/agent_token.h"
+
+namespace keystore::proxy {
+
+SnapshotHolder::SnapshotHolder(store::Store& store, const vault::Vault& vault)
+    : store_(store), vault_(vault) {}
+
+Result<void> SnapshotHolder::refresh(bool force) {
+  std::lock_guard lock(refresh_mutex_);
+  auto generation = store_.configGeneration();
+  if (!generation) {
+    return std::unexpected(generation.error());
+  }
+  auto previous = current();
+  if (!force && previous && previous->generation == *generation) {
+    return {};
+  }
+  // The generation is read before the data, so a change committed during the build bumps
+  // the generation past this snapshot's and the next refresh picks it up.
+  auto snapshot = build(*generation);
+  if (!snapshot) {
+    return std::unexpected(snapshot.error());
+  }
+  current_.store(std::move(*snapshot), std::memory_order_release);
+  return {};
+}
+
+Result<std::shared_ptr<Snapshot>> SnapshotHolder::build(int64_t generation) {
+  auto snapshot = std::make_shared<Snapshot>();
+  snapshot->generation = generation;
+
+  auto data_keys = store_.listDataKeys();
+  if (!data_keys) {
+    return std::unexpected(data_keys.error());
+  }
+  for (const auto& data_key : *data_keys) {
+    auto& project = snapshot->projects[data_key.project_id];
+    auto unwrapped = vault_.unwrapDataKey(data_key.project_id, data_key.key_id, data_key.wrapped);
+    if (!unwrapped) {
+      spdlog::error("data key {} of project {} cannot be unwrapped: {}", data_key.key_id,
+                    data_key.project_id, unwrapped.error().message);
+      continue;
+    }
+    project.data_key = std::make_shared<const Secret>(std::move(*unwrapped));
+  }
+
+  auto settings = store_.listAllProviderSettings();
+  if (!settings) {
+    return std::unexpected(settings.error());
+  }
+  for (const auto& setting : *settings) {
+    auto& provider = snapshot->projects[setting.project_id].providers[setting.provider];
+    provider.mode = setting.mode;
+    provider.enabled = setting.status == "enabled";
+  }
+
+  auto credentials = store_.listActiveCredentials();
+  if (!credentials) {
+    return std::unexpected(credentials.error());
+  }
+  for (const auto& credential : *credentials) {
+    if (credential.scope != "byok" || credential.project_id.empty()) {
+      continue;
+    }
+    auto& provider = snapshot->projects[credential.project_id].providers[credential.provider];
+    provider.byok_credential =
+        std::make_shared<const CredentialEntry>(CredentialEntry{credential.id, credential.ciphertext});
+  }
+
+  auto agents = store_.listAllAgents();
+  if (!agents) {
+    return std::unexpected(agents.error());
+  }
+  for (const auto& agent : *agents) {
+    snapshot->agents[agent.id] = AgentEntry{agent.status};
+  }
+
+  auto all_tokens = store_.listAllTokens();
+  if (!all_tokens) {
+    return std::unexpected(all_tokens.error());
+  }
+  for (const auto& token : *all_tokens) {
+    TokenEntry entry;
+    entry.token_id = token.id;
+    entry.agent_id = token.agent_id;
+    entry.project_id = token.project_id;
+    entry.hint = tokens::tokenHint(token.token_hash);
+    entry.expires_at = token.expires_at;
+    entry.revoked_at = token.revoked_at;
+    bool scopes_valid = true;
+    for (const auto& text : token.scopes) {
+      auto scope = tokens::parseScope(text);
+      if (!scope) {
+        scopes_valid = false;
+        break;
+      }
+      entry.scopes.push_back(std::move(*scope));
+    }
+    if (!scopes_valid) {
+      // Fail closed: a token whose scopes cannot be read must not turn into an
+      // all-providers token, so it is left out and answers invalid_token.
+      spdlog::error("token {} has an unreadable scope and is disabled", token.id);
+      continue;
+    }
+    snapshot->tokens_by_hash.emplace(token.token_hash, std::move(entry));
+  }
+  return snapshot;
+}
+
+}  // namespace keystore::proxy

@@ -1,0 +1,87 @@
+// Snapshot: an immutable, in-memory view of everything the proxy needs to admit a request
+// (tokens, agents, provider settings, credential ciphertexts, unwrapped data keys).
+//
+// SnapshotHolder builds a new Snapshot from the Store after every change and swaps it in
+// atomically, so the request path never takes a lock or touches the database and never sees
+// half an update. A request keeps the shared_ptr it started with, so requests in flight
+// finish on the credential they were admitted with.
+//
+// Thread-safety: current() may be called from any thread; refresh() serializes builds.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "common/error.h"
+#include "common/secret.h"
+#include "store/store.h"
+#include "tokens/scope.h"
+#include "vault/vault.h"
+
+namespace keystore::proxy {
+
+struct TokenEntry {
+  std::string token_id;
+  std::string agent_id;
+  std::string project_id;
+  std::string hint;  // last 4 hex digits of the token hash
+  std::vector<tokens::Scope> scopes;
+  int64_t expires_at = 0;  // 0 = never
+  int64_t revoked_at = 0;  // 0 = live
+};
+
+struct AgentEntry {
+  std::string status;  // "active" | "paused" | "revoked"
+};
+
+struct CredentialEntry {
+  std::string id;
+  std::string ciphertext;
+};
+
+struct ProviderEntry {
+  std::string mode;    // "byok" | "marketplace"
+  bool enabled = false;
+  std::shared_ptr<const CredentialEntry> byok_credential;  // null when none is stored
+};
+
+struct ProjectEntry {
+  // Null when the data key could not be unwrapped (wrong master key, damaged row): every
+  // credential of the project is then unreadable, and requests fail closed.
+  std::shared_ptr<const Secret> data_key;
+  std::unordered_map<std::string, ProviderEntry> providers;
+};
+
+struct Snapshot {
+  int64_t generation = 0;
+  std::unordered_map<std::string, TokenEntry> tokens_by_hash;  // key: 64 hex digits
+  std::unordered_map<std::string, AgentEntry> agents;
+  std::unordered_map<std::string, ProjectEntry> projects;
+};
+
+class SnapshotHolder {
+ public:
+  SnapshotHolder(store::Store& store, const vault::Vault& vault);
+
+  // The newest snapshot. Never null after the first successful refresh().
+  std::shared_ptr<const Snapshot> current() const { return current_.load(std::memory_order_acquire); }
+
+  // Rebuilds from the store when its generation moved (or always, with force). A failed
+  // build keeps the previous snapshot and returns the error.
+  Result<void> refresh(bool force = false);
+
+ private:
+  Result<std::shared_ptr<Snapshot>> build(int64_t generation);
+
+  store::Store& store_;
+  const vault::Vault& vault_;
+  std::mutex refresh_mutex_;
+  std::atomic<std::shared_ptr<const Snapshot>> current_;
+};
+
+}  // namespace keystore::proxy

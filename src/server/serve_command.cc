@@ -1,0 +1,325 @@
+#include "server/serve_command.h"
+
+#include <spdlog/async.h>
+#include <spdlog/sinks/stdout_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include <openssl/crypto.h>
+
+#include <atomic>
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include "admin/admin_api.h"
+#include "catalog/catalog.h"
+#include "common/clock.h"
+#include "common/private_file.h"
+#include "common/random.h"
+#include "metering/ledger_writer.h"
+#include "proxy/proxy_server.h"
+#include "proxy/snapshot.h"
+#include "server/admin_listener.h"
+#include "store/sqlite/sqlite_store.h"
+#include "tokens/agent_token.h"
+#include "vault/master_key.h"
+#include "vault/vault.h"
+
+namespace keystore::server {
+
+namespace {
+
+constexpr std::string_view kCheckValueSetting = "vault.check_value";
+
+void fatal(std::string_view message) {
+  std::fprintf(stderr, "keystore: %.*s\n", static_cast<int>(message.size()), message.data());
+}
+
+void setUpLogging(const std::string& level) {
+  spdlog::init_thread_pool(8192, 1);
+  auto sink = std::make_shared<spdlog::sinks::stderr_sink_mt>();
+  auto logger = std::make_shared<spdlog::async_logger>(
+      "keystore", sink, spdlog::thread_pool(), spdlog::async_overflow_policy::block);
+  // Request lines are JSON objects already; other lines get a time and level prefix.
+  logger->set_pattern("%v");
+  logger->set_level(spdlog::level::from_str(level));
+  spdlog::set_default_logger(logger);
+}
+
+// Creates the default organization and the owner's admin API key on first start; the key
+// goes to a 0600 file and is never printed.
+Result<void> bootstrapAdminKey(store::Store& store, const std::string& data_dir) {
+  auto count = store.countAdminKeys();
+  if (!count) {
+    return std::unexpected(count.error());
+  }
+  if (*count > 0) {
+    return {};
+  }
+  auto organizations = store.listOrganizations();
+  if (!organizations) {
+    return std::unexpected(organizations.error());
+  }
+  store::Organization organization;
+  if (organizations->empty()) {
+    organization.id = newId("org");
+    organization.name = "default";
+    organization.created_at = nowUnixMillis();
+    auto created = store.createOrganization(organization);
+    if (!created) {
+      return std::unexpected(created.error());
+    }
+  } else {
+    organization = organizations->front();
+  }
+
+  Secret key = tokens::generateAdminKey();
+  std::string path = data_dir + "/admin.key";
+  std::string contents(key.reveal());
+  contents.push_back('\n');
+  auto written = writePrivateFile(path, contents);
+  OPENSSL_cleanse(contents.data(), contents.size());
+  if (!written) {
+    return std::unexpected(written.error());
+  }
+  store::AdminKey record;
+  record.id = newId("ksak");
+  record.key_hash = tokens::hashToken(key.reveal());
+  record.name = "owner";
+  record.role = "owner";
+  record.organization_id = organization.id;
+  record.created_at = nowUnixMillis();
+  auto stored = store.createAdminKey(record);
+  if (!stored) {
+    return std::unexpected(stored.error());
+  }
+  std::printf("created the first admin API key in %s (mode 0600)\n", path.c_str());
+  return {};
+}
+
+Result<catalog::Catalog> loadCatalog(const ServeConfig& config) {
+  Result<catalog::Catalog> catalog = catalog::Catalog::builtIn();
+  if (!config.catalog_file.empty()) {
+    std::ifstream file(config.catalog_file);
+    if (!file) {
+      return fail(ErrorCode::kInvalidRequest, "cannot read catalog file " + config.catalog_file);
+    }
+    std::stringstream text;
+    text << file.rdbuf();
+    catalog = catalog::Catalog::parse(text.str());
+  }
+  if (!catalog) {
+    return catalog;
+  }
+  catalog::UpstreamPolicy policy{config.allow_private_upstreams};
+  for (const auto& entry : config.upstreams) {
+    size_t eq = entry.find('=');
+    if (eq == std::string::npos || eq == 0) {
+      return fail(ErrorCode::kInvalidRequest,
+                  "--upstream '" + entry + "' must be PROVIDER=URL, e.g. openai=https://api.openai.com");
+    }
+    auto overridden = catalog->overrideBaseUrl(entry.substr(0, eq), entry.substr(eq + 1), policy);
+    if (!overridden) {
+      return std::unexpected(overridden.error());
+    }
+  }
+  return catalog;
+}
+
+Result<void> checkMasterKey(store::Store& store, const vault::Vault& vault) {
+  auto stored = store.getSetting(std::string(kCheckValueSetting));
+  if (!stored) {
+    return std::unexpected(stored.error());
+  }
+  if (!stored->has_value()) {
+    return store.putSetting(std::string(kCheckValueSetting), vault.makeCheckValue());
+  }
+  return vault.verifyCheckValue(**stored);
+}
+
+std::atomic<int> g_signal{0};
+
+void onSignal(int signal) { g_signal.store(signal); }
+
+}  // namespace
+
+int runServer(const ServeConfig& config) {
+  setUpLogging(config.log_level);
+  auto directory = ensurePrivateDirectory(config.data_dir);
+  if (!directory) {
+    fatal(directory.error().message);
+    return 1;
+  }
+
+  vault::MasterKeyOptions key_options;
+  if (const char* env = std::getenv("KEYSTORE_MASTER_KEY"); env != nullptr && *env != '\0') {
+    key_options.env_value = Secret(std::string(env));
+  }
+  key_options.key_file = config.master_key_file;
+  key_options.data_dir = config.data_dir;
+  auto master_key = vault::loadMasterKey(key_options);
+  if (!master_key) {
+    fatal("cannot load the master key: " + master_key.error().message);
+    return 1;
+  }
+  std::printf("master key %s from %s\n", master_key->id.c_str(), master_key->source.c_str());
+  vault::Vault vault(std::move(*master_key));
+
+  auto opened = store::openSqliteStore(config.data_dir + "/keystore.db");
+  if (!opened) {
+    fatal("cannot open the database: " + opened.error().message);
+    return 1;
+  }
+  std::unique_ptr<store::Store> store = std::move(*opened);
+  if (auto checked = checkMasterKey(*store, vault); !checked) {
+    fatal(checked.error().message);
+    return 1;
+  }
+  if (auto bootstrapped = bootstrapAdminKey(*store, config.data_dir); !bootstrapped) {
+    fatal("cannot create the first admin API key: " + bootstrapped.error().message);
+    return 1;
+  }
+
+  auto catalog = loadCatalog(config);
+  if (!catalog) {
+    fatal(catalog.error().message);
+    return 1;
+  }
+
+  proxy::SnapshotHolder snapshots(*store, vault);
+  if (auto refreshed = snapshots.refresh(true); !refreshed) {
+    fatal("cannot load the configuration: " + refreshed.error().message);
+    return 1;
+  }
+  metering::LedgerWriter ledger(*store, std::chrono::milliseconds(config.ledger_flush_ms));
+
+  auto proxy_address = parseListenAddress(config.listen, "--listen");
+  auto admin_address = parseListenAddress(config.admin_listen, "--admin-listen");
+  if (!proxy_address || !admin_address) {
+    fatal(!proxy_address ? proxy_address.error().message : admin_address.error().message);
+    return 1;
+  }
+
+  proxy::ProxyOptions proxy_options;
+  proxy_options.listen_host = proxy_address->first;
+  proxy_options.listen_port = proxy_address->second;
+  proxy_options.threads = config.threads > 0 ? config.threads
+                                             : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  proxy_options.allow_private_upstreams = config.allow_private_upstreams;
+  proxy_options.upstream_ca_file = config.upstream_ca_file;
+  proxy_options.max_request_bytes = config.max_request_bytes;
+  proxy_options.ledger_strict = config.ledger_sync == "strict";
+  proxy::ProxyServer proxy(proxy_options, *catalog, snapshots, ledger);
+
+  admin::AdminApiOptions api_options;
+  api_options.on_config_change = [&snapshots] {
+    if (auto refreshed = snapshots.refresh(); !refreshed) {
+      spdlog::error("configuration refresh failed: {}", refreshed.error().message);
+    }
+  };
+  admin::AdminApi api(*store, vault, *catalog, api_options);
+  AdminListenerOptions admin_options;
+  admin_options.host = admin_address->first;
+  admin_options.port = admin_address->second;
+  AdminListener admin_listener(admin_options,
+                               [&api](const admin::ApiRequest& request) { return api.handle(request); });
+
+  auto proxy_bound = proxy.start();
+  if (!proxy_bound) {
+    fatal(proxy_bound.error().message);
+    return 1;
+  }
+  auto admin_bound = admin_listener.start();
+  if (!admin_bound) {
+    fatal(admin_bound.error().message);
+    proxy.stop(std::chrono::milliseconds(0));
+    return 1;
+  }
+  std::printf("proxy listening on %s\n", proxy_bound->c_str());
+  std::printf("admin listening on %s\n", admin_bound->c_str());
+  std::fflush(stdout);
+
+  std::signal(SIGINT, onSignal);
+  std::signal(SIGTERM, onSignal);
+  std::signal(SIGPIPE, SIG_IGN);
+  // Other instances sharing the database change it too; polling its generation picks up
+  // their changes within a second.
+  auto last_poll = std::chrono::steady_clock::now();
+  while (g_signal.load() == 0) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    if (std::chrono::steady_clock::now() - last_poll >= std::chrono::seconds(1)) {
+      last_poll = std::chrono::steady_clock::now();
+      if (auto refreshed = snapshots.refresh(); !refreshed) {
+        spdlog::error("configuration refresh failed: {}", refreshed.error().message);
+      }
+    }
+  }
+
+  spdlog::info(R"({{"msg":"shutting down","signal":{}}})", g_signal.load());
+  admin_listener.stop();
+  proxy.stop(std::chrono::seconds(10));
+  ledger.flush();
+  spdlog::shutdown();
+  return 0;
+}
+
+void addServeCommand(CLI::App& app, int& exit_code) {
+  auto config = std::make_shared<ServeConfig>();
+  CLI::App* serve = app.add_subcommand("serve", "Run the proxy and the admin listener");
+  serve->set_config("--config", "", "TOML config file with any of the options below")
+      ->envname("KEYSTORE_CONFIG");
+  serve->add_option("--data-dir", config->data_dir, "Directory for the database and key files")
+      ->envname("KEYSTORE_DATA_DIR")
+      ->capture_default_str();
+  serve->add_option("--listen", config->listen, "Proxy listener address HOST:PORT (port 0 picks a free port)")
+      ->envname("KEYSTORE_LISTEN")
+      ->capture_default_str();
+  serve->add_option("--admin-listen", config->admin_listen,
+                    "Admin listener address HOST:PORT (port 0 picks a free port)")
+      ->envname("KEYSTORE_ADMIN_LISTEN")
+      ->capture_default_str();
+  serve->add_option("--master-key-file", config->master_key_file,
+                    "File holding the 256-bit master key (mode 0600); default <data dir>/master.key")
+      ->envname("KEYSTORE_MASTER_KEY_FILE");
+  serve->add_option("--upstream", config->upstreams,
+                    "Override a provider's base URL, PROVIDER=URL (repeatable)")
+      ->envname("KEYSTORE_UPSTREAM")
+      ->delimiter(',');
+  serve->add_flag("--allow-private-upstreams", config->allow_private_upstreams,
+                  "Allow upstreams in loopback and private address ranges")
+      ->envname("KEYSTORE_ALLOW_PRIVATE_UPSTREAMS");
+  serve->add_option("--upstream-ca-file", config->upstream_ca_file,
+                    "Extra CA certificates (PEM) trusted for upstream TLS")
+      ->envname("KEYSTORE_UPSTREAM_CA_FILE");
+  serve->add_option("--catalog-file", config->catalog_file,
+                    "Provider catalog (JSON) replacing the built-in one")
+      ->envname("KEYSTORE_CATALOG_FILE");
+  serve->add_option("--log-level", config->log_level, "trace, debug, info, warn, error or off")
+      ->envname("KEYSTORE_LOG_LEVEL")
+      ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}))
+      ->capture_default_str();
+  serve->add_option("--ledger-sync", config->ledger_sync,
+                    "batch: rows are committed in groups every --ledger-flush-ms; strict: each "
+                    "row is durable before its response completes")
+      ->envname("KEYSTORE_LEDGER_SYNC")
+      ->check(CLI::IsMember({"batch", "strict"}))
+      ->capture_default_str();
+  serve->add_option("--ledger-flush-ms", config->ledger_flush_ms,
+                    "Group-commit window of the ledger in milliseconds (1-100)")
+      ->envname("KEYSTORE_LEDGER_FLUSH_MS")
+      ->check(CLI::Range(1, 100))
+      ->capture_default_str();
+  serve->add_option("--max-request-bytes", config->max_request_bytes,
+                    "Largest request body the proxy accepts, in bytes")
+      ->envname("KEYSTORE_MAX_REQUEST_BYTES")
+      ->capture_default_str();
+  serve->add_option("--threads", config->threads, "Proxy I/O threads (0 = one per core)")
+      ->envname("KEYSTORE_THREADS")
+      ->capture_default_str();
+  serve->callback([config, &exit_code] { exit_code = runServer(*config); });
+}
+
+}  // namespace keystore::server

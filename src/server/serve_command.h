@@ -1,0 +1,35 @@
+// `keystore serve`: configuration (flags, KEYSTORE_… environment variables and an optional
+// TOML config file, in that order of precedence) and the server's start-up and shutdown.
+#pragma once
+
+#include <CLI/CLI.hpp>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace keystore::server {
+
+struct ServeConfig {
+  std::string data_dir = "./keystore-data";
+  std::string listen = "127.0.0.1:8080";
+  std::string admin_listen = "127.0.0.1:8081";
+  std::string master_key_file;
+  std::vector<std::string> upstreams;  // "PROVIDER=URL"
+  bool allow_private_upstreams = false;
+  std::string upstream_ca_file;
+  std::string catalog_file;  // replaces the built-in provider catalog when set
+  std::string log_level = "info";
+  std::string ledger_sync = "batch";  // "batch" | "strict"
+  int64_t ledger_flush_ms = 50;
+  uint64_t max_request_bytes = 32ull << 20;
+  int threads = 0;  // 0 = one per core
+};
+
+// Registers `serve` on `app`; its callback runs the server until SIGINT or SIGTERM and
+// stores the exit status in `exit_code`.
+void addServeCommand(CLI::App& app, int& exit_code);
+
+// Runs the server with a resolved configuration; returns the process exit status.
+int runServer(const ServeConfig& config);
+
+}  // namespace keystore::server

@@ -1,0 +1,133 @@
+#include "proxy/header_rules.h"
+
+#include <gtest/gtest.h>
+
+#include <boost/beast/http/fields.hpp>
+
+#include "proxy/admission.h"
+
+namespace keystore::proxy {
+namespace {
+
+namespace http = boost::beast::http;
+
+const catalog::ProviderSpec& provider(std::string_view id) {
+  static const catalog::Catalog catalog = *catalog::Catalog::builtIn();
+  return *catalog.find(id);
+}
+
+size_t count(const http::fields& fields, std::string_view name) {
+  auto range = fields.equal_range(name);
+  return static_cast<size_t>(std::distance(range.first, range.second));
+}
+
+TEST(HeaderRulesTest, ClientCredentialsReplacedByOneInjectedKey) {
+  http::fields client;
+  client.insert(http::field::authorization, "Bearer ks_agent");
+  client.insert("x-api-key", "ks_agent");
+  client.insert("api-key", "sk-other-0002");
+  client.insert(http::field::cookie, "s=1");
+  client.insert("anthropic-version", "2023-06-01");
+  client.insert(http::field::host, "proxy.example.test");
+  http::fields upstream;
+  ASSERT_TRUE(buildUpstreamHeaders(client, upstream, provider("anthropic"),
+                                   Secret(std::string("sk-ant-test-0001")), "req_1"));
+  EXPECT_EQ(count(upstream, "x-api-key"), 1u);
+  EXPECT_EQ(upstream["x-api-key"], "sk-ant-test-0001");
+  EXPECT_EQ(count(upstream, "authorization"), 0u);
+  EXPECT_EQ(count(upstream, "api-key"), 0u);
+  EXPECT_EQ(count(upstream, "cookie"), 0u);
+  EXPECT_EQ(upstream["anthropic-version"], "2023-06-01");
+  EXPECT_EQ(upstream[http::field::host], "api.anthropic.com");
+  EXPECT_EQ(upstream["x-request-id"], "req_1");
+}
+
+TEST(HeaderRulesTest, HopByHopAndConnectionNamedHeadersDropped) {
+  http::fields client;
+  client.insert(http::field::connection, "keep-alive, x-secret-hop");
+  client.insert("x-secret-hop", "1");
+  client.insert(http::field::te, "trailers");
+  client.insert(http::field::upgrade, "h2c");
+  client.insert("keep-alive", "timeout=5");
+  client.insert(http::field::transfer_encoding, "chunked");
+  client.insert("x-custom", "kept");
+  http::fields upstream;
+  ASSERT_TRUE(buildUpstreamHeaders(client, upstream, provider("openai"),
+                                   Secret(std::string("sk-test-OPENAI-0001")), "req_2"));
+  EXPECT_EQ(count(upstream, "x-secret-hop"), 0u);
+  EXPECT_EQ(count(upstream, "te"), 0u);
+  EXPECT_EQ(count(upstream, "upgrade"), 0u);
+  EXPECT_EQ(count(upstream, "keep-alive"), 0u);
+  EXPECT_EQ(count(upstream, "transfer-encoding"), 0u);
+  EXPECT_EQ(count(upstream, "connection"), 0u);
+  EXPECT_EQ(upstream["x-custom"], "kept");
+  EXPECT_EQ(upstream[http::field::authorization], "Bearer sk-test-OPENAI-0001");
+}
+
+TEST(HeaderRulesTest, ResponseCredentialHeadersAndEchoesRemoved) {
+  http::fields response;
+  response.insert(http::field::set_cookie, "s=1");
+  response.insert("x-api-key", "pc-test-0001");
+  response.insert("x-echo", "key was pc-test-0001");
+  response.insert(http::field::content_type, "application/json");
+  cleanResponseHeaders(response, Secret(std::string("pc-test-0001")));
+  EXPECT_EQ(count(response, "set-cookie"), 0u);
+  EXPECT_EQ(count(response, "x-api-key"), 0u);
+  EXPECT_EQ(count(response, "x-echo"), 0u);
+  EXPECT_EQ(response[http::field::content_type], "application/json");
+}
+
+TEST(HeaderRulesTest, RedactorReplacesKeySplitAcrossChunks) {
+  StreamRedactor redactor({"sk-test-OPENAI-0001"});
+  std::string out(redactor.feed("prefix sk-test-OP"));
+  out += redactor.feed("ENAI-0001 suffix");
+  out += redactor.finish();
+  EXPECT_EQ(out, "prefix ******************* suffix");
+}
+
+TEST(HeaderRulesTest, RedactorHoldsNothingBackForEventEnds) {
+  StreamRedactor redactor({"sk-test-OPENAI-0001"});
+  EXPECT_EQ(redactor.feed("data: {}\n\n"), "data: {}\n\n");
+}
+
+TEST(HeaderRulesTest, TargetKeepsQueryAndBasePath) {
+  Route route{"openai", "/v1/models", "limit=2"};
+  EXPECT_EQ(buildUpstreamTarget(provider("openai"), route, Secret(std::string("k"))),
+            "/v1/models?limit=2");
+}
+
+TEST(AdmissionTest, TwoDifferentAuthorizationHeadersAreAmbiguous) {
+  http::fields headers;
+  headers.insert(http::field::authorization, "Bearer ks_a");
+  headers.insert(http::field::authorization, "Bearer sk-attacker-9999");
+  auto token = findAgentToken(headers, "", provider("openai"));
+  ASSERT_FALSE(token.has_value());
+  EXPECT_EQ(token.error().code, ErrorCode::kAmbiguousCredentials);
+}
+
+TEST(AdmissionTest, CommaJoinedAuthorizationIsAmbiguous) {
+  http::fields headers;
+  headers.insert(http::field::authorization, "Bearer ks_a, Bearer sk-attacker-9999");
+  auto token = findAgentToken(headers, "", provider("openai"));
+  ASSERT_FALSE(token.has_value());
+  EXPECT_EQ(token.error().code, ErrorCode::kAmbiguousCredentials);
+}
+
+TEST(AdmissionTest, SameTokenInTwoPlacesAccepted) {
+  http::fields headers;
+  headers.insert(http::field::authorization, "Bearer ks_a");
+  headers.insert("x-api-key", "ks_a");
+  auto token = findAgentToken(headers, "", provider("anthropic"));
+  ASSERT_TRUE(token.has_value());
+  EXPECT_EQ(*token, "ks_a");
+}
+
+TEST(AdmissionTest, MissingTokenReported) {
+  http::fields headers;
+  auto token = findAgentToken(headers, "", provider("openai"));
+  ASSERT_FALSE(token.has_value());
+  EXPECT_EQ(token.error().code, ErrorCode::kMissingToken);
+}
+
+}  // namespace
+}  // namespace keystore::proxy
