@@ -1,0 +1,231 @@
+#include "store/sqlite/migrations.h"
+
+#include <array>
+#include <string>
+
+#include "common/clock.h"
+
+namespace keystore::store::sqlite {
+namespace {
+
+// Version 1: the initial schema. Times are Unix milliseconds, and NULL marks an unset
+// optional time or reference. Tables are STRICT so a value of the wrong type is rejected, not
+// coerced.
+constexpr std::string_view kInitialSchema = R"sql(
+CREATE TABLE settings (
+  key   TEXT PRIMARY KEY,
+  value TEXT NOT NULL
+) STRICT;
+
+CREATE TABLE organizations (
+  id         TEXT PRIMARY KEY CHECK (id <> ''),
+  name       TEXT NOT NULL UNIQUE CHECK (name <> ''),
+  created_at INTEGER NOT NULL
+) STRICT;
+
+CREATE TABLE projects (
+  id              TEXT PRIMARY KEY CHECK (id <> ''),
+  organization_id TEXT NOT NULL REFERENCES organizations (id),
+  name            TEXT NOT NULL CHECK (name <> ''),
+  created_at      INTEGER NOT NULL,
+  UNIQUE (organization_id, name)
+) STRICT;
+CREATE INDEX projects_name ON projects (name);
+
+-- A project's data key, wrapped by the master key named in master_key_id.
+CREATE TABLE data_keys (
+  key_id        TEXT PRIMARY KEY CHECK (key_id <> ''),
+  project_id    TEXT NOT NULL REFERENCES projects (id),
+  master_key_id TEXT NOT NULL,
+  wrapped       BLOB NOT NULL,
+  created_at    INTEGER NOT NULL
+) STRICT;
+CREATE INDEX data_keys_project ON data_keys (project_id);
+
+CREATE TABLE provider_settings (
+  project_id TEXT NOT NULL REFERENCES projects (id),
+  provider   TEXT NOT NULL CHECK (provider <> ''),
+  mode       TEXT NOT NULL CHECK (mode IN ('byok', 'marketplace')),
+  status     TEXT NOT NULL CHECK (status IN ('enabled', 'disabled')),
+  updated_at INTEGER NOT NULL,
+  PRIMARY KEY (project_id, provider)
+) STRICT;
+
+-- project_id is NULL only for a credential in a shared marketplace pool.
+CREATE TABLE credentials (
+  id          TEXT PRIMARY KEY CHECK (id <> ''),
+  project_id  TEXT REFERENCES projects (id),
+  provider    TEXT NOT NULL CHECK (provider <> ''),
+  scope       TEXT NOT NULL CHECK (scope IN ('byok', 'shared', 'dedicated')),
+  status      TEXT NOT NULL CHECK (status IN ('active', 'replaced', 'disabled')),
+  label       TEXT NOT NULL,
+  mask        TEXT NOT NULL,
+  fingerprint TEXT NOT NULL,
+  data_key_id TEXT NOT NULL REFERENCES data_keys (key_id),
+  ciphertext  BLOB NOT NULL,
+  created_at  INTEGER NOT NULL,
+  CHECK (scope = 'shared' OR project_id IS NOT NULL)
+) STRICT;
+CREATE INDEX credentials_project ON credentials (project_id, provider);
+-- At most one active BYOK credential per project and provider.
+CREATE UNIQUE INDEX credentials_active_byok ON credentials (project_id, provider)
+  WHERE scope = 'byok' AND status = 'active';
+
+CREATE TABLE agents (
+  id         TEXT PRIMARY KEY CHECK (id <> ''),
+  project_id TEXT NOT NULL REFERENCES projects (id),
+  name       TEXT NOT NULL CHECK (name <> ''),
+  status     TEXT NOT NULL CHECK (status IN ('active', 'paused', 'revoked')),
+  rpm_limit  INTEGER CHECK (rpm_limit >= 0),
+  rpd_limit  INTEGER CHECK (rpd_limit >= 0),
+  created_at INTEGER NOT NULL,
+  UNIQUE (project_id, name),
+  -- The target of agent_tokens' foreign key, which ties a token to its agent's project.
+  UNIQUE (id, project_id)
+) STRICT;
+CREATE INDEX agents_name ON agents (name);
+
+-- token_hash is the SHA-256 of the token in lowercase hex; the CHECK keeps a plaintext
+-- token ("ks_" and 64 digits) from being stored by mistake. scopes is a JSON array of strings.
+CREATE TABLE agent_tokens (
+  id           TEXT PRIMARY KEY CHECK (id <> ''),
+  agent_id     TEXT NOT NULL,
+  project_id   TEXT NOT NULL,
+  token_hash   TEXT NOT NULL UNIQUE
+                 CHECK (length(token_hash) = 64 AND token_hash NOT GLOB '*[^0-9a-f]*'),
+  scopes       TEXT NOT NULL,
+  expires_at   INTEGER,
+  revoked_at   INTEGER,
+  created_at   INTEGER NOT NULL,
+  last_used_at INTEGER,
+  FOREIGN KEY (agent_id, project_id) REFERENCES agents (id, project_id)
+) STRICT;
+CREATE INDEX agent_tokens_agent ON agent_tokens (agent_id);
+
+CREATE TABLE admin_keys (
+  id              TEXT PRIMARY KEY CHECK (id <> ''),
+  key_hash        TEXT NOT NULL UNIQUE
+                    CHECK (length(key_hash) = 64 AND key_hash NOT GLOB '*[^0-9a-f]*'),
+  name            TEXT NOT NULL,
+  role            TEXT NOT NULL CHECK (role IN ('owner', 'admin', 'member', 'viewer')),
+  organization_id TEXT REFERENCES organizations (id),
+  expires_at      INTEGER,
+  revoked_at      INTEGER,
+  created_at      INTEGER NOT NULL
+) STRICT;
+
+-- One row per proxied request. No foreign keys, so usage history outlives the objects it
+-- names and a ledger write never fails on a concurrent deletion.
+CREATE TABLE ledger (
+  id              INTEGER PRIMARY KEY AUTOINCREMENT,
+  time            INTEGER NOT NULL,
+  request_id      TEXT NOT NULL,
+  project_id      TEXT NOT NULL,
+  agent_id        TEXT NOT NULL,
+  token_id        TEXT NOT NULL,
+  provider        TEXT NOT NULL,
+  mode            TEXT NOT NULL,
+  method          TEXT NOT NULL,
+  path            TEXT NOT NULL,
+  upstream_status INTEGER NOT NULL CHECK (upstream_status BETWEEN 0 AND 999),
+  outcome         TEXT NOT NULL,
+  bytes_in        INTEGER NOT NULL CHECK (bytes_in >= 0),
+  bytes_out       INTEGER NOT NULL CHECK (bytes_out >= 0),
+  latency_ms      INTEGER NOT NULL CHECK (latency_ms >= 0)
+) STRICT;
+CREATE INDEX ledger_project_time ON ledger (project_id, time);
+
+-- A single row whose value grows with every change to what the proxy's snapshot contains.
+CREATE TABLE config_generation (
+  id    INTEGER PRIMARY KEY CHECK (id = 1),
+  value INTEGER NOT NULL
+) STRICT;
+INSERT INTO config_generation (id, value) VALUES (1, 0);
+)sql";
+
+constexpr std::array kMigrations = {
+    Migration{1, kInitialSchema},
+};
+
+Result<int> readVersion(Connection& connection) {
+  auto statement = connection.prepare("SELECT coalesce(max(version), 0) FROM schema_migrations");
+  if (!statement) {
+    return std::unexpected(statement.error());
+  }
+  auto row = statement->step();
+  if (!row) {
+    return std::unexpected(row.error());
+  }
+  return static_cast<int>(statement->int64(0));
+}
+
+Result<void> recordVersion(Connection& connection, int version) {
+  auto statement =
+      connection.prepare("INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)");
+  if (!statement) {
+    return std::unexpected(statement.error());
+  }
+  return statement->bind(version).bind(nowUnixMillis()).run();
+}
+
+// Applies one migration unless another process applied it first.
+Result<void> applyOne(Connection& connection, const Migration& migration) {
+  return connection.transaction(TransactionKind::kWrite, [&]() -> Result<void> {
+    auto version = readVersion(connection);
+    if (!version) {
+      return std::unexpected(version.error());
+    }
+    if (*version >= migration.version) {
+      return {};
+    }
+    if (auto applied = connection.exec(std::string(migration.script)); !applied) {
+      return fail(ErrorCode::kInternal, "schema migration " + std::to_string(migration.version) +
+                                            " failed: " + applied.error().message);
+    }
+    return recordVersion(connection, migration.version);
+  });
+}
+
+}  // namespace
+
+std::span<const Migration> sqliteMigrations() {
+  return kMigrations;
+}
+
+Result<int> applyMigrations(Connection& connection, std::span<const Migration> migrations) {
+  for (size_t i = 0; i < migrations.size(); ++i) {
+    if (migrations[i].version != static_cast<int>(i) + 1) {
+      return fail(ErrorCode::kInternal, "schema migrations are not numbered 1, 2, 3, ...: entry " +
+                                            std::to_string(i + 1) + " has version " +
+                                            std::to_string(migrations[i].version));
+    }
+  }
+  const int latest = static_cast<int>(migrations.size());
+
+  auto created = connection.exec(
+      "CREATE TABLE IF NOT EXISTS schema_migrations ("
+      "version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL) STRICT");
+  if (!created) {
+    return std::unexpected(created.error());
+  }
+
+  auto current = readVersion(connection);
+  if (!current) {
+    return std::unexpected(current.error());
+  }
+  if (*current > latest) {
+    return fail(ErrorCode::kInternal,
+                "database schema version " + std::to_string(*current) +
+                    " is newer than the latest this keystore binary supports (" +
+                    std::to_string(latest) + "); run a newer keystore release on this database");
+  }
+
+  for (const Migration& migration : migrations.subspan(static_cast<size_t>(*current))) {
+    if (auto applied = applyOne(connection, migration); !applied) {
+      return std::unexpected(applied.error());
+    }
+  }
+  return latest;
+}
+
+}  // namespace keystore::store::sqlite

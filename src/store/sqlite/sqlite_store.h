@@ -1,0 +1,116 @@
+// SqliteStore: the Store on one SQLite database file, the embedded default for a single
+// Keystore instance.
+//
+// Owns one connection, opened in WAL mode with synchronous=NORMAL, foreign keys on and a busy
+// timeout, so other processes (a backup, the sqlite3 shell) can read while Keystore writes.
+// Opening applies the schema migrations that the file lacks.
+//
+// Thread-safety: every public method may be called from any thread. A mutex serializes all
+// use of the connection, and each method runs as one transaction, so a failed write changes
+// nothing.
+//
+// Behaviour beyond the Store contract:
+// - create* methods fill in a missing id (a new random id with the prefix org, prj, agt, tok
+//   or adm) and a zero created_at (the current time), and return the stored record.
+//   Credential and data key ids must be given, because the vault binds ciphertexts to them.
+// - Invalid values fail with kInvalidRequest and store nothing. These are a mode, status,
+//   scope or role outside its documented set, and an empty organization, project or agent
+//   name. So is a token or admin key hash that is not 64 lowercase hex digits, and a ledger
+//   row with a negative byte count or latency or an upstream_status outside 0-999, which
+//   rejects its whole batch.
+// - queryLedger returns rows with since <= time < until, newest first. An empty project_id
+//   matches every project. A limit below 1 fails with kInvalidRequest.
+// - touchTokens only moves last_used_at forward and skips unknown token ids.
+#pragma once
+
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include "store/sqlite/connection.h"
+#include "store/store.h"
+
+namespace keystore::store {
+
+class SqliteStore final : public Store {
+ public:
+  // Use openSqliteStore(), which applies the migrations before handing the store out.
+  explicit SqliteStore(std::unique_ptr<sqlite::Connection> connection);
+
+  Result<std::optional<std::string>> getSetting(const std::string& key) override;
+  Result<void> putSetting(const std::string& key, const std::string& value) override;
+
+  Result<Organization> createOrganization(const Organization& organization) override;
+  Result<std::vector<Organization>> listOrganizations() override;
+
+  Result<Project> createProject(const Project& project, const DataKey& data_key) override;
+  Result<std::vector<Project>> listProjects(const std::string& organization_id) override;
+  Result<Project> findProject(const std::string& organization_id,
+                              const std::string& id_or_name) override;
+  Result<std::vector<DataKey>> listDataKeys() override;
+  Result<void> updateDataKeys(const std::vector<DataKey>& data_keys) override;
+
+  Result<void> putProviderSetting(const ProviderSetting& setting) override;
+  Result<std::vector<ProviderSetting>> listProviderSettings(const std::string& project_id) override;
+  Result<std::vector<ProviderSetting>> listAllProviderSettings() override;
+
+  Result<void> putByokCredential(const Credential& credential) override;
+  Result<std::vector<Credential>> listCredentials(const std::string& project_id) override;
+  Result<std::vector<Credential>> listActiveCredentials() override;
+
+  Result<Agent> createAgent(const Agent& agent) override;
+  Result<std::vector<Agent>> listAgents(const std::string& project_id) override;
+  Result<std::vector<Agent>> listAllAgents() override;
+  Result<Agent> findAgent(const std::string& project_id, const std::string& id_or_name) override;
+  Result<void> updateAgent(const Agent& agent) override;
+
+  Result<AgentToken> createToken(const AgentToken& token) override;
+  Result<std::vector<AgentToken>> listTokens(const std::string& agent_id) override;
+  Result<std::vector<AgentToken>> listLiveTokens(int64_t now) override;
+  Result<std::vector<AgentToken>> listAllTokens() override;
+  Result<AgentToken> getToken(const std::string& token_id) override;
+  Result<AgentToken> setTokenExpiry(const std::string& token_id, int64_t expires_at) override;
+  Result<AgentToken> revokeToken(const std::string& token_id, int64_t now) override;
+  Result<void> touchTokens(const std::vector<std::pair<std::string, int64_t>>& used) override;
+
+  Result<AdminKey> createAdminKey(const AdminKey& key) override;
+  Result<std::optional<AdminKey>> findAdminKeyByHash(const std::string& key_hash) override;
+  Result<size_t> countAdminKeys() override;
+
+  Result<void> appendLedger(const std::vector<LedgerRow>& rows) override;
+  Result<std::vector<LedgerRow>> queryLedger(const LedgerQuery& query) override;
+
+  Result<int64_t> configGeneration() override;
+
+ private:
+  // Run `body` as one transaction while holding the mutex.
+  template <typename Body>
+  auto read(Body&& body) -> decltype(body()) {
+    std::lock_guard lock(mutex_);
+    return connection_->transaction(sqlite::TransactionKind::kRead, body);
+  }
+  template <typename Body>
+  auto write(Body&& body) -> decltype(body()) {
+    std::lock_guard lock(mutex_);
+    return connection_->transaction(sqlite::TransactionKind::kWrite, body);
+  }
+
+  // Helpers below run inside a transaction begun by a public method.
+  Result<void> bumpConfigGeneration();
+  Result<bool> exists(std::string_view sql, std::string_view key);
+  Result<Project> findProjectLocked(const std::string& organization_id,
+                                    const std::string& id_or_name);
+  Result<Agent> findAgentLocked(const std::string& project_id, const std::string& id_or_name);
+  Result<AgentToken> getTokenLocked(const std::string& token_id);
+
+  std::mutex mutex_;
+  std::unique_ptr<sqlite::Connection> connection_;
+};
+
+// Opens (creating if needed) the database file at `path` and brings its schema up to date.
+// Fails with kInternal when the file cannot be opened, WAL mode cannot be enabled, or the
+// file was written by a newer Keystore with a schema version this binary does not know.
+// ":memory:" opens a private in-memory database, for tests.
+Result<std::unique_ptr<Store>> openSqliteStore(const std::string& path);
+
+}  // namespace keystore::store

@@ -1,0 +1,113 @@
+#include "metering/ledger_writer.h"
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <thread>
+
+#include "store/sqlite/sqlite_store.h"
+
+namespace keystore::metering {
+namespace {
+
+class LedgerWriterTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    directory_ = std::filesystem::temp_directory_path() /
+                 ("ledger-writer-test-" + std::to_string(::getpid()) + "-" +
+                  ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    std::filesystem::remove_all(directory_);
+    std::filesystem::create_directories(directory_);
+    auto opened = store::openSqliteStore((directory_ / "keystore.db").string());
+    ASSERT_TRUE(opened.has_value()) << opened.error().message;
+    store_ = std::move(*opened);
+  }
+
+  void TearDown() override {
+    store_.reset();
+    std::filesystem::remove_all(directory_);
+  }
+
+  static store::LedgerRow row(int i) {
+    store::LedgerRow row;
+    row.time = 1'000 + i;
+    row.request_id = "req_" + std::to_string(i);
+    row.project_id = "prj_1";
+    row.agent_id = "agt_1";
+    row.token_id = "tok_1";
+    row.provider = "openai";
+    row.mode = "byok";
+    row.method = "POST";
+    row.path = "/v1/chat/completions";
+    row.upstream_status = 200;
+    row.outcome = "ok";
+    return row;
+  }
+
+  size_t storedRows() {
+    store::LedgerQuery query;
+    query.limit = 100'000;
+    auto rows = store_->queryLedger(query);
+    EXPECT_TRUE(rows.has_value());
+    return rows ? rows->size() : 0;
+  }
+
+  std::filesystem::path directory_;
+  std::unique_ptr<store::Store> store_;
+};
+
+TEST_F(LedgerWriterTest, RowsCommittedWithinFlushWindow) {
+  LedgerWriter writer(*store_, std::chrono::milliseconds(20));
+  for (int i = 0; i < 10; ++i) {
+    writer.append(row(i));
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  EXPECT_EQ(storedRows(), 10u);
+}
+
+TEST_F(LedgerWriterTest, FlushCommitsEverythingQueued) {
+  LedgerWriter writer(*store_, std::chrono::milliseconds(100));
+  for (int i = 0; i < 500; ++i) {
+    writer.append(row(i));
+  }
+  writer.flush();
+  EXPECT_EQ(storedRows(), 500u);
+}
+
+TEST_F(LedgerWriterTest, DurableAppendVisibleOnReturn) {
+  LedgerWriter writer(*store_, std::chrono::milliseconds(100));
+  writer.appendDurable(row(1));
+  EXPECT_EQ(storedRows(), 1u);
+}
+
+TEST_F(LedgerWriterTest, DestructorFlushesQueue) {
+  {
+    LedgerWriter writer(*store_, std::chrono::milliseconds(100));
+    for (int i = 0; i < 7; ++i) {
+      writer.append(row(i));
+    }
+  }
+  EXPECT_EQ(storedRows(), 7u);
+}
+
+TEST_F(LedgerWriterTest, ConcurrentAppendsAllStored) {
+  LedgerWriter writer(*store_, std::chrono::milliseconds(10));
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&writer, t] {
+      for (int i = 0; i < 250; ++i) {
+        writer.append(row(t * 1000 + i));
+      }
+    });
+  }
+  for (auto& thread : threads) {
+    thread.join();
+  }
+  writer.flush();
+  EXPECT_EQ(storedRows(), 1000u);
+  EXPECT_EQ(writer.failedRows(), 0u);
+}
+
+}  // namespace
+}  // namespace keystore::metering
