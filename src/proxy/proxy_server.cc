@@ -276,8 +276,10 @@ awaitable<void> ProxyServer::Impl::runSession(Worker& worker, tcp::socket socket
       record.request_id = newRequestId();
       record.status = 400;
       record.outcome = "invalid_request";
-      co_await writeError(client, Error{ErrorCode::kInvalidRequest, "malformed HTTP request"},
-                          record, 11, false);
+      // g++ 12 may destroy temporaries inside a co_await expression twice, so every
+      // argument of an awaited call is a named variable.
+      Error malformed{ErrorCode::kInvalidRequest, "malformed HTTP request"};
+      co_await writeError(client, malformed, record, 11, false);
       break;
     }
     active_requests.fetch_add(1, std::memory_order_relaxed);
@@ -287,8 +289,21 @@ awaitable<void> ProxyServer::Impl::runSession(Worker& worker, tcp::socket socket
       break;
     }
   }
+  // Lingering close: a request answered before its body was read leaves bytes unread, and
+  // closing a socket with unread input sends a reset that can destroy the answer before the
+  // client reads it. Half-close, then discard input for a bounded time and size.
   boost::system::error_code ignored;
   client.socket().shutdown(tcp::socket::shutdown_send, ignored);
+  client.expires_after(std::chrono::seconds(2));
+  char scratch[16 * 1024];
+  uint64_t discarded = 0;
+  while (discarded < options.max_request_bytes + (1u << 20)) {
+    auto [read_error, read] = co_await client.async_read_some(asio::buffer(scratch), kNoThrow);
+    if (read_error) {
+      break;
+    }
+    discarded += read;
+  }
   client.close();
 }
 
@@ -481,9 +496,8 @@ awaitable<bool> ProxyServer::Impl::handleRequest(Worker& worker, beast::tcp_stre
       record.outcome = "upstream_unreachable";
       record.status = 502;
       finish(record, &context, true);
-      co_return co_await writeError(
-          client, Error{ErrorCode::kUpstreamUnreachable, "sending the request upstream failed"},
-          record, version, client_keep_alive);
+      Error error{ErrorCode::kUpstreamUnreachable, "sending the request upstream failed"};
+      co_return co_await writeError(client, error, record, version, client_keep_alive);
     }
     if (reusable) {
       worker.pool.give(provider.id, std::move(connection));
@@ -499,8 +513,9 @@ awaitable<Result<std::unique_ptr<UpstreamConnection>>> ProxyServer::Impl::connec
   auto executor = co_await asio::this_coro::executor;
   const auto& base = provider.base;
   tcp::resolver resolver(executor);
+  std::string port_text = std::to_string(base.port);
   auto [resolve_error, results] =
-      co_await resolver.async_resolve(base.host, std::to_string(base.port), kNoThrow);
+      co_await resolver.async_resolve(base.host, port_text, kNoThrow);
   if (resolve_error) {
     co_return fail(ErrorCode::kUpstreamUnreachable,
                    "cannot resolve the upstream host of " + provider.id + ": " +
@@ -599,8 +614,8 @@ awaitable<bool> ProxyServer::Impl::exchange(Stream& upstream, UpstreamConnection
     }
     record.status = httpStatus(code);
     record.outcome = std::string(errorCodeName(code));
-    co_return co_await writeError(client, Error{code, message}, record, client_version,
-                                  client_keep_alive);
+    Error error{code, message};
+    co_return co_await writeError(client, error, record, client_version, client_keep_alive);
   }
 
   auto& response = parser.get();
@@ -632,6 +647,7 @@ awaitable<bool> ProxyServer::Impl::exchange(Stream& upstream, UpstreamConnection
   }
 
   std::string_view pending;
+  std::string final_bytes;
   bool upstream_failed = false;
   while (true) {
     if (!parser.is_done() && pending.empty()) {
@@ -651,13 +667,11 @@ awaitable<bool> ProxyServer::Impl::exchange(Stream& upstream, UpstreamConnection
       pending = redactor.active() ? redactor.feed({relay_buffer, produced})
                                   : std::string_view(relay_buffer, produced);
       if (parser.is_done() && redactor.active()) {
-        // Nothing more will come, so whatever the redactor held back is final. Both views
-        // point into the redactor's buffer; feed() output is copied to keep them apart.
-        std::string tail(redactor.finish());
-        std::string all(pending);
-        all += tail;
-        std::memcpy(relay_buffer, all.data(), std::min(all.size(), sizeof(relay_buffer)));
-        pending = std::string_view(relay_buffer, std::min(all.size(), sizeof(relay_buffer)));
+        // Nothing more will come, so whatever the redactor held back is final. feed()'s
+        // output is copied first because finish() reuses the buffer it points into.
+        final_bytes.assign(pending);
+        final_bytes.append(redactor.finish());
+        pending = final_bytes;
       }
     }
 

@@ -1,0 +1,343 @@
+#include "admin/admin_api.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <boost/json/serialize.hpp>
+#include <boost/url/parse.hpp>
+
+#include "admin/json_render.h"
+#include "admin/request_context.h"
+#include "admin/router.h"
+#include "common/clock.h"
+#include "tokens/agent_token.h"
+
+namespace keystore::admin {
+
+namespace {
+
+std::string_view trimSpaces(std::string_view text) {
+  size_t begin = text.find_first_not_of(" \t");
+  if (begin == std::string_view::npos) {
+    return {};
+  }
+  size_t end = text.find_last_not_of(" \t");
+  return text.substr(begin, end - begin + 1);
+}
+
+bool startsWithIgnoringCase(std::string_view text, std::string_view prefix) {
+  if (text.size() < prefix.size()) {
+    return false;
+  }
+  for (size_t i = 0; i < prefix.size(); ++i) {
+    if (std::tolower(static_cast<unsigned char>(text[i])) !=
+        std::tolower(static_cast<unsigned char>(prefix[i]))) {
+      return false;
+    }
+  }
+  return true;
+}
+
+bool isReadMethod(std::string_view method) {
+  return method == "GET" || method == "HEAD";
+}
+
+ApiResponse errorResponse(const Error& error, std::string_view request_id) {
+  return jsonResponse(httpStatus(error.code), renderError(error, request_id));
+}
+
+}  // namespace
+
+std::optional<std::string> RequestContext::queryValue(std::string_view name) const {
+  auto found = query.find(name);
+  if (found == query.end()) {
+    return std::nullopt;
+  }
+  return found->second;
+}
+
+ApiResponse jsonResponse(int status, const boost::json::value& body) {
+  ApiResponse response;
+  response.status = status;
+  response.body = boost::json::serialize(body);
+  return response;
+}
+
+ApiResponse listResponse(boost::json::array items) {
+  return jsonResponse(200, boost::json::object{{"data", std::move(items)}});
+}
+
+Result<void> validateName(std::string_view field, std::string_view name,
+                          std::string_view id_prefix) {
+  constexpr size_t kMaxNameLength = 64;
+  auto is_alphanumeric = [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+  };
+
+  std::string quoted = "\"" + std::string(field) + "\"";
+  if (name.empty()) {
+    return fail(ErrorCode::kInvalidRequest, quoted + " must not be empty");
+  }
+  if (name.size() > kMaxNameLength) {
+    return fail(ErrorCode::kInvalidRequest, quoted + " is longer than 64 characters");
+  }
+  bool valid_characters = std::all_of(name.begin(), name.end(), [&](char c) {
+    return is_alphanumeric(c) || c == '.' || c == '-' || c == '_';
+  });
+  if (!valid_characters || !is_alphanumeric(name.front())) {
+    return fail(ErrorCode::kInvalidRequest,
+                quoted +
+                    " may contain only letters, digits, '.', '-' and '_', and must start "
+                    "with a letter or digit");
+  }
+  std::string reserved = std::string(id_prefix) + "_";
+  if (name.starts_with(reserved)) {
+    return fail(ErrorCode::kInvalidRequest,
+                quoted + " must not start with \"" + reserved + "\", which marks ids");
+  }
+  return {};
+}
+
+AdminApi::AdminApi(store::Store& store, const vault::Vault& vault, const catalog::Catalog& catalog,
+                   AdminApiOptions options)
+    : store_(store), vault_(vault), catalog_(catalog), options_(std::move(options)) {}
+
+std::span<const AdminApi::Route> AdminApi::routes() {
+  static const Route kRoutes[] = {
+      {"GET", "/healthz", &AdminApi::healthz, false},
+      {"GET", "/readyz", &AdminApi::readyz, false},
+
+      {"GET", "/api/v1/projects", &AdminApi::listProjects},
+      {"POST", "/api/v1/projects", &AdminApi::createProject},
+      {"GET", "/api/v1/projects/{}", &AdminApi::getProject},
+      {"GET", "/api/v1/projects/{}/ledger", &AdminApi::queryLedger},
+
+      {"GET", "/api/v1/projects/{}/providers", &AdminApi::listProviders},
+      {"GET", "/api/v1/projects/{}/providers/{}", &AdminApi::getProvider},
+      {"PATCH", "/api/v1/projects/{}/providers/{}", &AdminApi::patchProvider},
+      {"PUT", "/api/v1/projects/{}/providers/{}/key", &AdminApi::putProviderKey},
+      {"POST", "/api/v1/projects/{}/providers/{}/key", &AdminApi::putProviderKey},
+
+      {"GET", "/api/v1/projects/{}/agents", &AdminApi::listAgents},
+      {"POST", "/api/v1/projects/{}/agents", &AdminApi::createAgent},
+      {"GET", "/api/v1/agents/{}", &AdminApi::getAgent},
+      {"PATCH", "/api/v1/agents/{}", &AdminApi::patchAgent},
+
+      {"GET", "/api/v1/agents/{}/tokens", &AdminApi::listTokens},
+      {"POST", "/api/v1/agents/{}/tokens", &AdminApi::createToken},
+      {"GET", "/api/v1/tokens/{}", &AdminApi::getToken},
+      {"PATCH", "/api/v1/tokens/{}", &AdminApi::patchToken},
+      {"DELETE", "/api/v1/tokens/{}", &AdminApi::revokeToken},
+      {"POST", "/api/v1/tokens/{}/revoke", &AdminApi::revokeToken},
+  };
+  return kRoutes;
+}
+
+ApiResponse AdminApi::handle(const ApiRequest& request) {
+  Result<ApiResponse> response = dispatch(request);
+  if (response) {
+    return std::move(*response);
+  }
+
+  Error error = std::move(response.error());
+  std::string path = request.target.substr(0, request.target.find('?'));
+  if (error.code == ErrorCode::kInternal) {
+    // Store and vault messages name tables and ids, never values, but they help operators
+    // more than clients. The client gets the request id to quote instead.
+    spdlog::error("admin API: {} {} failed (request {}): {}", request.method, path,
+                  request.request_id, error.message);
+    error.message =
+        "internal error; the server log has the details under request id " + request.request_id;
+  } else if (error.code == ErrorCode::kUnauthenticated || error.code == ErrorCode::kForbidden) {
+    spdlog::warn("admin API: {} {} from {} rejected (request {}): {}", request.method, path,
+                 request.remote_address, request.request_id, error.message);
+  } else {
+    spdlog::debug("admin API: {} {} failed with {} (request {}): {}", request.method, path,
+                  errorCodeName(error.code), request.request_id, error.message);
+  }
+
+  ApiResponse failed = errorResponse(error, request.request_id);
+  if (error.code == ErrorCode::kUnauthenticated) {
+    failed.headers.emplace_back("WWW-Authenticate", "Bearer");
+  }
+  return failed;
+}
+
+Result<ApiResponse> AdminApi::dispatch(const ApiRequest& request) {
+  boost::system::result<boost::urls::url_view> target =
+      boost::urls::parse_origin_form(request.target);
+  if (!target) {
+    return fail(ErrorCode::kInvalidRequest, "the request target is not a valid URL path");
+  }
+
+  std::vector<std::string> segments;
+  for (std::string segment : target->segments()) {
+    segments.push_back(std::move(segment));
+  }
+  // "/api/v1/projects/" names the same collection as "/api/v1/projects".
+  if (segments.size() > 1 && segments.back().empty()) {
+    segments.pop_back();
+  }
+
+  RouteLookup lookup = findRoute(routes(), request.method, segments);
+  if (lookup.outcome == RouteLookup::Outcome::kNotFound) {
+    return fail(ErrorCode::kNotFound, "API route not found: " + std::string(target->path()));
+  }
+  if (lookup.outcome == RouteLookup::Outcome::kMethodNotAllowed) {
+    Error error{ErrorCode::kMethodNotAllowed, "method " + request.method + " is not allowed on " +
+                                                  std::string(target->path()) + "; use " +
+                                                  lookup.allow};
+    ApiResponse response = errorResponse(error, request.request_id);
+    response.headers.emplace_back("Allow", lookup.allow);
+    return response;
+  }
+
+  const Route& route = routes()[lookup.index];
+  RequestContext context{request, {}, std::move(lookup.params), {}, nowUnixMillis()};
+  for (auto param : target->params()) {
+    context.query[param.key] = param.value;
+  }
+
+  if (route.needs_key) {
+    Result<store::AdminKey> key = authenticate(request, context.now);
+    if (!key) {
+      return std::unexpected(key.error());
+    }
+    context.admin_key = std::move(*key);
+    if (context.admin_key.role == "viewer" && !isReadMethod(request.method)) {
+      return fail(ErrorCode::kForbidden, "admin API key " + context.admin_key.id +
+                                             " has the viewer role, which cannot make changes");
+    }
+  }
+  return (this->*route.handler)(context);
+}
+
+Result<store::AdminKey> AdminApi::authenticate(const ApiRequest& request, int64_t now) {
+  std::string_view header = trimSpaces(request.authorization);
+  if (header.empty()) {
+    return fail(ErrorCode::kUnauthenticated,
+                "missing admin API key; send the header Authorization: Bearer ksa_…");
+  }
+  constexpr std::string_view kScheme = "Bearer ";
+  if (!startsWithIgnoringCase(header, kScheme)) {
+    return fail(ErrorCode::kUnauthenticated,
+                "the Authorization header must use the Bearer scheme with an admin API key");
+  }
+
+  std::string_view key = trimSpaces(header.substr(kScheme.size()));
+  if (!tokens::isAdminKeyShaped(key)) {
+    return fail(ErrorCode::kUnauthenticated,
+                "invalid admin API key; admin API keys start with ksa_");
+  }
+
+  Result<std::optional<store::AdminKey>> found = store_.findAdminKeyByHash(tokens::hashToken(key));
+  if (!found) {
+    return std::unexpected(found.error());
+  }
+  if (!found->has_value()) {
+    return fail(ErrorCode::kUnauthenticated, "invalid admin API key");
+  }
+
+  store::AdminKey& admin_key = **found;
+  if (admin_key.revoked_at != 0) {
+    return fail(ErrorCode::kUnauthenticated,
+                "admin API key " + admin_key.id + " has been revoked; use another key");
+  }
+  if (admin_key.expires_at != 0 && admin_key.expires_at <= now) {
+    return fail(ErrorCode::kUnauthenticated,
+                "admin API key " + admin_key.id + " has expired; use another key");
+  }
+  return std::move(admin_key);
+}
+
+void AdminApi::notifyConfigChange() {
+  if (options_.on_config_change) {
+    options_.on_config_change();
+  }
+}
+
+Result<ApiResponse> AdminApi::healthz(const RequestContext&) {
+  return jsonResponse(200, boost::json::object{{"status", "ok"}});
+}
+
+Result<ApiResponse> AdminApi::readyz(const RequestContext& context) {
+  // Ready means the store responds, so that an instance whose database is gone leaves the
+  // load balancer's pool.
+  Result<int64_t> generation = store_.configGeneration();
+  if (!generation) {
+    spdlog::warn("admin API: readiness check failed (request {}): {}", context.request.request_id,
+                 generation.error().message);
+    return jsonResponse(503, boost::json::object{{"status", "unavailable"}});
+  }
+  return jsonResponse(200, boost::json::object{{"status", "ok"}});
+}
+
+Result<store::Project> AdminApi::findProject(const RequestContext& context,
+                                             const std::string& id_or_name) {
+  Result<store::Project> project =
+      store_.findProject(context.admin_key.organization_id, id_or_name);
+  bool other_organization =
+      project && project->organization_id != context.admin_key.organization_id;
+  if ((!project && project.error().code == ErrorCode::kNotFound) || other_organization) {
+    return fail(ErrorCode::kNotFound, "project " + id_or_name + " not found");
+  }
+  return project;
+}
+
+Result<store::Agent> AdminApi::findAgent(const RequestContext& context,
+                                         const std::string& id_or_name) {
+  std::string project_id;
+  if (std::optional<std::string> project_name = context.queryValue("project")) {
+    Result<store::Project> project = findProject(context, *project_name);
+    if (!project) {
+      return std::unexpected(project.error());
+    }
+    project_id = project->id;
+  }
+
+  Result<store::Agent> agent = store_.findAgent(project_id, id_or_name);
+  if (!agent && agent.error().code != ErrorCode::kNotFound) {
+    return agent;
+  }
+  // The agent's project must belong to the caller's organization. Anything else reads as
+  // missing, so that ids of other tenants cannot be probed.
+  // Without a project, only an id identifies an agent: names are unique per project only.
+  bool identified =
+      agent && (project_id.empty() ? agent->id == id_or_name : agent->project_id == project_id);
+  if (identified) {
+    Result<store::Project> owner = findProject(context, agent->project_id);
+    if (owner) {
+      return agent;
+    }
+    if (owner.error().code != ErrorCode::kNotFound) {
+      return std::unexpected(owner.error());
+    }
+  }
+
+  std::string hint = project_id.empty() ? "; to find an agent by name, also name its project" : "";
+  return fail(ErrorCode::kNotFound, "agent " + id_or_name + " not found" + hint);
+}
+
+Result<store::AgentToken> AdminApi::findToken(const RequestContext& context,
+                                              const std::string& token_id) {
+  Result<store::AgentToken> token = store_.getToken(token_id);
+  if (!token && token.error().code != ErrorCode::kNotFound) {
+    return token;
+  }
+  if (token) {
+    Result<store::Project> owner = findProject(context, token->project_id);
+    if (owner) {
+      return token;
+    }
+    if (owner.error().code != ErrorCode::kNotFound) {
+      return std::unexpected(owner.error());
+    }
+  }
+  return fail(ErrorCode::kNotFound, "token " + token_id + " not found");
+}
+
+const catalog::ProviderSpec* AdminApi::findProvider(const std::string& provider_id) const {
+  return catalog_.find(provider_id);
+}
+
+}  // namespace keystore::admin

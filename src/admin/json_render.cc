@@ -1,0 +1,148 @@
+#include "admin/json_render.h"
+
+#include <boost/json/array.hpp>
+
+#include "common/clock.h"
+#include "tokens/agent_token.h"
+
+namespace keystore::admin {
+
+namespace {
+
+boost::json::value optionalInteger(const std::optional<int64_t>& value) {
+  if (!value) {
+    return nullptr;
+  }
+  return *value;
+}
+
+boost::json::value nullIfEmpty(const std::string& text) {
+  if (text.empty()) {
+    return nullptr;
+  }
+  return boost::json::string(text);
+}
+
+std::string_view tokenStatus(const store::AgentToken& token, int64_t now) {
+  if (token.revoked_at != 0) {
+    return "revoked";
+  }
+  if (token.expires_at != 0 && token.expires_at <= now) {
+    return "expired";
+  }
+  return "active";
+}
+
+}  // namespace
+
+boost::json::value renderTime(int64_t unix_millis) {
+  if (unix_millis == 0) {
+    return nullptr;
+  }
+  return boost::json::string(formatRfc3339(unix_millis));
+}
+
+boost::json::object renderProject(const store::Project& project) {
+  return {
+      {"id", project.id},
+      {"name", project.name},
+      {"organization_id", project.organization_id},
+      {"created_at", renderTime(project.created_at)},
+  };
+}
+
+boost::json::object renderAgent(const store::Agent& agent) {
+  return {
+      {"id", agent.id},
+      {"project_id", agent.project_id},
+      {"name", agent.name},
+      {"status", agent.status},
+      {"rpm_limit", optionalInteger(agent.rpm_limit)},
+      {"rpd_limit", optionalInteger(agent.rpd_limit)},
+      {"created_at", renderTime(agent.created_at)},
+  };
+}
+
+boost::json::object renderToken(const store::AgentToken& token, int64_t now) {
+  boost::json::array scopes;
+  for (const std::string& scope : token.scopes) {
+    scopes.emplace_back(scope);
+  }
+  return {
+      {"id", token.id},
+      {"agent_id", token.agent_id},
+      {"project_id", token.project_id},
+      {"hint", tokens::tokenHint(token.token_hash)},
+      {"scopes", std::move(scopes)},
+      {"status", tokenStatus(token, now)},
+      {"expires_at", renderTime(token.expires_at)},
+      {"revoked_at", renderTime(token.revoked_at)},
+      {"created_at", renderTime(token.created_at)},
+      {"last_used_at", renderTime(token.last_used_at)},
+  };
+}
+
+boost::json::object renderLedgerRow(const store::LedgerRow& row) {
+  return {
+      {"time", renderTime(row.time)},
+      {"request_id", row.request_id},
+      {"project_id", row.project_id},
+      {"agent_id", row.agent_id},
+      {"token_id", row.token_id},
+      {"provider", row.provider},
+      {"mode", row.mode},
+      {"method", row.method},
+      {"path", row.path},
+      {"upstream_status", row.upstream_status},
+      {"outcome", row.outcome},
+      {"bytes_in", row.bytes_in},
+      {"bytes_out", row.bytes_out},
+      {"latency_ms", row.latency_ms},
+  };
+}
+
+boost::json::object renderProviderEntry(const catalog::ProviderSpec& spec,
+                                        const store::ProviderSetting* setting,
+                                        const store::Credential* credential) {
+  // `key` is the mask alone, so tables and scripts can show it as is; the other key_*
+  // fields describe the stored credential without revealing it.
+  boost::json::value key = nullptr;
+  boost::json::value key_fingerprint = nullptr;
+  boost::json::value key_set_at = nullptr;
+  boost::json::value key_label = nullptr;
+  if (credential != nullptr) {
+    key = boost::json::string(credential->mask);
+    key_fingerprint = boost::json::string(credential->fingerprint);
+    key_set_at = renderTime(credential->created_at);
+    key_label = nullIfEmpty(credential->label);
+  }
+
+  boost::json::value mode = nullptr;
+  std::string_view status = "not_configured";
+  if (setting != nullptr) {
+    mode = boost::json::string(setting->mode);
+    status = setting->status;
+  }
+
+  return {
+      {"provider", spec.id},       {"display_name", spec.display_name},
+      {"category", spec.category}, {"availability", catalog::availabilityName(spec.availability)},
+      {"mode", std::move(mode)},   {"status", status},
+      {"key", std::move(key)},     {"key_fingerprint", std::move(key_fingerprint)},
+      {"key_set_at", std::move(key_set_at)}, {"key_label", std::move(key_label)},
+  };
+}
+
+boost::json::object renderError(const Error& error, std::string_view request_id) {
+  return {
+      {"error",
+       {
+           {"type", "keystore_error"},
+           {"code", errorCodeName(error.code)},
+           {"message", error.message},
+           {"request_id", request_id},
+       }},
+  };
+}
+
+}  // namespace keystore::admin

@@ -1,0 +1,37 @@
+// JSON representations of stored records as the management API returns them. Times are
+// RFC 3339 text, or null where the record holds 0 ("unset"). Nothing here renders a secret:
+// credentials appear as mask and fingerprint, tokens by id and hint.
+//
+// Free functions on values, thread-safe.
+#pragma once
+
+#include <boost/json/object.hpp>
+#include <boost/json/value.hpp>
+#include <cstdint>
+#include <string_view>
+
+#include "catalog/catalog.h"
+#include "common/error.h"
+#include "store/records.h"
+
+namespace keystore::admin {
+
+// An RFC 3339 string, or null for 0.
+boost::json::value renderTime(int64_t unix_millis);
+
+boost::json::object renderProject(const store::Project& project);
+boost::json::object renderAgent(const store::Agent& agent);
+// `now` decides the derived status: "revoked", "expired" or "active".
+boost::json::object renderToken(const store::AgentToken& token, int64_t now);
+boost::json::object renderLedgerRow(const store::LedgerRow& row);
+
+// One catalog provider as configured in a project. `setting` and `credential` are null when
+// the project has none, and the status is then "not_configured".
+boost::json::object renderProviderEntry(const catalog::ProviderSpec& spec,
+                                        const store::ProviderSetting* setting,
+                                        const store::Credential* credential);
+
+// {"error": {"type": "keystore_error", "code", "message", "request_id"}}.
+boost::json::object renderError(const Error& error, std::string_view request_id);
+
+}  // namespace keystore::admin

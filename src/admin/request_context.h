@@ -1,0 +1,43 @@
+// RequestContext: what a management API route handler receives once the request is routed
+// and authenticated, plus the helpers that build responses. Internal to src/admin.
+//
+// A RequestContext lives for one call of AdminApi::handle() and is used by one thread.
+#pragma once
+
+#include <boost/json/array.hpp>
+#include <boost/json/value.hpp>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "admin/admin_api.h"
+#include "store/records.h"
+
+namespace keystore::admin {
+
+struct RequestContext {
+  const ApiRequest& request;
+  store::AdminKey admin_key;        // empty for the health checks
+  std::vector<std::string> params;  // decoded path segments captured by the route's "{}"
+  std::map<std::string, std::string, std::less<>>
+      query;        // decoded, the last of a repeated name wins
+  int64_t now = 0;  // Unix milliseconds when the request arrived
+
+  // The decoded query parameter, or nullopt when absent.
+  std::optional<std::string> queryValue(std::string_view name) const;
+};
+
+// A response whose body is `body` serialized.
+ApiResponse jsonResponse(int status, const boost::json::value& body);
+// {"data": items}, the shape of every list.
+ApiResponse listResponse(boost::json::array items);
+
+// Checks a project or agent name: 1 to 64 letters, digits, '.', '-' or '_', starting with a
+// letter or digit, so it can stand in a URL path and a shell command unquoted. A name may not
+// start with `id_prefix` + '_' (e.g. "prj_"), because lookups try ids before names.
+Result<void> validateName(std::string_view field, std::string_view name,
+                          std::string_view id_prefix);
+
+}  // namespace keystore::admin

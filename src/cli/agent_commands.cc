@@ -1,0 +1,318 @@
+// `keystore agent …` and `keystore token …`.
+#include <boost/json/serialize.hpp>
+#include <iostream>
+#include <memory>
+
+#include "cli/cli.h"
+#include "cli/command_support.h"
+#include "cli/table.h"
+#include "common/clock.h"
+
+namespace keystore::cli {
+
+namespace {
+
+struct AgentCreateOptions {
+  CommonOptions common;
+  std::string name;
+  std::string project;
+  int64_t rpm_limit = 0;
+  int64_t rpd_limit = 0;
+  CLI::Option* rpm_option = nullptr;
+  CLI::Option* rpd_option = nullptr;
+};
+
+struct ProjectOptions {
+  CommonOptions common;
+  std::string project;
+};
+
+// An agent named by id, or by name together with --project.
+struct AgentOptions {
+  CommonOptions common;
+  std::string agent;
+  std::string project;
+};
+
+struct TokenCreateOptions {
+  AgentOptions target;
+  std::vector<std::string> scopes;
+  std::string expires_in;
+};
+
+struct TokenOptions {
+  CommonOptions common;
+  std::string token_id;
+};
+
+std::vector<std::pair<std::string, std::string>> projectQuery(const std::string& project) {
+  if (project.empty()) {
+    return {};
+  }
+  return {{"project", project}};
+}
+
+std::string limitText(const boost::json::value& agent, std::string_view name) {
+  const boost::json::value* limit = agent.as_object().if_contains(name);
+  if (limit == nullptr || !limit->is_int64()) {
+    return "-";
+  }
+  return std::to_string(limit->as_int64());
+}
+
+int createAgent(const AgentCreateOptions& options) {
+  boost::json::object fields{{"name", options.name}};
+  if (options.rpm_option->count() > 0) {
+    fields["rpm_limit"] = options.rpm_limit;
+  }
+  if (options.rpd_option->count() > 0) {
+    fields["rpd_limit"] = options.rpd_limit;
+  }
+
+  int exit_code = kExitOk;
+  auto agent = callApi(options.common, "POST", apiTarget({"projects", options.project, "agents"}),
+                       boost::json::serialize(fields), exit_code);
+  if (!agent) {
+    return exit_code;
+  }
+  if (options.common.json) {
+    printJson(*agent);
+  } else {
+    std::cout << "created agent " << stringField(*agent, "name") << " ("
+              << stringField(*agent, "id") << ") in project " << options.project << "\n";
+  }
+  return kExitOk;
+}
+
+int listAgents(const ProjectOptions& options) {
+  int exit_code = kExitOk;
+  auto response = callApi(options.common, "GET", apiTarget({"projects", options.project, "agents"}),
+                          {}, exit_code);
+  if (!response) {
+    return exit_code;
+  }
+  const boost::json::array& agents = dataArray(*response);
+  if (options.common.json) {
+    printJson(agents);
+    return kExitOk;
+  }
+  if (agents.empty()) {
+    std::cout << "no agents in project " << options.project
+              << "; create one with: keystore agent create NAME --project " << options.project
+              << "\n";
+    return kExitOk;
+  }
+
+  std::vector<std::vector<std::string>> rows;
+  for (const boost::json::value& agent : agents) {
+    rows.push_back({stringField(agent, "id"), stringField(agent, "name"),
+                    stringField(agent, "status"), limitText(agent, "rpm_limit"),
+                    limitText(agent, "rpd_limit"), shortTime(agent, "created_at")});
+  }
+  std::cout << formatTable({"ID", "NAME", "STATUS", "RPM", "RPD", "CREATED"}, rows);
+  return kExitOk;
+}
+
+int setAgentStatus(const AgentOptions& options, std::string_view status) {
+  std::string body = boost::json::serialize(boost::json::object{{"status", status}});
+  int exit_code = kExitOk;
+  auto agent =
+      callApi(options.common, "PATCH",
+              apiTarget({"agents", options.agent}, projectQuery(options.project)), body, exit_code);
+  if (!agent) {
+    return exit_code;
+  }
+  if (options.common.json) {
+    printJson(*agent);
+  } else {
+    std::cout << "agent " << stringField(*agent, "name") << " (" << stringField(*agent, "id")
+              << ") is now " << stringField(*agent, "status") << "\n";
+  }
+  return kExitOk;
+}
+
+int createToken(const TokenCreateOptions& options) {
+  boost::json::object fields;
+  if (!options.scopes.empty()) {
+    boost::json::array scopes;
+    for (const std::string& scope : options.scopes) {
+      scopes.emplace_back(scope);
+    }
+    fields["scopes"] = std::move(scopes);
+  }
+  if (!options.expires_in.empty()) {
+    if (!parseDurationMillis(options.expires_in)) {
+      printError("--expires-in must be a duration such as 30m, 12h or 90d, not \"" +
+                 options.expires_in + "\"");
+      return kExitUsage;
+    }
+    fields["expires_in"] = options.expires_in;
+  }
+
+  const AgentOptions& target = options.target;
+  int exit_code = kExitOk;
+  auto token = callApi(target.common, "POST",
+                       apiTarget({"agents", target.agent, "tokens"}, projectQuery(target.project)),
+                       boost::json::serialize(fields), exit_code);
+  if (!token) {
+    return exit_code;
+  }
+
+  std::string expiry = stringField(*token, "expires_at", "");
+  std::cerr << "created token " << stringField(*token, "id") << " for agent " << target.agent
+            << (expiry.empty() ? " (no expiry)" : " (expires " + expiry + ")") << "\n"
+            << "warning: the token is shown only this once; store it now\n";
+  if (target.common.json) {
+    printJson(*token);
+  } else {
+    std::cout << stringField(*token, "token") << "\n";
+  }
+  return kExitOk;
+}
+
+std::string scopesText(const boost::json::value& token) {
+  const boost::json::value* scopes = token.as_object().if_contains("scopes");
+  if (scopes == nullptr || !scopes->is_array() || scopes->as_array().empty()) {
+    return "all";
+  }
+  std::string text;
+  for (const boost::json::value& scope : scopes->as_array()) {
+    if (scope.is_string()) {
+      text += text.empty() ? "" : ",";
+      text += std::string(scope.as_string());
+    }
+  }
+  return text;
+}
+
+int listTokens(const AgentOptions& options) {
+  int exit_code = kExitOk;
+  auto response = callApi(
+      options.common, "GET",
+      apiTarget({"agents", options.agent, "tokens"}, projectQuery(options.project)), {}, exit_code);
+  if (!response) {
+    return exit_code;
+  }
+  const boost::json::array& tokens = dataArray(*response);
+  if (options.common.json) {
+    printJson(tokens);
+    return kExitOk;
+  }
+  if (tokens.empty()) {
+    std::cout << "agent " << options.agent << " has no tokens; mint one with: keystore token "
+              << "create --agent " << options.agent << "\n";
+    return kExitOk;
+  }
+
+  std::vector<std::vector<std::string>> rows;
+  for (const boost::json::value& token : tokens) {
+    rows.push_back({stringField(token, "id"), stringField(token, "hint"),
+                    stringField(token, "status"), scopesText(token), shortTime(token, "expires_at"),
+                    shortTime(token, "created_at")});
+  }
+  std::cout << formatTable({"ID", "HINT", "STATUS", "SCOPES", "EXPIRES", "CREATED"}, rows);
+  return kExitOk;
+}
+
+int revokeToken(const TokenOptions& options) {
+  int exit_code = kExitOk;
+  auto token = callApi(options.common, "POST", apiTarget({"tokens", options.token_id, "revoke"}),
+                       {}, exit_code);
+  if (!token) {
+    return exit_code;
+  }
+  if (options.common.json) {
+    printJson(*token);
+  } else {
+    std::cout << "revoked token " << stringField(*token, "id") << "\n";
+  }
+  return kExitOk;
+}
+
+void addAgentTarget(CLI::App& command, AgentOptions& options, bool positional) {
+  if (positional) {
+    command.add_option("AGENT", options.agent, "Agent id, or name with --project")->required();
+  } else {
+    command.add_option("--agent", options.agent, "Agent id, or name with --project")->required();
+  }
+  command.add_option("--project", options.project,
+                     "Project id or name, needed when the agent is given by name");
+  addCommonOptions(command, options.common);
+}
+
+}  // namespace
+
+void addAgentCommands(CLI::App& app, int& exit_code) {
+  CLI::App* agent = app.add_subcommand("agent", "Create, list, pause and resume agents");
+  agent->require_subcommand(1);
+
+  auto create_options = std::make_shared<AgentCreateOptions>();
+  CLI::App* create = agent->add_subcommand("create", "Create an agent in a project");
+  create->add_option("NAME", create_options->name, "Agent name")->required();
+  create->add_option("--project", create_options->project, "Project id or name")->required();
+  create_options->rpm_option =
+      create->add_option("--rpm", create_options->rpm_limit, "Requests per minute allowed")
+          ->check(CLI::PositiveNumber);
+  create_options->rpd_option =
+      create->add_option("--rpd", create_options->rpd_limit, "Requests per day allowed")
+          ->check(CLI::PositiveNumber);
+  addCommonOptions(*create, create_options->common);
+  create->callback([create_options, &exit_code] {
+    runCommand(exit_code, [&] { return createAgent(*create_options); });
+  });
+
+  auto list_options = std::make_shared<ProjectOptions>();
+  CLI::App* list = agent->add_subcommand("list", "List the agents of a project");
+  list->add_option("--project", list_options->project, "Project id or name")->required();
+  addCommonOptions(*list, list_options->common);
+  list->callback([list_options, &exit_code] {
+    runCommand(exit_code, [&] { return listAgents(*list_options); });
+  });
+
+  for (auto [verb, status, help] :
+       {std::tuple{"pause", "paused", "Pause an agent: its tokens are refused until resumed"},
+        std::tuple{"resume", "active", "Resume a paused agent"}}) {
+    auto options = std::make_shared<AgentOptions>();
+    CLI::App* command = agent->add_subcommand(verb, help);
+    addAgentTarget(*command, *options, true);
+    std::string new_status = status;
+    command->callback([options, new_status, &exit_code] {
+      runCommand(exit_code, [&] { return setAgentStatus(*options, new_status); });
+    });
+  }
+}
+
+void addTokenCommands(CLI::App& app, int& exit_code) {
+  CLI::App* token = app.add_subcommand("token", "Mint, list and revoke agent tokens");
+  token->require_subcommand(1);
+
+  auto create_options = std::make_shared<TokenCreateOptions>();
+  CLI::App* create =
+      token->add_subcommand("create", "Mint an agent token; it is printed only once");
+  addAgentTarget(*create, create_options->target, false);
+  create->add_option("--scope", create_options->scopes,
+                     "Grant such as provider:openai:* (access read, write or *), repeatable. "
+                     "Without any, the token may use every provider enabled in the project");
+  create->add_option("--expires-in", create_options->expires_in,
+                     "Lifetime such as 30m, 12h or 90d (default: no expiry)");
+  create->callback([create_options, &exit_code] {
+    runCommand(exit_code, [&] { return createToken(*create_options); });
+  });
+
+  auto list_options = std::make_shared<AgentOptions>();
+  CLI::App* list = token->add_subcommand("list", "List an agent's tokens (never their values)");
+  addAgentTarget(*list, *list_options, false);
+  list->callback([list_options, &exit_code] {
+    runCommand(exit_code, [&] { return listTokens(*list_options); });
+  });
+
+  auto revoke_options = std::make_shared<TokenOptions>();
+  CLI::App* revoke = token->add_subcommand("revoke", "Revoke a token at once");
+  revoke->add_option("TOKEN_ID", revoke_options->token_id, "Token id (tok_…)")->required();
+  addCommonOptions(*revoke, revoke_options->common);
+  revoke->callback([revoke_options, &exit_code] {
+    runCommand(exit_code, [&] { return revokeToken(*revoke_options); });
+  });
+}
+
+}  // namespace keystore::cli
