@@ -68,12 +68,17 @@ boost::json::object renderToken(const store::AgentToken& token, int64_t now) {
   for (const std::string& scope : token.scopes) {
     scopes.emplace_back(scope);
   }
+  boost::json::array models;
+  for (const std::string& model : token.models) {
+    models.emplace_back(model);
+  }
   return {
       {"id", token.id},
       {"agent_id", token.agent_id},
       {"project_id", token.project_id},
       {"hint", tokens::tokenHint(token.token_hash)},
       {"scopes", std::move(scopes)},
+      {"models", std::move(models)},
       {"status", tokenStatus(token, now)},
       {"expires_at", renderTime(token.expires_at)},
       {"revoked_at", renderTime(token.revoked_at)},

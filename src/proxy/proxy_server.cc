@@ -175,7 +175,8 @@ struct ProxyServer::Impl {
   awaitable<bool> exchange(Stream& upstream, UpstreamConnection& connection,
                            beast::tcp_stream& client, http::request<http::string_body>& request,
                            const catalog::ProviderSpec& provider, const Secret& credential,
-                           bool client_keep_alive, RequestRecord& record, bool& reusable);
+                           unsigned client_version, bool client_keep_alive, RequestRecord& record,
+                           bool& reusable);
 
   awaitable<bool> writeError(beast::tcp_stream& client, const Error& error,
                              const RequestRecord& record, unsigned version, bool keep_alive);
@@ -263,7 +264,9 @@ awaitable<void> ProxyServer::Impl::runSession(Worker& worker, tcp::socket socket
   while (true) {
     http::request_parser<http::string_body> parser;
     parser.header_limit(64 * 1024);
-    parser.body_limit(options.max_request_bytes);
+    // The body limit is applied after admission, so an unauthenticated request learns that
+    // first and an oversized Content-Length gets 413 rather than a parse error.
+    parser.body_limit(boost::none);
     client.expires_after(options.client_header_timeout);
     auto [error, bytes] = co_await http::async_read_header(client, buffer, parser, kNoThrow);
     if (error) {
@@ -412,6 +415,8 @@ awaitable<bool> ProxyServer::Impl::handleRequest(Worker& worker, beast::tcp_stre
     co_return co_await writeError(client, error, record, version, false);
   }
 
+  parser.body_limit(options.max_request_bytes);
+
   // The client waits for an interim answer before it sends the body.
   auto expect = header[http::field::expect];
   if (beast::iequals(expect, "100-continue")) {
@@ -484,10 +489,12 @@ awaitable<bool> ProxyServer::Impl::handleRequest(Worker& worker, beast::tcp_stre
     record.outcome.clear();
     if (connection->secure) {
       keep_client = co_await exchange(*connection->secure, *connection, client, upstream_request,
-                                      provider, *credential, client_keep_alive, record, reusable);
+                                      provider, *credential, version, client_keep_alive, record,
+                                      reusable);
     } else {
       keep_client = co_await exchange(*connection->plain, *connection, client, upstream_request,
-                                      provider, *credential, client_keep_alive, record, reusable);
+                                      provider, *credential, version, client_keep_alive, record,
+                                      reusable);
     }
     if (record.outcome == "retry_on_fresh_connection" && connection->reused && attempt == 0) {
       continue;
@@ -578,10 +585,10 @@ awaitable<bool> ProxyServer::Impl::exchange(Stream& upstream, UpstreamConnection
                                             beast::tcp_stream& client,
                                             http::request<http::string_body>& request,
                                             const catalog::ProviderSpec& provider,
-                                            const Secret& credential, bool client_keep_alive,
-                                            RequestRecord& record, bool& reusable) {
+                                            const Secret& credential, unsigned client_version,
+                                            bool client_keep_alive, RequestRecord& record,
+                                            bool& reusable) {
   reusable = false;
-  unsigned client_version = 11;
 
   connection.tcp().expires_after(options.idle_timeout);
   auto [write_error, written] = co_await http::async_write(upstream, request, kNoThrow);
@@ -630,6 +637,16 @@ awaitable<bool> ProxyServer::Impl::exchange(Stream& upstream, UpstreamConnection
     response.set("x-accel-buffering", "no");
   }
   bool upstream_keep_alive = response.keep_alive();
+  // Transfer-Encoding is hop-by-hop and was dropped above; a body of unknown length is
+  // re-framed as chunked for the client, so its end is visible without closing.
+  if (!parser.is_done() && !parser.content_length()) {
+    if (client_version >= 11) {
+      response.chunked(true);
+    } else {
+      client_keep_alive = false;  // HTTP/1.0 has no chunking: the close ends the body
+    }
+  }
+  response.version(client_version);
   response.keep_alive(client_keep_alive);
 
   StreamRedactor redactor(credentialNeedles(provider, credential));

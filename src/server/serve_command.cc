@@ -4,10 +4,14 @@
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 
+#include <toml++/toml.h>
+
 #include <openssl/crypto.h>
 
 #include <atomic>
+#include <algorithm>
 #include <csignal>
+#include <functional>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
@@ -146,7 +150,104 @@ void onSignal(int signal) { g_signal.store(signal); }
 
 }  // namespace
 
+namespace {
+
+// Reads a TOML config file into `config`. A key sets its option only when neither the
+// command line nor the environment did, so flags win over the environment, which wins over
+// the file. Keys are option names with '-' or '_'; unknown keys are errors, so a typo
+// cannot silently leave a setting at its default.
+Result<void> applyConfigFile(const std::string& path, CLI::App& serve, ServeConfig& config) {
+  toml::table table;
+  try {
+    table = toml::parse_file(path);
+  } catch (const toml::parse_error& error) {
+    return fail(ErrorCode::kInvalidRequest,
+                "config file " + path + " is not valid TOML: " + std::string(error.description()));
+  }
+  using Setter = std::function<bool(const toml::node&)>;
+  auto text = [](std::string& field) {
+    return Setter([&field](const toml::node& node) {
+      if (auto value = node.value<std::string>()) {
+        field = *value;
+        return true;
+      }
+      return false;
+    });
+  };
+  auto integer = [](auto& field) {
+    return Setter([&field](const toml::node& node) {
+      if (auto value = node.value<int64_t>(); value && *value >= 0) {
+        field = static_cast<std::remove_reference_t<decltype(field)>>(*value);
+        return true;
+      }
+      return false;
+    });
+  };
+  const std::vector<std::pair<std::string, Setter>> setters = {
+      {"data-dir", text(config.data_dir)},
+      {"listen", text(config.listen)},
+      {"admin-listen", text(config.admin_listen)},
+      {"master-key-file", text(config.master_key_file)},
+      {"upstream-ca-file", text(config.upstream_ca_file)},
+      {"catalog-file", text(config.catalog_file)},
+      {"log-level", text(config.log_level)},
+      {"ledger-sync", text(config.ledger_sync)},
+      {"ledger-flush-ms", integer(config.ledger_flush_ms)},
+      {"max-request-bytes", integer(config.max_request_bytes)},
+      {"threads", integer(config.threads)},
+      {"allow-private-upstreams",
+       [&config](const toml::node& node) {
+         if (auto value = node.value<bool>()) {
+           config.allow_private_upstreams = *value;
+           return true;
+         }
+         return false;
+       }},
+      {"upstream",
+       [&config](const toml::node& node) {
+         const toml::array* entries = node.as_array();
+         if (entries == nullptr) {
+           return false;
+         }
+         config.upstreams.clear();
+         for (const auto& entry : *entries) {
+           auto value = entry.value<std::string>();
+           if (!value) {
+             return false;
+           }
+           config.upstreams.push_back(*value);
+         }
+         return true;
+       }},
+  };
+  for (const auto& [raw_key, node] : table) {
+    std::string key(raw_key.str());
+    std::replace(key.begin(), key.end(), '_', '-');
+    auto setter = std::find_if(setters.begin(), setters.end(),
+                               [&key](const auto& entry) { return entry.first == key; });
+    if (setter == setters.end()) {
+      return fail(ErrorCode::kInvalidRequest,
+                  "config file " + path + " has the unknown key '" + key + "'");
+    }
+    CLI::Option* option = serve.get_option_no_throw("--" + key);
+    if (option != nullptr && option->count() > 0) {
+      continue;  // set on the command line or in the environment
+    }
+    if (!setter->second(node)) {
+      return fail(ErrorCode::kInvalidRequest,
+                  "config file " + path + ": key '" + key + "' has a value of the wrong type");
+    }
+  }
+  return {};
+}
+
+}  // namespace
+
 int runServer(const ServeConfig& config) {
+  // Installed first, so a signal that arrives while starting still ends in a clean stop.
+  std::signal(SIGINT, onSignal);
+  std::signal(SIGTERM, onSignal);
+  std::signal(SIGPIPE, SIG_IGN);
   setUpLogging(config.log_level);
   auto directory = ensurePrivateDirectory(config.data_dir);
   if (!directory) {
@@ -242,15 +343,12 @@ int runServer(const ServeConfig& config) {
   std::printf("admin listening on %s\n", admin_bound->c_str());
   std::fflush(stdout);
 
-  std::signal(SIGINT, onSignal);
-  std::signal(SIGTERM, onSignal);
-  std::signal(SIGPIPE, SIG_IGN);
   // Other instances sharing the database change it too; polling its generation picks up
-  // their changes within a second.
+  // their changes (a revoked token, a new key) within 200 ms.
   auto last_poll = std::chrono::steady_clock::now();
   while (g_signal.load() == 0) {
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    if (std::chrono::steady_clock::now() - last_poll >= std::chrono::seconds(1)) {
+    if (std::chrono::steady_clock::now() - last_poll >= std::chrono::milliseconds(200)) {
       last_poll = std::chrono::steady_clock::now();
       if (auto refreshed = snapshots.refresh(); !refreshed) {
         spdlog::error("configuration refresh failed: {}", refreshed.error().message);
@@ -269,7 +367,9 @@ int runServer(const ServeConfig& config) {
 void addServeCommand(CLI::App& app, int& exit_code) {
   auto config = std::make_shared<ServeConfig>();
   CLI::App* serve = app.add_subcommand("serve", "Run the proxy and the admin listener");
-  serve->set_config("--config", "", "TOML config file with any of the options below")
+  auto config_file = std::make_shared<std::string>();
+  serve->add_option("--config", *config_file,
+                    "TOML config file; its keys are the option names below (data-dir = \"…\")")
       ->envname("KEYSTORE_CONFIG");
   serve->add_option("--data-dir", config->data_dir, "Directory for the database and key files")
       ->envname("KEYSTORE_DATA_DIR")
@@ -319,7 +419,17 @@ void addServeCommand(CLI::App& app, int& exit_code) {
   serve->add_option("--threads", config->threads, "Proxy I/O threads (0 = one per core)")
       ->envname("KEYSTORE_THREADS")
       ->capture_default_str();
-  serve->callback([config, &exit_code] { exit_code = runServer(*config); });
+  serve->callback([config, config_file, serve, &exit_code] {
+    if (!config_file->empty()) {
+      auto applied = applyConfigFile(*config_file, *serve, *config);
+      if (!applied) {
+        fatal(applied.error().message);
+        exit_code = 2;
+        return;
+      }
+    }
+    exit_code = runServer(*config);
+  });
 }
 
 }  // namespace keystore::server
