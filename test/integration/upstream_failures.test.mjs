@@ -1,0 +1,129 @@
+// Upstream failures seen through the proxy. A closed port, a reset connection and a response
+// that is not HTTP become 502 with a stable code. Upstream error statuses are relayed as the
+// provider sent them. The proxy keeps serving afterwards.
+
+import assert from 'node:assert/strict';
+import net from 'node:net';
+import { after, before, beforeEach, describe, test } from 'node:test';
+
+import { startMock as startAnthropic } from '../mocks/anthropic.mjs';
+import { startMock as startOpenAi } from '../mocks/openai.mjs';
+import { assertKeystoreError, proxyRequest } from '../harness/http.mjs';
+import { provision, startKeystore } from '../harness/keystore.mjs';
+import { kAllProviderKeys, kAnthropicKey, kOpenAiKey } from '../harness/secrets.mjs';
+
+const kChatPath = '/v1/openai/v1/chat/completions';
+const kChat = { model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }] };
+
+// A loopback port that nothing listens on: bound once, then closed.
+async function closedPort() {
+  const server = net.createServer();
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address();
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+describe('upstream failures', () => {
+  let openai;
+  let anthropic;
+  let ks;
+  let project;
+
+  before(async () => {
+    openai = await startOpenAi({ expectedCredential: kOpenAiKey });
+    anthropic = await startAnthropic({ expectedCredential: kAnthropicKey });
+    ks = await startKeystore({
+      upstreams: {
+        openai: openai.url,
+        anthropic: anthropic.url,
+        resend: `http://127.0.0.1:${await closedPort()}`,
+      },
+    });
+    project = await provision(ks, { keys: kAllProviderKeys });
+  });
+
+  after(async () => {
+    await ks?.close();
+    await openai?.close();
+    await anthropic?.close();
+  });
+
+  beforeEach(() => {
+    openai.clear();
+    openai.setBehavior({});
+    anthropic.clear();
+    anthropic.setBehavior({});
+  });
+
+  async function assertStillServing() {
+    assert.ok(ks.running, 'the keystore process is still running');
+    openai.setBehavior({});
+    const next = await proxyRequest(ks, { path: kChatPath, token: project.token, json: kChat });
+    assert.equal(next.status, 200, `the next request is 200: ${next.text}`);
+  }
+
+  for (const status of [400, 429, 500, 503]) {
+    test(`upstream status ${status} relayed`, async () => {
+      anthropic.setBehavior({ status });
+      const response = await proxyRequest(ks, {
+        path: '/v1/anthropic/v1/messages',
+        token: project.token,
+        json: { model: 'claude-sonnet-4-5', max_tokens: 16, messages: [] },
+      });
+      assert.equal(response.status, status, `status ${status} is relayed: ${response.text}`);
+      const body = response.json();
+      assert.equal(body.type, 'error', 'the body is the provider error body');
+      assert.equal(body.error?.message, `mock status ${status}`, 'the provider error message is relayed unchanged');
+      assert.equal(anthropic.requests.length, 1, 'the upstream received one request');
+    });
+  }
+
+  test('upstream 401 relayed without key', async () => {
+    await ks.api('PUT', `/api/v1/projects/${project.projectId}/providers/openai/key`, {
+      api_key: 'sk-test-OPENAI-WRONG',
+    });
+    try {
+      const response = await proxyRequest(ks, { path: kChatPath, token: project.token, json: kChat });
+      assert.equal(response.status, 401, `the upstream 401 is relayed: ${response.text}`);
+      assert.ok(!response.text.includes('sk-test-OPENAI-WRONG'), 'the answer does not contain the key');
+      assert.equal(response.json()?.error?.code, 'invalid_api_key', 'the provider error body is relayed');
+    } finally {
+      const restore = await ks.api('PUT', `/api/v1/projects/${project.projectId}/providers/openai/key`, {
+        api_key: kOpenAiKey,
+      });
+      assert.ok(restore.status < 300, `restoring the key succeeds: ${restore.status} ${restore.text}`);
+    }
+  });
+
+  test('closed upstream port is 502 upstream_unreachable', async () => {
+    const response = await proxyRequest(ks, {
+      path: '/v1/resend/emails',
+      token: project.token,
+      json: { from: 'a@example.test', to: 'b@example.test', subject: 's', text: 't' },
+    });
+    assertKeystoreError(response, 502, 'upstream_unreachable');
+    await assertStillServing();
+  });
+
+  test('garbage answer is 502 upstream_invalid_response', async () => {
+    openai.setBehavior({ garbage: true });
+    const response = await proxyRequest(ks, { path: kChatPath, token: project.token, json: kChat });
+    assertKeystoreError(response, 502, 'upstream_invalid_response');
+    assert.equal(openai.requests.length, 1, 'the upstream received the request once, without a retry');
+    await assertStillServing();
+  });
+
+  test('reset connection is 502', async () => {
+    openai.setBehavior({ reset: true });
+    const response = await proxyRequest(ks, { path: kChatPath, token: project.token, json: kChat });
+    assert.equal(response.status, 502, `status is 502: ${response.text}`);
+    const code = response.json()?.error?.code;
+    assert.ok(
+      code === 'upstream_unreachable' || code === 'upstream_invalid_response',
+      `code is upstream_unreachable or upstream_invalid_response: ${response.text}`,
+    );
+    await assertStillServing();
+  });
+
+});
