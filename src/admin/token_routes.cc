@@ -1,5 +1,7 @@
 // Routes for agent tokens.
+#include <algorithm>
 #include <boost/json/array.hpp>
+#include <string_view>
 
 #include "admin/admin_api.h"
 #include "admin/json_body.h"
@@ -52,6 +54,56 @@ Result<std::vector<std::string>> readScopes(const boost::json::object& body,
   return scopes;
 }
 
+constexpr size_t kMaxModels = 64;
+constexpr size_t kMaxModelNameLength = 128;
+
+// Model names as providers spell them, fine-tuned ones included ("ft:gpt-4o-mini:acme::abc").
+bool isValidModelName(std::string_view name) {
+  if (name.empty() || name.size() > kMaxModelNameLength) {
+    return false;
+  }
+  return std::all_of(name.begin(), name.end(), [](char c) {
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' ||
+           c == '_' || c == ':' || c == '/' || c == '-';
+  });
+}
+
+// Reads "models": absent, null or empty means any model. Returns the names without duplicates,
+// in the order given.
+Result<std::vector<std::string>> readModels(const boost::json::object& body) {
+  std::vector<std::string> models;
+  const boost::json::value* value = body.if_contains("models");
+  if (value == nullptr || value->is_null()) {
+    return models;
+  }
+  if (!value->is_array()) {
+    return fail(ErrorCode::kInvalidRequest, "\"models\" must be an array of strings");
+  }
+  if (value->as_array().size() > kMaxModels) {
+    return fail(ErrorCode::kInvalidRequest, "\"models\" may contain at most 64 entries");
+  }
+
+  size_t index = 0;
+  for (const boost::json::value& entry : value->as_array()) {
+    if (!entry.is_string()) {
+      return fail(ErrorCode::kInvalidRequest, "\"models\" must be an array of strings");
+    }
+    // The entry itself is left out of the message because it may be any text.
+    std::string_view name = entry.as_string();
+    if (!isValidModelName(name)) {
+      return fail(ErrorCode::kInvalidRequest,
+                  "\"models\" entry " + std::to_string(index) +
+                      " is not a model name: use 1 to 128 characters of A-Z, a-z, 0-9, '.', "
+                      "'_', ':', '/' and '-'");
+    }
+    if (std::find(models.begin(), models.end(), name) == models.end()) {
+      models.emplace_back(name);
+    }
+    ++index;
+  }
+  return models;
+}
+
 // Reads "expires_in" (a duration) or "expires_at" (RFC 3339, in the future) into Unix
 // milliseconds, or 0 when neither is given.
 Result<int64_t> readNewExpiry(const boost::json::object& body, int64_t now) {
@@ -102,12 +154,17 @@ Result<ApiResponse> AdminApi::createToken(const RequestContext& context) {
   if (!body) {
     return std::unexpected(body.error());
   }
-  if (auto known = rejectUnknownMembers(*body, {"scopes", "expires_in", "expires_at"}); !known) {
+  if (auto known = rejectUnknownMembers(*body, {"scopes", "models", "expires_in", "expires_at"});
+      !known) {
     return std::unexpected(known.error());
   }
   Result<std::vector<std::string>> scopes = readScopes(*body, catalog_);
   if (!scopes) {
     return std::unexpected(scopes.error());
+  }
+  Result<std::vector<std::string>> models = readModels(*body);
+  if (!models) {
+    return std::unexpected(models.error());
   }
   Result<int64_t> expires_at = readNewExpiry(*body, context.now);
   if (!expires_at) {
@@ -125,6 +182,7 @@ Result<ApiResponse> AdminApi::createToken(const RequestContext& context) {
   record.project_id = agent->project_id;
   record.token_hash = tokens::hashToken(token.reveal());
   record.scopes = std::move(*scopes);
+  record.models = std::move(*models);
   record.expires_at = *expires_at;
   record.created_at = context.now;
 

@@ -37,6 +37,7 @@ struct AgentOptions {
 struct TokenCreateOptions {
   AgentOptions target;
   std::vector<std::string> scopes;
+  std::vector<std::string> models;
   std::string expires_in;
 };
 
@@ -140,6 +141,13 @@ int createToken(const TokenCreateOptions& options) {
     }
     fields["scopes"] = std::move(scopes);
   }
+  if (!options.models.empty()) {
+    boost::json::array models;
+    for (const std::string& model : options.models) {
+      models.emplace_back(model);
+    }
+    fields["models"] = std::move(models);
+  }
   if (!options.expires_in.empty()) {
     if (!parseDurationMillis(options.expires_in)) {
       printError("--expires-in must be a duration such as 30m, 12h or 90d, not \"" +
@@ -170,16 +178,19 @@ int createToken(const TokenCreateOptions& options) {
   return kExitOk;
 }
 
-std::string scopesText(const boost::json::value& token) {
-  const boost::json::value* scopes = token.as_object().if_contains("scopes");
-  if (scopes == nullptr || !scopes->is_array() || scopes->as_array().empty()) {
-    return "all";
+// Joins a token's array of strings (scopes, models) with commas, or returns `when_empty` for an
+// empty array, which means no restriction.
+std::string joinedList(const boost::json::value& token, std::string_view name,
+                       std::string_view when_empty) {
+  const boost::json::value* list = token.as_object().if_contains(name);
+  if (list == nullptr || !list->is_array() || list->as_array().empty()) {
+    return std::string(when_empty);
   }
   std::string text;
-  for (const boost::json::value& scope : scopes->as_array()) {
-    if (scope.is_string()) {
+  for (const boost::json::value& entry : list->as_array()) {
+    if (entry.is_string()) {
       text += text.empty() ? "" : ",";
-      text += std::string(scope.as_string());
+      text += std::string(entry.as_string());
     }
   }
   return text;
@@ -207,10 +218,12 @@ int listTokens(const AgentOptions& options) {
   std::vector<std::vector<std::string>> rows;
   for (const boost::json::value& token : tokens) {
     rows.push_back({stringField(token, "id"), stringField(token, "hint"),
-                    stringField(token, "status"), scopesText(token), shortTime(token, "expires_at"),
+                    stringField(token, "status"), joinedList(token, "scopes", "all"),
+                    joinedList(token, "models", "any"), shortTime(token, "expires_at"),
                     shortTime(token, "created_at")});
   }
-  std::cout << formatTable({"ID", "HINT", "STATUS", "SCOPES", "EXPIRES", "CREATED"}, rows);
+  std::cout << formatTable({"ID", "HINT", "STATUS", "SCOPES", "MODELS", "EXPIRES", "CREATED"},
+                           rows);
   return kExitOk;
 }
 
@@ -293,6 +306,9 @@ void addTokenCommands(CLI::App& app, int& exit_code) {
   create->add_option("--scope", create_options->scopes,
                      "Grant such as provider:openai:* (access read, write or *), repeatable. "
                      "Without any, the token may use every provider enabled in the project");
+  create->add_option("--model", create_options->models,
+                     "Model the token may request, such as gpt-4o-mini, repeatable. Without any, "
+                     "the token may use every model");
   create->add_option("--expires-in", create_options->expires_in,
                      "Lifetime such as 30m, 12h or 90d (default: no expiry)");
   create->callback([create_options, &exit_code] {

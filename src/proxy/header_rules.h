@@ -4,7 +4,7 @@
 // Proxy-Authorization, Cookie and the provider's own token headers), every hop-by-hop header
 // (RFC 9110 section 7.6.1 plus any named in Connection), Host, Expect and Accept-Encoding.
 // They gain Host set to the upstream, the credential exactly once in the provider's scheme,
-// `Accept-Encoding: identity` (so echoed key material in the answer stays detectable) and
+// `Accept-Encoding: identity` (so key material echoed in the response stays detectable) and
 // x-request-id. Responses lose hop-by-hop and credential-bearing headers, and any header
 // value that quotes the injected credential.
 #pragma once

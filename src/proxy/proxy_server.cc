@@ -26,6 +26,7 @@
 #include "common/random.h"
 #include "proxy/admission.h"
 #include "proxy/header_rules.h"
+#include "proxy/model_scope.h"
 
 namespace keystore::proxy {
 
@@ -84,8 +85,8 @@ class UpstreamPool {
   void clear() { idle_.clear(); }
 
  private:
-  // A pooled connection the upstream already closed shows as readable with zero bytes (or an
-  // error); sending a request on it would fail after the fact, so it is dropped here.
+  // A pooled connection that the upstream already closed reads as zero bytes or an error.
+  // Sending a request on it would fail after the fact, so it is dropped here.
   static bool stillOpen(UpstreamConnection& connection) {
     if (connection.buffer.size() > 0) {
       return false;  // unsolicited bytes: the connection is out of step
@@ -292,9 +293,9 @@ awaitable<void> ProxyServer::Impl::runSession(Worker& worker, tcp::socket socket
       break;
     }
   }
-  // Lingering close: a request answered before its body was read leaves bytes unread, and
-  // closing a socket with unread input sends a reset that can destroy the answer before the
-  // client reads it. Half-close, then discard input for a bounded time and size.
+  // Lingering close: a response sent before the request body was read leaves input unread,
+  // and closing a socket with unread input sends a reset that can destroy the response before
+  // the client reads it. Half-close, then discard input for a bounded time and size.
   boost::system::error_code ignored;
   client.socket().shutdown(tcp::socket::shutdown_send, ignored);
   client.expires_after(std::chrono::seconds(2));
@@ -378,7 +379,7 @@ awaitable<bool> ProxyServer::Impl::handleRequest(Worker& worker, beast::tcp_stre
   record.method = std::string(header.method_string());
   std::string_view target = header.target();
   bool has_body = parser.content_length().value_or(0) > 0 || parser.chunked();
-  // An error answered before the body was read leaves the body on the wire, so the
+  // An error response sent before the body was read leaves the body on the wire, so the
   // connection cannot carry another request.
   bool keep_alive_on_error = header.keep_alive() && !has_body;
 
@@ -417,7 +418,7 @@ awaitable<bool> ProxyServer::Impl::handleRequest(Worker& worker, beast::tcp_stre
 
   parser.body_limit(options.max_request_bytes);
 
-  // The client waits for an interim answer before it sends the body.
+  // The client waits for an interim 100 response before it sends the body.
   auto expect = header[http::field::expect];
   if (beast::iequals(expect, "100-continue")) {
     static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
@@ -448,6 +449,25 @@ awaitable<bool> ProxyServer::Impl::handleRequest(Worker& worker, beast::tcp_stre
 
   auto& client_request = parser.get();
   bool client_keep_alive = client_request.keep_alive();
+  // Content-Type is a singleton field; with two, the check below and the upstream could read
+  // the body in different ways.
+  auto content_types = client_request.equal_range(http::field::content_type);
+  Result<void> model_allowed{};
+  if (std::distance(content_types.first, content_types.second) > 1) {
+    model_allowed = fail(ErrorCode::kInvalidRequest, "the request has more than one Content-Type");
+  } else {
+    model_allowed = checkModelRestriction(context.token->models, client_request.method_string(),
+                                          client_request[http::field::content_type],
+                                          context.route.query, client_request.body());
+  }
+  if (!model_allowed) {
+    record.status = httpStatus(model_allowed.error().code);
+    record.outcome = std::string(errorCodeName(model_allowed.error().code));
+    finish(record, &context, false);
+    co_return co_await writeError(client, model_allowed.error(), record, version,
+                                  client_keep_alive);
+  }
+
   http::request<http::string_body> upstream_request;
   upstream_request.method(client_request.method());
   if (client_request.method() == http::verb::unknown) {
@@ -611,7 +631,7 @@ awaitable<bool> ProxyServer::Impl::exchange(Stream& upstream, UpstreamConnection
     std::string message = "the upstream sent an invalid response";
     if (isTimeout(header_error)) {
       code = ErrorCode::kUpstreamTimeout;
-      message = "the upstream did not answer in time";
+      message = "the upstream did not respond in time";
     } else if (header_error == http::error::end_of_stream || header_error == asio::error::eof ||
                header_error == asio::error::connection_reset ||
                header_error == asio::ssl::error::stream_truncated) {
@@ -637,7 +657,7 @@ awaitable<bool> ProxyServer::Impl::exchange(Stream& upstream, UpstreamConnection
     response.set("x-accel-buffering", "no");
   }
   bool upstream_keep_alive = response.keep_alive();
-  // Transfer-Encoding is hop-by-hop and was dropped above; a body of unknown length is
+  // Transfer-Encoding is hop-by-hop and was dropped above. A body of unknown length is
   // re-framed as chunked for the client, so its end is visible without closing.
   if (!parser.is_done() && !parser.content_length()) {
     if (client_version >= 11) {
@@ -718,7 +738,7 @@ awaitable<bool> ProxyServer::Impl::exchange(Stream& upstream, UpstreamConnection
     }
   }
   if (upstream_failed) {
-    co_return false;  // the client cannot be told in-band; closing ends its body early
+    co_return false;  // HTTP/1.1 has no in-band error, so closing ends the client's body early
   }
   record.outcome = record.upstream_status >= 400 ? "upstream_error" : "ok";
   reusable = upstream_keep_alive && parser.is_done();

@@ -91,6 +91,7 @@ Result<std::shared_ptr<Snapshot>> SnapshotHolder::build(int64_t generation) {
     entry.hint = tokens::tokenHint(token.token_hash);
     entry.expires_at = token.expires_at;
     entry.revoked_at = token.revoked_at;
+    entry.models = token.models;
     bool scopes_valid = true;
     for (const auto& text : token.scopes) {
       auto scope = tokens::parseScope(text);

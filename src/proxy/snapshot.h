@@ -31,7 +31,8 @@ struct TokenEntry {
   std::string project_id;
   std::string hint;  // last 4 hex digits of the token hash
   std::vector<tokens::Scope> scopes;
-  int64_t expires_at = 0;  // 0 = never
+  std::vector<std::string> models;  // models the token may request; empty = any model
+  int64_t expires_at = 0;           // 0 = never
   int64_t revoked_at = 0;  // 0 = live
 };
 

@@ -1,5 +1,5 @@
 // AdminListener: the HTTP/1.1 listener of the management API, /metrics and the health
-// probes. Requests are small and buffered; handlers may block on the Store, so the listener
+// probes. Requests are small and buffered. Handlers may block on the Store, so the listener
 // runs on its own thread pool, away from the proxy's I/O threads.
 #pragma once
 

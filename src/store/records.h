@@ -72,6 +72,7 @@ struct AgentToken {
   std::string project_id;
   std::string token_hash;        // 64 hex digits, SHA-256 of the token
   std::vector<std::string> scopes;  // "provider:<id>:read|write|*"
+  std::vector<std::string> models;  // model names the token may request; empty = any model
   int64_t expires_at = 0;        // 0 = never
   int64_t revoked_at = 0;        // 0 = not revoked
   int64_t created_at = 0;

@@ -103,6 +103,7 @@ TEST_F(AdminApiTest, TokenCreateShowsTokenOnce) {
   EXPECT_EQ(created.str("/status"), "active");
   EXPECT_TRUE(created.json.at("expires_at").is_null());
   EXPECT_TRUE(created.json.at("scopes").as_array().empty());
+  EXPECT_TRUE(created.json.at("models").as_array().empty());
 
   auto stored = store_->getToken(id);
   ASSERT_TRUE(stored.has_value());
@@ -145,6 +146,97 @@ TEST_F(AdminApiTest, TokenScopesValidated) {
     EXPECT_EQ(result.errorCode(), "invalid_request") << body;
   }
   EXPECT_EQ(store_->listTokens(agent)->size(), 1u);
+}
+
+TEST_F(AdminApiTest, TokenModelsStoredAndRendered) {
+  createProject("demo");
+  std::string agent = createAgent("demo", "worker");
+  std::string target = "/api/v1/agents/" + agent + "/tokens";
+
+  CallResult created =
+      call("POST", target,
+           R"({"models":["gpt-4o-mini","ft:gpt-4o-mini:acme:custom:abc123","gpt-4o-mini",)"
+           R"("accounts/fireworks/models/llama-v3p1-8b-instruct"]})");
+  ASSERT_EQ(created.response.status, 201) << created.response.body;
+  const std::vector<std::string> expected = {"gpt-4o-mini", "ft:gpt-4o-mini:acme:custom:abc123",
+                                             "accounts/fireworks/models/llama-v3p1-8b-instruct"};
+  const boost::json::array& rendered = created.json.at("models").as_array();
+  ASSERT_EQ(rendered.size(), 3u);
+  for (size_t i = 0; i < expected.size(); ++i) {
+    EXPECT_EQ(rendered[i].as_string(), expected[i]) << i;
+  }
+
+  std::string id = created.str("/id");
+  auto stored = store_->getToken(id);
+  ASSERT_TRUE(stored.has_value());
+  EXPECT_EQ(stored->models, expected);
+
+  CallResult single = call("GET", "/api/v1/tokens/" + id);
+  ASSERT_EQ(single.response.status, 200);
+  EXPECT_EQ(single.json.at("models").as_array().size(), 3u);
+  CallResult list = call("GET", target);
+  ASSERT_EQ(list.response.status, 200);
+  EXPECT_EQ(list.json.at("data").as_array()[0].at("models").as_array().size(), 3u);
+
+  for (const char* body : {R"({})", R"({"models":null})", R"({"models":[]})"}) {
+    CallResult unrestricted = call("POST", target, body);
+    ASSERT_EQ(unrestricted.response.status, 201) << body;
+    EXPECT_TRUE(unrestricted.json.at("models").as_array().empty()) << body;
+  }
+}
+
+TEST_F(AdminApiTest, TokenModelsValidated) {
+  createProject("demo");
+  std::string agent = createAgent("demo", "worker");
+  std::string target = "/api/v1/agents/" + agent + "/tokens";
+
+  std::string at_limit = R"({"models":[)";
+  std::string over_limit = R"({"models":[)";
+  for (int i = 0; i < 65; ++i) {
+    std::string entry = R"("model-)" + std::to_string(i) + R"(")";
+    if (i < 64) {
+      at_limit += (i == 0 ? "" : ",") + entry;
+    }
+    over_limit += (i == 0 ? "" : ",") + entry;
+  }
+  at_limit += "]}";
+  over_limit += "]}";
+  CallResult sixty_four = call("POST", target, at_limit);
+  ASSERT_EQ(sixty_four.response.status, 201) << sixty_four.response.body;
+  EXPECT_EQ(sixty_four.json.at("models").as_array().size(), 64u);
+  CallResult longest = call("POST", target, R"({"models":[")" + std::string(128, 'm') + R"("]})");
+  EXPECT_EQ(longest.response.status, 201) << longest.response.body;
+
+  struct Case {
+    std::string body;
+    std::string message;
+  };
+  const std::string bad_name =
+      " is not a model name: use 1 to 128 characters of A-Z, a-z, 0-9, '.', '_', ':', '/' and "
+      "'-'";
+  const std::vector<Case> cases = {
+      {R"({"models":"gpt-4o-mini"})", R"("models" must be an array of strings)"},
+      {R"({"models":{"name":"gpt-4o-mini"}})", R"("models" must be an array of strings)"},
+      {R"({"models":["gpt-4o-mini",7]})", R"("models" must be an array of strings)"},
+      {R"({"models":[null]})", R"("models" must be an array of strings)"},
+      {R"({"models":[""]})", R"("models" entry 0)" + bad_name},
+      {R"({"models":["gpt-4o-mini","gpt 4o"]})", R"("models" entry 1)" + bad_name},
+      {R"({"models":["gpt-4o\n"]})", R"("models" entry 0)" + bad_name},
+      {R"({"models":["gpt-4o?x=1"]})", R"("models" entry 0)" + bad_name},
+      {R"({"models":["gpt-4\u00f6"]})", R"("models" entry 0)" + bad_name},
+      {R"({"models":[")" + std::string(129, 'm') + R"("]})", R"("models" entry 0)" + bad_name},
+      {over_limit, R"("models" may contain at most 64 entries)"},
+      {R"({"model":["gpt-4o-mini"]})", ""},
+  };
+  for (const Case& test : cases) {
+    CallResult result = call("POST", target, test.body);
+    EXPECT_EQ(result.response.status, 400) << test.body;
+    EXPECT_EQ(result.errorCode(), "invalid_request") << test.body;
+    if (!test.message.empty()) {
+      EXPECT_EQ(result.errorMessage(), test.message) << test.body;
+    }
+  }
+  EXPECT_EQ(store_->listTokens(agent)->size(), 2u);
 }
 
 TEST_F(AdminApiTest, TokenExpiryParsed) {

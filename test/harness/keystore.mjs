@@ -297,10 +297,14 @@ export async function setProviderKey(ks, projectId, provider, key) {
 }
 
 // Mints a token for an agent through `token create`; returns the parsed JSON ({id, token, ...}).
-export async function mintToken(ks, agentId, { scopes = [], expiresIn } = {}) {
+// `models` limits the token to those models (default: any model).
+export async function mintToken(ks, agentId, { scopes = [], models = [], expiresIn } = {}) {
   const args = ['token', 'create', '--agent', agentId];
   for (const scope of scopes) {
     args.push('--scope', scope);
+  }
+  for (const model of models) {
+    args.push('--model', model);
   }
   if (expiresIn !== undefined) {
     args.push('--expires-in', expiresIn);

@@ -176,6 +176,65 @@ TEST_F(SqliteStoreTest, MigrationListWithGapRejected) {
   EXPECT_TRUE(rawQuery("SELECT name FROM sqlite_schema WHERE name = 'first'").empty());
 }
 
+TEST_F(SqliteStoreTest, MigrationFromVersionOneKeepsTokens) {
+  // A database as a keystore release with only the initial schema left it, with one token.
+  {
+    auto connection = openConnection();
+    ASSERT_NE(connection, nullptr);
+    auto applied = sqlite::applyMigrations(*connection, sqlite::sqliteMigrations().first(1));
+    ASSERT_TRUE(applied.has_value()) << applied.error().message;
+    ASSERT_EQ(*applied, 1);
+    auto inserted = connection->exec(
+        "INSERT INTO organizations (id, name, created_at) VALUES ('org', 'Acme', 1);"
+        "INSERT INTO projects (id, organization_id, name, created_at) "
+        "VALUES ('p1', 'org', 'alpha', 1);"
+        "INSERT INTO agents (id, project_id, name, status, created_at) "
+        "VALUES ('a1', 'p1', 'bot', 'active', 1);"
+        "INSERT INTO agent_tokens (id, agent_id, project_id, token_hash, scopes, created_at) "
+        "VALUES ('old', 'a1', 'p1', '" +
+        std::string(64, 'a') + "', '[\"provider:openai:*\"]', 1);");
+    ASSERT_TRUE(inserted.has_value()) << inserted.error().message;
+  }
+
+  auto store = openStore();
+  ASSERT_NE(store, nullptr);
+  EXPECT_EQ(rawQuery("SELECT version FROM schema_migrations ORDER BY version"),
+            (std::vector<std::string>{"1", "2"}));
+
+  auto old_token = store->getToken("old");
+  ASSERT_TRUE(old_token.has_value()) << old_token.error().message;
+  EXPECT_EQ(old_token->scopes, (std::vector<std::string>{"provider:openai:*"}));
+  EXPECT_TRUE(old_token->models.empty());
+  EXPECT_EQ(rawQuery("SELECT models FROM agent_tokens WHERE id = 'old'"),
+            (std::vector<std::string>{"[]"}));
+
+  auto created = store->createToken(AgentToken{.id = "new",
+                                               .agent_id = "a1",
+                                               .token_hash = std::string(64, 'b'),
+                                               .models = {"gpt-4o-mini"}});
+  ASSERT_TRUE(created.has_value()) << created.error().message;
+  EXPECT_EQ(rawQuery("SELECT models FROM agent_tokens WHERE id = 'new'"),
+            (std::vector<std::string>{R"(["gpt-4o-mini"])"}));
+}
+
+TEST_F(SqliteStoreTest, MalformedStoredModelsRejected) {
+  auto store = openStore();
+  ASSERT_NE(store, nullptr);
+  ASSERT_TRUE(store->createOrganization(Organization{.id = "org", .name = "Acme"}));
+  ASSERT_TRUE(store->createProject(Project{.id = "p1", .organization_id = "org", .name = "alpha"},
+                                   DataKey{.key_id = "k1", .master_key_id = "mk", .wrapped = "w"}));
+  ASSERT_TRUE(store->createAgent(Agent{.id = "a1", .project_id = "p1", .name = "bot"}));
+  ASSERT_TRUE(store->createToken(
+      AgentToken{.id = "t1", .agent_id = "a1", .token_hash = std::string(64, 'c')}));
+
+  // A token whose restriction cannot be read must not load as an unrestricted one.
+  rawQuery("UPDATE agent_tokens SET models = '{\"model\": 1}' WHERE id = 't1'");
+  auto token = store->getToken("t1");
+  ASSERT_FALSE(token.has_value());
+  EXPECT_EQ(token.error().code, ErrorCode::kInternal);
+  EXPECT_EQ(token.error().message, "token 't1' has malformed models in the database");
+}
+
 TEST_F(SqliteStoreTest, ForeignKeysEnforced) {
   auto store = openStore();
   ASSERT_NE(store, nullptr);

@@ -685,6 +685,41 @@ TEST_P(StoreContractTest, TokenEmptyScopesRoundTrip) {
   EXPECT_TRUE(token->scopes.empty());
 }
 
+TEST_P(StoreContractTest, TokenModelsRoundTrip) {
+  createBaseline();
+  createAgent("p1", "a1", "bot");
+  createToken("a1", "any-model", 1);
+  std::vector<std::string> models = {"gpt-4o-mini", "ft:gpt-4o-mini:acme:custom:abc123",
+                                     "claude-3-5-haiku-20241022"};
+  auto created = store_->createToken(AgentToken{.id = "limited",
+                                                .agent_id = "a1",
+                                                .token_hash = fakeHash(2),
+                                                .scopes = {"provider:openai:*"},
+                                                .models = models,
+                                                .created_at = 100});
+  ASSERT_TRUE(created.has_value()) << created.error().message;
+  EXPECT_EQ(created->models, models);
+
+  auto token = store_->getToken("limited");
+  ASSERT_TRUE(token.has_value()) << token.error().message;
+  EXPECT_EQ(token->models, models);
+  EXPECT_EQ(token->scopes, (std::vector<std::string>{"provider:openai:*"}));
+
+  auto unrestricted = store_->getToken("any-model");
+  ASSERT_TRUE(unrestricted.has_value()) << unrestricted.error().message;
+  EXPECT_TRUE(unrestricted->models.empty());
+
+  // The proxy's snapshot reads tokens through these lists, so they must carry models too.
+  for (const auto& listed :
+       {store_->listTokens("a1"), store_->listAllTokens(), store_->listLiveTokens(200)}) {
+    ASSERT_TRUE(listed.has_value()) << listed.error().message;
+    ASSERT_EQ(listed->size(), 2u);
+    const AgentToken& limited = listed->at(0).id == "limited" ? listed->at(0) : listed->at(1);
+    EXPECT_EQ(limited.id, "limited");
+    EXPECT_EQ(limited.models, models);
+  }
+}
+
 TEST_P(StoreContractTest, TokenDuplicateHashConflict) {
   createBaseline();
   createAgent("p1", "a1", "bot");

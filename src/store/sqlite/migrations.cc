@@ -143,8 +143,16 @@ CREATE TABLE config_generation (
 INSERT INTO config_generation (id, value) VALUES (1, 0);
 )sql";
 
+// Version 2: a token may be limited to certain models. models is a JSON array of strings,
+// encoded like scopes, and the empty array lets the token use any model, as every token
+// minted before this version does.
+constexpr std::string_view kTokenModels = R"sql(
+ALTER TABLE agent_tokens ADD COLUMN models TEXT NOT NULL DEFAULT '[]';
+)sql";
+
 constexpr std::array kMigrations = {
     Migration{1, kInitialSchema},
+    Migration{2, kTokenModels},
 };
 
 Result<int> readVersion(Connection& connection) {

@@ -20,7 +20,7 @@ constexpr std::string_view kAgentColumns =
     "id, project_id, name, status, rpm_limit, rpd_limit, created_at";
 constexpr std::string_view kTokenColumns =
     "id, agent_id, project_id, token_hash, scopes, expires_at, revoked_at, created_at, "
-    "last_used_at";
+    "last_used_at, models";
 constexpr std::string_view kAdminKeyColumns =
     "id, key_hash, name, role, organization_id, expires_at, revoked_at, created_at";
 
@@ -38,30 +38,30 @@ Agent readAgent(const Statement& row) {
                .created_at = row.int64(6)};
 }
 
-// Scopes are stored as a JSON array of strings, which represents any scope text exactly.
-std::string encodeScopes(const std::vector<std::string>& scopes) {
+// Scopes and models are stored as a JSON array of strings, which represents any text exactly.
+std::string encodeStrings(const std::vector<std::string>& strings) {
   boost::json::array array;
-  for (const std::string& scope : scopes) {
-    array.emplace_back(scope);
+  for (const std::string& text : strings) {
+    array.emplace_back(text);
   }
   return boost::json::serialize(array);
 }
 
 // Returns nullopt when the stored text is not a JSON array of strings.
-std::optional<std::vector<std::string>> decodeScopes(const std::string& text) {
+std::optional<std::vector<std::string>> decodeStrings(const std::string& text) {
   boost::system::error_code error;
   boost::json::value value = boost::json::parse(text, error);
   if (error || !value.is_array()) {
     return std::nullopt;
   }
-  std::vector<std::string> scopes;
+  std::vector<std::string> strings;
   for (const boost::json::value& item : value.get_array()) {
     if (!item.is_string()) {
       return std::nullopt;
     }
-    scopes.emplace_back(item.get_string());
+    strings.emplace_back(item.get_string());
   }
-  return scopes;
+  return strings;
 }
 
 Result<AgentToken> readToken(const Statement& row) {
@@ -70,16 +70,23 @@ Result<AgentToken> readToken(const Statement& row) {
                    .project_id = row.text(2),
                    .token_hash = row.text(3),
                    .scopes = {},
+                   .models = {},
                    .expires_at = row.int64(5),
                    .revoked_at = row.int64(6),
                    .created_at = row.int64(7),
                    .last_used_at = row.int64(8)};
-  auto scopes = decodeScopes(row.text(4));
+  auto scopes = decodeStrings(row.text(4));
   if (!scopes) {
     return fail(ErrorCode::kInternal,
                 "token '" + token.id + "' has malformed scopes in the database");
   }
   token.scopes = std::move(*scopes);
+  auto models = decodeStrings(row.text(9));
+  if (!models) {
+    return fail(ErrorCode::kInternal,
+                "token '" + token.id + "' has malformed models in the database");
+  }
+  token.models = std::move(*models);
   return token;
 }
 
@@ -278,12 +285,12 @@ Result<AgentToken> SqliteStore::createToken(const AgentToken& token) {
     }
     stored.project_id = agent_project;
 
-    auto inserted = connection_->run("INSERT INTO agent_tokens (" + std::string(kTokenColumns) +
-                                         ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                                     stored.id, stored.agent_id, stored.project_id,
-                                     stored.token_hash, encodeScopes(stored.scopes),
-                                     NullIfZero{stored.expires_at}, NullIfZero{stored.revoked_at},
-                                     stored.created_at, NullIfZero{stored.last_used_at});
+    auto inserted = connection_->run(
+        "INSERT INTO agent_tokens (" + std::string(kTokenColumns) +
+            ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        stored.id, stored.agent_id, stored.project_id, stored.token_hash,
+        encodeStrings(stored.scopes), NullIfZero{stored.expires_at}, NullIfZero{stored.revoked_at},
+        stored.created_at, NullIfZero{stored.last_used_at}, encodeStrings(stored.models));
     if (!inserted) {
       const Error& error = inserted.error();
       // The message leaves out the hash because it identifies the token.
