@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs what building Keystore needs on Debian 12; with --test, also what its tests need.
+# Installs what building Keystore needs on Debian 12; with --test, also what its tests need,
+# and with --bench, what bench/proxy/run.sh needs.
 # Run as root. Installing an already present package is a quick no-op.
 set -euo pipefail
 
@@ -12,6 +13,7 @@ test_packages=(
   libgtest-dev libgmock-dev libbenchmark-dev openssl
   postgresql redis-server
 )
+bench_packages=(nginx wrk jq curl iproute2)
 
 packages=("${build_packages[@]}")
 if [[ "${1:-}" == "--test" ]]; then
@@ -19,6 +21,9 @@ if [[ "${1:-}" == "--test" ]]; then
   if ! command -v node >/dev/null 2>&1; then
     packages+=(nodejs npm)
   fi
+fi
+if [[ "${1:-}" == "--bench" ]]; then
+  packages+=("${bench_packages[@]}")
 fi
 
 missing=()

@@ -223,7 +223,11 @@ std::vector<std::string> credentialNeedles(const catalog::ProviderSpec& provider
                                            const Secret& credential) {
   std::vector<std::string> needles;
   boost::system::error_code error;
-  auto document = boost::json::parse(credential.reveal(), error);
+  boost::json::value document;
+  // Only multi-field credentials are JSON objects; a plain key is never parsed.
+  if (credential.reveal().starts_with('{')) {
+    document = boost::json::parse(credential.reveal(), error);
+  }
   if (!error && document.is_object()) {
     for (const auto& field : document.get_object()) {
       if (field.value().is_string() && field.value().get_string().size() >= 8) {
@@ -266,6 +270,21 @@ void cleanResponseHeaders(http::fields& response, const Secret& credential) {
 
 StreamRedactor::StreamRedactor(std::vector<std::string> needles) : needles_(std::move(needles)) {}
 
+bool StreamRedactor::mayHoldSecret(std::string_view chunk) const {
+  for (const auto& needle : needles_) {
+    if (chunk.find(needle) != std::string_view::npos) {
+      return true;
+    }
+    size_t max_len = std::min(needle.size() - 1, chunk.size());
+    for (size_t len = max_len; len > 0; --len) {
+      if (chunk.substr(chunk.size() - len) == std::string_view(needle).substr(0, len)) {
+        return true;
+      }
+    }
+  }
+  return false;
+}
+
 StreamRedactor::~StreamRedactor() {
   for (auto& needle : needles_) {
     OPENSSL_cleanse(needle.data(), needle.size());
@@ -273,6 +292,11 @@ StreamRedactor::~StreamRedactor() {
 }
 
 std::string_view StreamRedactor::feed(std::string_view chunk) {
+  // Fast path: nothing held back, no needle in the chunk and no needle prefix at its end, so
+  // the chunk goes out as it is, without a copy.
+  if (pending_.empty() && !mayHoldSecret(chunk)) {
+    return chunk;
+  }
   ready_.assign(pending_);
   ready_.append(chunk);
   pending_.clear();

@@ -58,6 +58,9 @@ class StreamRedactor {
   bool active() const { return !needles_.empty(); }
 
  private:
+  // Whether the chunk contains a needle or ends with the start of one.
+  bool mayHoldSecret(std::string_view chunk) const;
+
   std::vector<std::string> needles_;
   std::string pending_;
   std::string ready_;
