@@ -22,8 +22,7 @@ std::string formatRfc3339(int64_t unix_millis) {
   gmtime_r(&seconds, &parts);
   char text[80];
   std::snprintf(text, sizeof(text), "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", parts.tm_year + 1900,
-                parts.tm_mon + 1, parts.tm_mday, parts.tm_hour, parts.tm_min, parts.tm_sec,
-                millis);
+                parts.tm_mon + 1, parts.tm_mday, parts.tm_hour, parts.tm_min, parts.tm_sec, millis);
   return text;
 }
 
@@ -57,9 +56,9 @@ std::optional<int64_t> parseRfc3339(std::string_view text) {
   int64_t offset_seconds = 0;
   int millis = 0;
   if (text.size() > 10) {
-    if ((text[10] != 'T' && text[10] != 't' && text[10] != ' ') ||
-        !readDigits(text, 11, 2, hour) || text.size() < 19 || text[13] != ':' ||
-        !readDigits(text, 14, 2, minute) || text[16] != ':' || !readDigits(text, 17, 2, second)) {
+    if ((text[10] != 'T' && text[10] != 't' && text[10] != ' ') || !readDigits(text, 11, 2, hour) ||
+        text.size() < 19 || text[13] != ':' || !readDigits(text, 14, 2, minute) ||
+        text[16] != ':' || !readDigits(text, 17, 2, second)) {
       return std::nullopt;
     }
     if (hour > 23 || minute > 59 || second > 60) {
@@ -139,15 +138,31 @@ std::optional<int64_t> parseDurationMillis(std::string_view text) {
       pos += 2;
     } else if (pos < text.size()) {
       switch (text[pos]) {
-        case 's': unit = 1000; break;
-        case 'm': unit = 60'000; break;
-        case 'h': unit = 3'600'000; break;
-        case 'd': unit = 86'400'000; break;
-        case 'w': unit = 604'800'000; break;
-        default: return std::nullopt;
+        case 's':
+          unit = 1000;
+          break;
+        case 'm':
+          unit = 60'000;
+          break;
+        case 'h':
+          unit = 3'600'000;
+          break;
+        case 'd':
+          unit = 86'400'000;
+          break;
+        case 'w':
+          unit = 604'800'000;
+          break;
+        default:
+          return std::nullopt;
       }
       ++pos;
     } else {
+      return std::nullopt;
+    }
+    // Durations beyond 100 years are rejected, which also keeps the sum far from overflow.
+    constexpr int64_t kMaxDurationMillis = 100LL * 366 * 86'400'000;
+    if (number * unit > kMaxDurationMillis - total) {
       return std::nullopt;
     }
     total += number * unit;

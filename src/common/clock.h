@@ -16,8 +16,8 @@ std::string formatRfc3339(int64_t unix_millis);
 // Accepts "YYYY-MM-DDTHH:MM:SS[.fff](Z|±HH:MM)" and plain "YYYY-MM-DD" (midnight UTC).
 std::optional<int64_t> parseRfc3339(std::string_view text);
 
-// A positive duration made of whole numbers with units ms, s, m, h, d, w, e.g. "1h30m";
-// returns milliseconds, or nullopt when the text is not such a duration.
+// A positive duration of at most 100 years made of whole numbers with units ms, s, m, h, d, w,
+// e.g. "1h30m"; returns milliseconds, or nullopt when the text is not such a duration.
 std::optional<int64_t> parseDurationMillis(std::string_view text);
 
 }  // namespace keystore

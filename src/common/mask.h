@@ -6,9 +6,9 @@
 
 namespace keystore {
 
-// Keeps a recognisable prefix (up to and including the last '-' or '_' within the first 8
-// characters, e.g. "sk-", "sk-ant-", "re_") and the last 4 characters, joined by "…". Keys
-// shorter than 12 characters show only "…" and their last 2 characters.
+// Shows at most a quarter of the key: its last 4 characters joined by "…" to a recognisable
+// prefix (up to the last '-' or '_' within the first 8 characters, e.g. "sk-", "sk-ant-"),
+// the prefix only for keys of 24 characters or more. Keys shorter than 16 show only "…".
 std::string maskCredential(std::string_view plaintext);
 
 // True when `text` looks like a mask this program (or a typical UI) produces: it contains

@@ -35,7 +35,8 @@ bool startsWithNoCase(std::string_view text, std::string_view prefix) {
   return true;
 }
 
-// Collects candidates; remembers whether two different ones were seen.
+// Collects candidates and remembers whether two different ones were seen. It owns copies, so
+// a candidate decoded from a Basic header stays valid while later places are searched.
 class Candidates {
  public:
   void add(std::string_view value) {
@@ -43,14 +44,14 @@ class Candidates {
       return;
     }
     if (found_.empty()) {
-      found_ = value;
-    } else if (found_ != value) {
+      found_ = Secret(std::string(value));
+    } else if (!found_.equals(value)) {
       ambiguous_ = true;
     }
   }
   void markAmbiguous() { ambiguous_ = true; }
 
-  Result<std::string_view> result() const {
+  Result<Secret> result() {
     if (ambiguous_) {
       return fail(ErrorCode::kAmbiguousCredentials,
                   "the request carries more than one credential; send the agent token in "
@@ -60,11 +61,11 @@ class Candidates {
       return fail(ErrorCode::kMissingToken,
                   "no agent token found; send it as 'Authorization: Bearer ks_…'");
     }
-    return found_;
+    return std::move(found_);
   }
 
  private:
-  std::string_view found_;
+  Secret found_;
   bool ambiguous_ = false;
 };
 
@@ -74,9 +75,8 @@ bool hasSeparator(std::string_view value) {
 }
 
 void addBearer(const http::fields& headers, Candidates& candidates) {
-  for (auto it = headers.find(http::field::authorization); it != headers.end() &&
-                                                           it->name() == http::field::authorization;
-       ++it) {
+  for (auto it = headers.find(http::field::authorization);
+       it != headers.end() && it->name() == http::field::authorization; ++it) {
     std::string_view value = trim(it->value());
     if (!startsWithNoCase(value, "bearer ")) {
       continue;
@@ -102,30 +102,25 @@ void addHeader(const http::fields& headers, std::string_view name, Candidates& c
   }
 }
 
-// Decoded Basic credentials are kept in a small per-thread buffer so the returned view
-// stays valid for the rest of admission on this thread.
 void addBasic(const http::fields& headers, bool want_password, Candidates& candidates) {
-  thread_local std::string decoded_storage[4];
-  size_t used = 0;
-  for (auto it = headers.find(http::field::authorization); it != headers.end() &&
-                                                           it->name() == http::field::authorization;
-       ++it) {
+  for (auto it = headers.find(http::field::authorization);
+       it != headers.end() && it->name() == http::field::authorization; ++it) {
     std::string_view value = trim(it->value());
     if (!startsWithNoCase(value, "basic ")) {
       continue;
     }
     auto decoded = base64Decode(trim(value.substr(6)));
-    if (!decoded || used == std::size(decoded_storage)) {
+    if (!decoded) {
       candidates.markAmbiguous();
       continue;
     }
-    size_t colon = decoded->find(':');
-    if (colon == std::string::npos) {
+    Secret pair(std::move(*decoded));
+    size_t colon = pair.reveal().find(':');
+    if (colon == std::string_view::npos) {
       continue;
     }
-    decoded_storage[used] = std::move(*decoded);
-    std::string_view both = decoded_storage[used++];
-    candidates.add(want_password ? both.substr(colon + 1) : both.substr(0, colon));
+    candidates.add(want_password ? pair.reveal().substr(colon + 1)
+                                 : pair.reveal().substr(0, colon));
   }
 }
 
@@ -146,17 +141,27 @@ void addQuery(std::string_view query, std::string_view name, Candidates& candida
 
 }  // namespace
 
-Result<std::string_view> findAgentToken(const http::fields& headers, std::string_view query,
-                                        const catalog::ProviderSpec& provider) {
+Result<Secret> findAgentToken(const http::fields& headers, std::string_view query,
+                              const catalog::ProviderSpec& provider) {
   using Kind = catalog::TokenLocation::Kind;
   Candidates candidates;
   for (const auto& location : provider.token_locations) {
     switch (location.kind) {
-      case Kind::kBearer: addBearer(headers, candidates); break;
-      case Kind::kHeader: addHeader(headers, location.name, candidates); break;
-      case Kind::kBasicPassword: addBasic(headers, true, candidates); break;
-      case Kind::kBasicUsername: addBasic(headers, false, candidates); break;
-      case Kind::kQuery: addQuery(query, location.name, candidates); break;
+      case Kind::kBearer:
+        addBearer(headers, candidates);
+        break;
+      case Kind::kHeader:
+        addHeader(headers, location.name, candidates);
+        break;
+      case Kind::kBasicPassword:
+        addBasic(headers, true, candidates);
+        break;
+      case Kind::kBasicUsername:
+        addBasic(headers, false, candidates);
+        break;
+      case Kind::kQuery:
+        addQuery(query, location.name, candidates);
+        break;
     }
   }
   return candidates.result();
@@ -173,8 +178,7 @@ Result<Secret> admitRequest(std::string_view method, std::string_view target,
   context.route = std::move(*route);
   context.provider = catalog.find(context.route.provider);
   if (context.provider == nullptr) {
-    return fail(ErrorCode::kUnknownProvider,
-                "unknown provider '" + context.route.provider + "'");
+    return fail(ErrorCode::kUnknownProvider, "unknown provider '" + context.route.provider + "'");
   }
 
   // Step 2: the agent token, from exactly one place.
@@ -184,16 +188,17 @@ Result<Secret> admitRequest(std::string_view method, std::string_view target,
   }
 
   // Step 3: look it up by hash.
-  if (!tokens::isAgentTokenShaped(*token_text)) {
+  if (!tokens::isAgentTokenShaped(token_text->reveal())) {
     return fail(ErrorCode::kInvalidToken, "the agent token is not valid");
   }
   const Snapshot& snapshot = *context.snapshot;
-  auto found = snapshot.tokens_by_hash.find(tokens::hashToken(*token_text));
+  auto found = snapshot.tokens_by_hash.find(tokens::hashToken(token_text->reveal()));
   if (found == snapshot.tokens_by_hash.end()) {
     return fail(ErrorCode::kInvalidToken, "the agent token is not valid");
   }
   const TokenEntry& token = found->second;
   context.token = &token;
+  context.agent_token = std::move(*token_text);
   if (token.revoked_at != 0) {
     return fail(ErrorCode::kTokenRevoked, "agent token " + token.token_id + " was revoked");
   }
@@ -217,42 +222,44 @@ Result<Secret> admitRequest(std::string_view method, std::string_view target,
   }
   auto operation = tokens::operationForMethod(method);
   if (!tokens::scopesAllow(token.scopes, context.provider->id, operation)) {
-    return fail(ErrorCode::kScopeDenied, "agent token " + token.token_id + " may not " +
-                                             (operation == tokens::Operation::kRead ? "read" : "write") +
-                                             " provider " + context.provider->id);
+    return fail(ErrorCode::kScopeDenied,
+                "agent token " + token.token_id + " may not " +
+                    (operation == tokens::Operation::kRead ? "read" : "write") + " provider " +
+                    context.provider->id);
   }
 
   // Step 6: the credential, from the source the project's mode names and no other.
   if (setting == nullptr || !setting->enabled) {
-    return fail(ErrorCode::kProviderNotConfigured,
-                "provider " + context.provider->id + " is not enabled in project " +
-                    token.project_id);
+    return fail(
+        ErrorCode::kProviderNotConfigured,
+        "provider " + context.provider->id + " is not enabled in project " + token.project_id);
   }
   context.mode = setting->mode;
   if (setting->mode != "byok") {
-    return fail(ErrorCode::kProviderNotConfigured,
-                "provider " + context.provider->id + " is in " + setting->mode +
-                    " mode, which has no credential available");
+    return fail(ErrorCode::kProviderNotConfigured, "provider " + context.provider->id + " is in " +
+                                                       setting->mode +
+                                                       " mode, which has no credential available");
   }
   if (!setting->byok_credential) {
-    return fail(ErrorCode::kByokKeyMissing, "project " + token.project_id +
-                                                " has no key stored for provider " +
-                                                context.provider->id);
+    return fail(
+        ErrorCode::kByokKeyMissing,
+        "project " + token.project_id + " has no key stored for provider " + context.provider->id);
   }
   context.credential_id = setting->byok_credential->id;
   if (!project->second.data_key) {
-    return fail(ErrorCode::kByokKeyUnreadable,
-                "the stored key for provider " + context.provider->id +
-                    " cannot be decrypted; store it again");
+    return fail(ErrorCode::kByokKeyUnreadable, "the stored key for provider " +
+                                                   context.provider->id +
+                                                   " cannot be decrypted; store it again");
   }
   auto plaintext = vault::Vault::decryptCredential(
       *project->second.data_key,
-      vault::CredentialBinding{token.project_id, context.provider->id, setting->byok_credential->id},
+      vault::CredentialBinding{token.project_id, context.provider->id,
+                               setting->byok_credential->id},
       setting->byok_credential->ciphertext);
   if (!plaintext) {
-    return fail(ErrorCode::kByokKeyUnreadable,
-                "the stored key for provider " + context.provider->id +
-                    " cannot be decrypted; store it again");
+    return fail(ErrorCode::kByokKeyUnreadable, "the stored key for provider " +
+                                                   context.provider->id +
+                                                   " cannot be decrypted; store it again");
   }
   return std::move(*plaintext);
 }

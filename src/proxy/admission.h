@@ -26,6 +26,7 @@ struct AdmissionContext {
   Route route;
   const catalog::ProviderSpec* provider = nullptr;
   const TokenEntry* token = nullptr;  // points into `snapshot`
+  Secret agent_token;                 // the token as sent, so no copy of it is forwarded upstream
   std::string mode;
   std::string credential_id;
   std::shared_ptr<const Snapshot> snapshot;
@@ -34,9 +35,8 @@ struct AdmissionContext {
 // Finds the agent token among the places the provider's SDK may put it. kMissingToken when
 // there is none, kAmbiguousCredentials when two places (or two Authorization headers, or a
 // comma-joined value) carry different candidates.
-Result<std::string_view> findAgentToken(const boost::beast::http::fields& headers,
-                                        std::string_view query,
-                                        const catalog::ProviderSpec& provider);
+Result<Secret> findAgentToken(const boost::beast::http::fields& headers, std::string_view query,
+                              const catalog::ProviderSpec& provider);
 
 // Runs steps 1 to 6. On success returns the plaintext credential to inject (a key, or a JSON
 // object of fields for multi-field credentials); the caller wipes it by letting it go out of

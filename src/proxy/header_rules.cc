@@ -29,9 +29,15 @@ bool equalsNoCase(std::string_view a, std::string_view b) {
 }
 
 bool isHopByHop(std::string_view name) {
-  static constexpr std::string_view kHopByHop[] = {
-      "connection", "keep-alive", "proxy-connection", "te",      "trailer",
-      "transfer-encoding", "upgrade", "proxy-authenticate", "proxy-authorization"};
+  static constexpr std::string_view kHopByHop[] = {"connection",
+                                                   "keep-alive",
+                                                   "proxy-connection",
+                                                   "te",
+                                                   "trailer",
+                                                   "transfer-encoding",
+                                                   "upgrade",
+                                                   "proxy-authenticate",
+                                                   "proxy-authorization"};
   for (auto hop : kHopByHop) {
     if (equalsNoCase(name, hop)) {
       return true;
@@ -42,15 +48,15 @@ bool isHopByHop(std::string_view name) {
 
 bool isClientCredentialHeader(std::string_view name, const catalog::ProviderSpec& provider) {
   static constexpr std::string_view kCredentialHeaders[] = {
-      "authorization", "x-api-key", "api-key", "proxy-authorization", "cookie",
-      "x-goog-api-key"};
+      "authorization", "x-api-key", "api-key", "proxy-authorization", "cookie", "x-goog-api-key"};
   for (auto header : kCredentialHeaders) {
     if (equalsNoCase(name, header)) {
       return true;
     }
   }
   for (const auto& location : provider.token_locations) {
-    if (location.kind == catalog::TokenLocation::Kind::kHeader && equalsNoCase(name, location.name)) {
+    if (location.kind == catalog::TokenLocation::Kind::kHeader &&
+        equalsNoCase(name, location.name)) {
       return true;
     }
   }
@@ -59,8 +65,8 @@ bool isClientCredentialHeader(std::string_view name, const catalog::ProviderSpec
 
 bool isResponseCredentialHeader(std::string_view name) {
   static constexpr std::string_view kHeaders[] = {
-      "authorization", "x-api-key", "api-key", "x-goog-api-key", "proxy-authenticate",
-      "set-cookie", "set-cookie2"};
+      "authorization",      "x-api-key",  "api-key",    "x-goog-api-key",
+      "proxy-authenticate", "set-cookie", "set-cookie2"};
   for (auto header : kHeaders) {
     if (equalsNoCase(name, header)) {
       return true;
@@ -112,13 +118,32 @@ Result<Secret> credentialField(const Secret& credential, std::string_view field)
   return result;
 }
 
+// Percent-encodes everything outside RFC 3986's unreserved set, so a key containing '&', '#'
+// or '%' stays one query value.
+void appendQueryEncoded(std::string& out, std::string_view value) {
+  static constexpr char kDigits[] = "0123456789ABCDEF";
+  for (char c : value) {
+    auto byte = static_cast<unsigned char>(c);
+    if (std::isalnum(byte) || c == '-' || c == '.' || c == '_' || c == '~') {
+      out.push_back(c);
+    } else {
+      out.push_back('%');
+      out.push_back(kDigits[byte >> 4]);
+      out.push_back(kDigits[byte & 0x0f]);
+    }
+  }
+}
+
 }  // namespace
 
 Result<void> buildUpstreamHeaders(const http::fields& client, http::fields& upstream,
                                   const catalog::ProviderSpec& provider, const Secret& credential,
-                                  std::string_view request_id) {
+                                  std::string_view request_id, std::string_view agent_token) {
   for (const auto& field : client) {
     std::string_view name = field.name_string();
+    if (!agent_token.empty() && field.value().find(agent_token) != std::string_view::npos) {
+      continue;
+    }
     if (isHopByHop(name) || isClientCredentialHeader(name, provider) ||
         namedInConnection(client, name) || field.name() == http::field::host ||
         field.name() == http::field::expect || field.name() == http::field::accept_encoding ||
@@ -172,7 +197,7 @@ Result<void> buildUpstreamHeaders(const http::fields& client, http::fields& upst
 }
 
 std::string buildUpstreamTarget(const catalog::ProviderSpec& provider, const Route& route,
-                                const Secret& credential) {
+                                const Secret& credential, std::string_view agent_token) {
   std::string target = provider.base.base_path;
   target += route.path;
 
@@ -192,8 +217,9 @@ std::string buildUpstreamTarget(const catalog::ProviderSpec& provider, const Rou
     size_t amp = rest.find('&');
     std::string_view pair = rest.substr(0, amp);
     std::string_view name = pair.substr(0, pair.find('='));
+    bool carries_token = !agent_token.empty() && pair.find(agent_token) != std::string_view::npos;
     if (std::find(dropped_params.begin(), dropped_params.end(), name) == dropped_params.end() &&
-        !pair.empty()) {
+        !pair.empty() && !carries_token) {
       if (!query.empty()) {
         query.push_back('&');
       }
@@ -210,7 +236,7 @@ std::string buildUpstreamTarget(const catalog::ProviderSpec& provider, const Rou
     }
     query.append(provider.auth.query_param);
     query.push_back('=');
-    query.append(credential.reveal());
+    appendQueryEncoded(query, credential.reveal());
   }
   if (!query.empty()) {
     target.push_back('?');
@@ -251,7 +277,7 @@ std::vector<std::string> credentialNeedles(const catalog::ProviderSpec& provider
   return needles;
 }
 
-void cleanResponseHeaders(http::fields& response, const Secret& credential) {
+void cleanResponseHeaders(http::fields& response, const std::vector<std::string>& needles) {
   std::vector<std::string> to_erase;
   for (const auto& field : response) {
     std::string_view name = field.name_string();
@@ -259,8 +285,11 @@ void cleanResponseHeaders(http::fields& response, const Secret& credential) {
       to_erase.emplace_back(name);
       continue;
     }
-    if (credential.size() >= 8 && field.value().find(credential.reveal()) != std::string_view::npos) {
-      to_erase.emplace_back(name);
+    for (const auto& needle : needles) {
+      if (field.value().find(needle) != std::string_view::npos) {
+        to_erase.emplace_back(name);
+        break;
+      }
     }
   }
   for (const auto& name : to_erase) {
@@ -311,7 +340,8 @@ std::string_view StreamRedactor::feed(std::string_view chunk) {
   for (const auto& needle : needles_) {
     size_t max_len = std::min(needle.size() - 1, ready_.size());
     for (size_t len = max_len; len > hold; --len) {
-      if (std::string_view(ready_).substr(ready_.size() - len) == std::string_view(needle).substr(0, len)) {
+      if (std::string_view(ready_).substr(ready_.size() - len) ==
+          std::string_view(needle).substr(0, len)) {
         hold = len;
         break;
       }

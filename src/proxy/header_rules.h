@@ -22,19 +22,23 @@ namespace keystore::proxy {
 
 // Copies the client's end-to-end headers into `upstream` and injects the credential.
 // kProviderNotConfigured when a multi-field credential lacks a field the scheme needs.
+// A client header that carries the agent token anywhere else is dropped too, so the token never
+// leaves the proxy.
 Result<void> buildUpstreamHeaders(const boost::beast::http::fields& client,
                                   boost::beast::http::fields& upstream,
                                   const catalog::ProviderSpec& provider, const Secret& credential,
-                                  std::string_view request_id);
+                                  std::string_view request_id, std::string_view agent_token);
 
 // The upstream request target: the provider's base path, the routed path and the query,
-// with any query-string token location removed and, for query-auth providers, the key added.
+// with any query-string token location and any pair carrying the agent token removed and, for
+// query-auth providers, the percent-encoded key added.
 std::string buildUpstreamTarget(const catalog::ProviderSpec& provider, const Route& route,
-                                const Secret& credential);
+                                const Secret& credential, std::string_view agent_token);
 
 // Removes hop-by-hop and credential-bearing response headers and any header whose value
-// contains one of the credential's secret values.
-void cleanResponseHeaders(boost::beast::http::fields& response, const Secret& credential);
+// contains one of `needles` (see credentialNeedles).
+void cleanResponseHeaders(boost::beast::http::fields& response,
+                          const std::vector<std::string>& needles);
 
 // The secret strings inside a credential: the key itself, or each field of a JSON object
 // credential (and, for Basic auth, the base64 form the upstream may echo).

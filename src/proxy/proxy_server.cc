@@ -17,6 +17,7 @@
 #include <boost/beast/ssl.hpp>
 #include <boost/json/serialize.hpp>
 #include <boost/json/string.hpp>
+#include <optional>
 #include <thread>
 #include <unordered_map>
 #include <vector>
@@ -42,6 +43,8 @@ namespace {
 
 constexpr auto kNoThrow = asio::as_tuple(asio::use_awaitable);
 constexpr size_t kRelayBufferSize = 16 * 1024;
+// How long configuration refreshes may fail before the proxy stops trusting its snapshot.
+constexpr int64_t kStaleSnapshotLimitMs = 5'000;
 
 // One connection to a provider, plain or TLS, with its read buffer.
 struct UpstreamConnection {
@@ -65,7 +68,7 @@ class UpstreamPool {
       auto connection = std::move(idle.back());
       idle.pop_back();
       auto idle_for = Clock::now() - connection->idle_since;
-      if (idle_for >= options_.pool_idle_timeout) {
+      if (idle_for >= options_.pool_idle_timeout || connection->buffer.size() > 0) {
         continue;
       }
       // A connection used moments ago is rarely closed already, so the probe, one system
@@ -198,9 +201,9 @@ Result<void> ProxyServer::Impl::setUpTls() {
   if (!options.upstream_ca_file.empty()) {
     tls.load_verify_file(options.upstream_ca_file, error);
     if (error) {
-      return fail(ErrorCode::kInvalidRequest, "cannot load the upstream CA file " +
-                                                  options.upstream_ca_file + ": " +
-                                                  error.message());
+      return fail(
+          ErrorCode::kInvalidRequest,
+          "cannot load the upstream CA file " + options.upstream_ca_file + ": " + error.message());
     }
   }
   tls.set_verify_mode(ssl::verify_peer);
@@ -225,7 +228,8 @@ Result<std::string> ProxyServer::Impl::bind() {
     }
     if (!error) {
       int one = 1;
-      if (::setsockopt(acceptor->native_handle(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) != 0) {
+      if (::setsockopt(acceptor->native_handle(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) !=
+          0) {
         error = boost::system::error_code(errno, boost::system::system_category());
       }
     }
@@ -325,8 +329,7 @@ awaitable<bool> ProxyServer::Impl::writeError(beast::tcp_stream& client, const E
   response.set("x-request-id", record.request_id);
   response.body() = R"({"error":{"type":"keystore_error","code":")" +
                     std::string(errorCodeName(error.code)) + R"(","message":)" +
-                    jsonString(error.message) + R"(,"request_id":")" + record.request_id +
-                    "\"}}";
+                    jsonString(error.message) + R"(,"request_id":")" + record.request_id + "\"}}";
   response.keep_alive(keep_alive);
   response.prepare_payload();
   client.expires_after(options.idle_timeout);
@@ -336,7 +339,8 @@ awaitable<bool> ProxyServer::Impl::writeError(beast::tcp_stream& client, const E
 
 void ProxyServer::Impl::finish(const RequestRecord& record, const AdmissionContext* context,
                                bool write_ledger) {
-  auto elapsed = std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - record.started);
+  auto elapsed =
+      std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - record.started);
   const TokenEntry* token = context ? context->token : nullptr;
   std::string_view project = token ? std::string_view(token->project_id) : std::string_view{};
   std::string_view agent = token ? std::string_view(token->agent_id) : std::string_view{};
@@ -347,10 +351,11 @@ void ProxyServer::Impl::finish(const RequestRecord& record, const AdmissionConte
     // Skips formatting entirely; ids and sizes below are only needed for the line.
   } else {
     spdlog::info(
-      R"({{"msg":"request","request_id":"{}","project":"{}","agent":"{}","token_id":"{}","provider":{},"method":{},"path":{},"status":{},"upstream_status":{},"outcome":"{}","bytes_in":{},"bytes_out":{},"duration_ms":{:.3f}}})",
-      record.request_id, project, agent, token_id, jsonString(record.provider),
-      jsonString(record.method), jsonString(record.path), record.status, record.upstream_status,
-      record.outcome, record.bytes_in, record.bytes_out, static_cast<double>(elapsed.count()) / 1000.0);
+        R"({{"msg":"request","request_id":"{}","project":"{}","agent":"{}","token_id":"{}","provider":{},"method":{},"path":{},"status":{},"upstream_status":{},"outcome":"{}","bytes_in":{},"bytes_out":{},"duration_ms":{:.3f}}})",
+        record.request_id, project, agent, token_id, jsonString(record.provider),
+        jsonString(record.method), jsonString(record.path), record.status, record.upstream_status,
+        record.outcome, record.bytes_in, record.bytes_out,
+        static_cast<double>(elapsed.count()) / 1000.0);
   }
 
   if (!write_ledger || token == nullptr) {
@@ -392,7 +397,8 @@ awaitable<bool> ProxyServer::Impl::handleRequest(Worker& worker, beast::tcp_stre
   // connection cannot carry another request.
   bool keep_alive_on_error = header.keep_alive() && !has_body;
 
-  if (target == "/healthz" && (header.method() == http::verb::get || header.method() == http::verb::head)) {
+  if (target == "/healthz" &&
+      (header.method() == http::verb::get || header.method() == http::verb::head)) {
     http::response<http::string_body> response{http::status::ok, version};
     response.set(http::field::content_type, "application/json");
     response.body() = R"({"status":"ok"})";
@@ -402,10 +408,19 @@ awaitable<bool> ProxyServer::Impl::handleRequest(Worker& worker, beast::tcp_stre
     co_return !error && keep_alive_on_error;
   }
 
+  int64_t now_ms = nowUnixMillis();
+  if (snapshots.staleFor(now_ms, kStaleSnapshotLimitMs)) {
+    Error stale{ErrorCode::kNoCapacity,
+                "the proxy cannot load its configuration; requests are refused until it can"};
+    record.status = 503;
+    record.outcome = "no_capacity";
+    finish(record, nullptr, false);
+    co_return co_await writeError(client, stale, record, version, keep_alive_on_error);
+  }
+
   AdmissionContext context;
   context.snapshot = snapshots.current();
-  auto credential = admitRequest(header.method_string(), target, header, catalog,
-                                 nowUnixMillis(), context);
+  auto credential = admitRequest(header.method_string(), target, header, catalog, now_ms, context);
   record.provider = context.provider ? context.provider->id : std::string{};
   record.path = context.route.path;
   if (!credential) {
@@ -416,9 +431,8 @@ awaitable<bool> ProxyServer::Impl::handleRequest(Worker& worker, beast::tcp_stre
   }
 
   if (parser.content_length() && *parser.content_length() > options.max_request_bytes) {
-    Error error{ErrorCode::kPayloadTooLarge, "the request body exceeds " +
-                                                 std::to_string(options.max_request_bytes) +
-                                                 " bytes"};
+    Error error{ErrorCode::kPayloadTooLarge,
+                "the request body exceeds " + std::to_string(options.max_request_bytes) + " bytes"};
     record.status = 413;
     record.outcome = "payload_too_large";
     finish(record, &context, false);
@@ -442,8 +456,9 @@ awaitable<bool> ProxyServer::Impl::handleRequest(Worker& worker, beast::tcp_stre
   auto [read_error, read_bytes] = co_await http::async_read(client, buffer, parser, kNoThrow);
   if (read_error) {
     if (read_error == http::error::body_limit) {
-      Error error{ErrorCode::kPayloadTooLarge,
-                  "the request body exceeds " + std::to_string(options.max_request_bytes) + " bytes"};
+      Error error{
+          ErrorCode::kPayloadTooLarge,
+          "the request body exceeds " + std::to_string(options.max_request_bytes) + " bytes"};
       record.status = 413;
       record.outcome = "payload_too_large";
       finish(record, &context, false);
@@ -483,9 +498,10 @@ awaitable<bool> ProxyServer::Impl::handleRequest(Worker& worker, beast::tcp_stre
     upstream_request.method_string(client_request.method_string());
   }
   upstream_request.version(11);
-  upstream_request.target(buildUpstreamTarget(*context.provider, context.route, *credential));
+  upstream_request.target(buildUpstreamTarget(*context.provider, context.route, *credential,
+                                              context.agent_token.reveal()));
   auto built = buildUpstreamHeaders(client_request, upstream_request.base(), *context.provider,
-                                    *credential, record.request_id);
+                                    *credential, record.request_id, context.agent_token.reveal());
   if (!built) {
     record.status = httpStatus(built.error().code);
     record.outcome = std::string(errorCodeName(built.error().code));
@@ -510,20 +526,21 @@ awaitable<bool> ProxyServer::Impl::handleRequest(Worker& worker, beast::tcp_stre
         record.status = httpStatus(connected.error().code);
         record.outcome = std::string(errorCodeName(connected.error().code));
         finish(record, &context, true);
-        co_return co_await writeError(client, connected.error(), record, version, client_keep_alive);
+        co_return co_await writeError(client, connected.error(), record, version,
+                                      client_keep_alive);
       }
       connection = std::move(*connected);
     }
     bool reusable = false;
     record.outcome.clear();
     if (connection->secure) {
-      keep_client = co_await exchange(*connection->secure, *connection, client, upstream_request,
-                                      provider, *credential, version, client_keep_alive, record,
-                                      reusable);
+      keep_client =
+          co_await exchange(*connection->secure, *connection, client, upstream_request, provider,
+                            *credential, version, client_keep_alive, record, reusable);
     } else {
-      keep_client = co_await exchange(*connection->plain, *connection, client, upstream_request,
-                                      provider, *credential, version, client_keep_alive, record,
-                                      reusable);
+      keep_client =
+          co_await exchange(*connection->plain, *connection, client, upstream_request, provider,
+                            *credential, version, client_keep_alive, record, reusable);
     }
     if (record.outcome == "retry_on_fresh_connection" && connection->reused && attempt == 0) {
       continue;
@@ -550,12 +567,11 @@ awaitable<Result<std::unique_ptr<UpstreamConnection>>> ProxyServer::Impl::connec
   const auto& base = provider.base;
   tcp::resolver resolver(executor);
   std::string port_text = std::to_string(base.port);
-  auto [resolve_error, results] =
-      co_await resolver.async_resolve(base.host, port_text, kNoThrow);
+  auto [resolve_error, results] = co_await resolver.async_resolve(base.host, port_text, kNoThrow);
   if (resolve_error) {
-    co_return fail(ErrorCode::kUpstreamUnreachable,
-                   "cannot resolve the upstream host of " + provider.id + ": " +
-                       resolve_error.message());
+    co_return fail(
+        ErrorCode::kUpstreamUnreachable,
+        "cannot resolve the upstream host of " + provider.id + ": " + resolve_error.message());
   }
   // The SSRF rules apply to the addresses actually dialled, so a public name that resolves
   // to a private address is refused here even though its URL passed at start-up.
@@ -575,10 +591,9 @@ awaitable<Result<std::unique_ptr<UpstreamConnection>>> ProxyServer::Impl::connec
   stream.expires_after(options.connect_timeout);
   auto [connect_error, endpoint] = co_await stream.async_connect(endpoints, kNoThrow);
   if (connect_error) {
-    co_return fail(isTimeout(connect_error) ? ErrorCode::kUpstreamTimeout
-                                            : ErrorCode::kUpstreamUnreachable,
-                   "cannot connect to the upstream of " + provider.id + ": " +
-                       connect_error.message());
+    co_return fail(
+        isTimeout(connect_error) ? ErrorCode::kUpstreamTimeout : ErrorCode::kUpstreamUnreachable,
+        "cannot connect to the upstream of " + provider.id + ": " + connect_error.message());
   }
   boost::system::error_code ignored;
   stream.socket().set_option(tcp::no_delay(true), ignored);
@@ -588,7 +603,8 @@ awaitable<Result<std::unique_ptr<UpstreamConnection>>> ProxyServer::Impl::connec
     co_return connection;
   }
 
-  connection->secure = std::make_unique<beast::ssl_stream<beast::tcp_stream>>(std::move(stream), tls);
+  connection->secure =
+      std::make_unique<beast::ssl_stream<beast::tcp_stream>>(std::move(stream), tls);
   SSL* handle = connection->secure->native_handle();
   boost::system::error_code address_error;
   auto literal = asio::ip::make_address(base.host, address_error);
@@ -601,10 +617,10 @@ awaitable<Result<std::unique_ptr<UpstreamConnection>>> ProxyServer::Impl::connec
   auto [handshake_error] =
       co_await connection->secure->async_handshake(ssl::stream_base::client, kNoThrow);
   if (handshake_error) {
-    co_return fail(isTimeout(handshake_error) ? ErrorCode::kUpstreamTimeout
-                                              : ErrorCode::kUpstreamUnreachable,
-                   "TLS handshake with the upstream of " + provider.id + " failed: " +
-                       handshake_error.message());
+    co_return fail(
+        isTimeout(handshake_error) ? ErrorCode::kUpstreamTimeout : ErrorCode::kUpstreamUnreachable,
+        "TLS handshake with the upstream of " + provider.id +
+            " failed: " + handshake_error.message());
   }
   co_return connection;
 }
@@ -626,15 +642,35 @@ awaitable<bool> ProxyServer::Impl::exchange(Stream& upstream, UpstreamConnection
     co_return false;
   }
 
-  http::response_parser<http::buffer_body> parser;
-  parser.header_limit(64 * 1024);
-  parser.body_limit(options.max_response_bytes);
-  if (request.method() == http::verb::head) {
-    parser.skip(true);
+  // Interim 1xx responses (103 Early Hints) precede the final one on the same connection.
+  // They are skipped here; relaying one as the answer would leave the real response queued
+  // on a pooled connection for the next request, which may belong to another project.
+  std::optional<http::response_parser<http::buffer_body>> parser_storage;
+  boost::system::error_code header_error;
+  for (int interim = 0;; ++interim) {
+    parser_storage.emplace();
+    parser_storage->header_limit(64 * 1024);
+    parser_storage->body_limit(options.max_response_bytes);
+    if (request.method() == http::verb::head) {
+      parser_storage->skip(true);
+    }
+    connection.tcp().expires_after(options.response_header_timeout);
+    auto [read_error, header_bytes] =
+        co_await http::async_read_header(upstream, connection.buffer, *parser_storage, kNoThrow);
+    header_error = read_error;
+    if (header_error) {
+      break;
+    }
+    unsigned status = parser_storage->get().result_int();
+    if (status >= 200 || status < 100) {
+      break;
+    }
+    if (status == 101 || interim >= 8) {
+      header_error = http::error::bad_status;  // no protocol switch through the proxy
+      break;
+    }
   }
-  connection.tcp().expires_after(options.response_header_timeout);
-  auto [header_error, header_bytes] =
-      co_await http::async_read_header(upstream, connection.buffer, parser, kNoThrow);
+  auto& parser = *parser_storage;
   if (header_error) {
     ErrorCode code = ErrorCode::kUpstreamInvalidResponse;
     std::string message = "the upstream sent an invalid response";
@@ -657,7 +693,8 @@ awaitable<bool> ProxyServer::Impl::exchange(Stream& upstream, UpstreamConnection
   auto& response = parser.get();
   record.upstream_status = static_cast<int>(response.result_int());
   record.status = record.upstream_status;
-  cleanResponseHeaders(response.base(), credential);
+  std::vector<std::string> needles = credentialNeedles(provider, credential);
+  cleanResponseHeaders(response.base(), needles);
   response.set("x-request-id", record.request_id);
   auto content_type = response[http::field::content_type];
   if (content_type.starts_with("text/event-stream")) {
@@ -678,7 +715,7 @@ awaitable<bool> ProxyServer::Impl::exchange(Stream& upstream, UpstreamConnection
   response.version(client_version);
   response.keep_alive(client_keep_alive);
 
-  StreamRedactor redactor(credentialNeedles(provider, credential));
+  StreamRedactor redactor(std::move(needles));
   char relay_buffer[kRelayBufferSize];
   response.body().data = nullptr;
   response.body().more = !parser.is_done();
@@ -705,7 +742,8 @@ awaitable<bool> ProxyServer::Impl::exchange(Stream& upstream, UpstreamConnection
       response.body().data = relay_buffer;
       response.body().size = sizeof(relay_buffer);
       connection.tcp().expires_after(options.idle_timeout);
-      auto [read_error, read] = co_await http::async_read_some(upstream, connection.buffer, parser, kNoThrow);
+      auto [read_error, read] =
+          co_await http::async_read_some(upstream, connection.buffer, parser, kNoThrow);
       if (read_error == http::error::need_buffer) {
         read_error = {};
       }
@@ -755,7 +793,8 @@ awaitable<bool> ProxyServer::Impl::exchange(Stream& upstream, UpstreamConnection
     co_return false;  // HTTP/1.1 has no in-band error, so closing ends the client's body early
   }
   record.outcome = record.upstream_status >= 400 ? "upstream_error" : "ok";
-  reusable = upstream_keep_alive && parser.is_done();
+  // Bytes left after the response mean the connection is out of step with the upstream.
+  reusable = upstream_keep_alive && parser.is_done() && connection.buffer.size() == 0;
   co_return client_keep_alive;
 }
 
@@ -763,7 +802,9 @@ ProxyServer::ProxyServer(ProxyOptions options, const catalog::Catalog& catalog,
                          SnapshotHolder& snapshots, metering::LedgerWriter& ledger)
     : impl_(std::make_unique<Impl>(std::move(options), catalog, snapshots, ledger)) {}
 
-ProxyServer::~ProxyServer() { stop(std::chrono::milliseconds(0)); }
+ProxyServer::~ProxyServer() {
+  stop(std::chrono::milliseconds(0));
+}
 
 Result<std::string> ProxyServer::start() {
   auto tls_ready = impl_->setUpTls();

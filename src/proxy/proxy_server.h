@@ -25,9 +25,9 @@ struct ProxyOptions {
   uint16_t listen_port = 8080;
   int threads = 2;
   bool allow_private_upstreams = false;
-  std::string upstream_ca_file;  // extra trusted CA bundle (PEM) for upstream TLS
-  uint64_t max_request_bytes = 32ull << 20;    // request body limit
-  uint64_t max_response_bytes = 1ull << 30;    // response body limit
+  std::string upstream_ca_file;              // extra trusted CA bundle (PEM) for upstream TLS
+  uint64_t max_request_bytes = 32ull << 20;  // request body limit
+  uint64_t max_response_bytes = 1ull << 30;  // response body limit
   std::chrono::milliseconds connect_timeout{10'000};
   // Waiting for the upstream's status line: long, because a non-streamed LLM call may
   // think for minutes before it answers.

@@ -23,8 +23,23 @@ bool isPathSafe(unsigned char c) {
     return true;
   }
   switch (c) {
-    case '-': case '.': case '_': case '~': case '!': case '$': case '&': case '\'':
-    case '(': case ')': case '*': case '+': case ',': case ';': case '=': case ':': case '@':
+    case '-':
+    case '.':
+    case '_':
+    case '~':
+    case '!':
+    case '$':
+    case '&':
+    case '\'':
+    case '(':
+    case ')':
+    case '*':
+    case '+':
+    case ',':
+    case ';':
+    case '=':
+    case ':':
+    case '@':
       return true;
     default:
       return false;
@@ -107,7 +122,8 @@ Result<Route> parseProxyTarget(std::string_view target) {
   route.provider = std::move(*provider);
 
   route.path.reserve(path.size() + 1);
-  std::string_view rest = slash == std::string_view::npos ? std::string_view{} : path.substr(slash + 1);
+  std::string_view rest =
+      slash == std::string_view::npos ? std::string_view{} : path.substr(slash + 1);
   while (true) {
     size_t next = rest.find('/');
     auto segment = decodeSegment(rest.substr(0, next));

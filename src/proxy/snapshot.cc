@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "common/clock.h"
 #include "tokens/agent_token.h"
 
 namespace keystore::proxy {
@@ -11,6 +12,16 @@ SnapshotHolder::SnapshotHolder(store::Store& store, const vault::Vault& vault)
 
 Result<void> SnapshotHolder::refresh(bool force) {
   std::lock_guard lock(refresh_mutex_);
+  auto result = refreshLocked(force);
+  if (result) {
+    failing_since_ms_.store(0, std::memory_order_relaxed);
+  } else if (failing_since_ms_.load(std::memory_order_relaxed) == 0) {
+    failing_since_ms_.store(nowUnixMillis(), std::memory_order_relaxed);
+  }
+  return result;
+}
+
+Result<void> SnapshotHolder::refreshLocked(bool force) {
   auto generation = store_.configGeneration();
   if (!generation) {
     return std::unexpected(generation.error());
@@ -67,8 +78,8 @@ Result<std::shared_ptr<Snapshot>> SnapshotHolder::build(int64_t generation) {
       continue;
     }
     auto& provider = snapshot->projects[credential.project_id].providers[credential.provider];
-    provider.byok_credential =
-        std::make_shared<const CredentialEntry>(CredentialEntry{credential.id, credential.ciphertext});
+    provider.byok_credential = std::make_shared<const CredentialEntry>(
+        CredentialEntry{credential.id, credential.ciphertext});
   }
 
   auto agents = store_.listAllAgents();

@@ -33,7 +33,7 @@ struct TokenEntry {
   std::vector<tokens::Scope> scopes;
   std::vector<std::string> models;  // models the token may request; empty = any model
   int64_t expires_at = 0;           // 0 = never
-  int64_t revoked_at = 0;  // 0 = live
+  int64_t revoked_at = 0;           // 0 = live
 };
 
 struct AgentEntry {
@@ -46,7 +46,7 @@ struct CredentialEntry {
 };
 
 struct ProviderEntry {
-  std::string mode;    // "byok" | "marketplace"
+  std::string mode;  // "byok" | "marketplace"
   bool enabled = false;
   std::shared_ptr<const CredentialEntry> byok_credential;  // null when none is stored
 };
@@ -70,19 +70,31 @@ class SnapshotHolder {
   SnapshotHolder(store::Store& store, const vault::Vault& vault);
 
   // The newest snapshot. Never null after the first successful refresh().
-  std::shared_ptr<const Snapshot> current() const { return current_.load(std::memory_order_acquire); }
+  std::shared_ptr<const Snapshot> current() const {
+    return current_.load(std::memory_order_acquire);
+  }
 
   // Rebuilds from the store when its generation moved (or always, with force). A failed
   // build keeps the previous snapshot and returns the error.
   Result<void> refresh(bool force = false);
 
+  // True when refreshes have failed for longer than `limit_ms`. The snapshot in service may
+  // then miss a revocation or a key change, so the proxy refuses requests (fails closed)
+  // instead of serving from it.
+  bool staleFor(int64_t now_ms, int64_t limit_ms) const {
+    int64_t since = failing_since_ms_.load(std::memory_order_relaxed);
+    return since != 0 && now_ms - since > limit_ms;
+  }
+
  private:
+  Result<void> refreshLocked(bool force);
   Result<std::shared_ptr<Snapshot>> build(int64_t generation);
 
   store::Store& store_;
   const vault::Vault& vault_;
   std::mutex refresh_mutex_;
   std::atomic<std::shared_ptr<const Snapshot>> current_;
+  std::atomic<int64_t> failing_since_ms_{0};  // 0 while refreshes succeed
 };
 
 }  // namespace keystore::proxy

@@ -1,5 +1,6 @@
 #include "server/admin_listener.h"
 
+#include <openssl/crypto.h>
 #include <spdlog/spdlog.h>
 
 #include <boost/asio.hpp>
@@ -7,8 +8,8 @@
 #include <boost/beast/http.hpp>
 #include <charconv>
 
-#include "common/random.h"
 #include "common/encoding.h"
+#include "common/random.h"
 
 namespace keystore::server {
 
@@ -25,7 +26,7 @@ constexpr auto kNoThrow = asio::as_tuple(asio::use_awaitable);
 }  // namespace
 
 Result<std::pair<std::string, uint16_t>> parseListenAddress(std::string_view text,
-                                                             std::string_view flag) {
+                                                            std::string_view flag) {
   std::string shown(text);
   size_t colon = text.rfind(':');
   if (colon == std::string_view::npos || colon + 1 >= text.size()) {
@@ -51,7 +52,9 @@ Result<std::pair<std::string, uint16_t>> parseListenAddress(std::string_view tex
 
 struct AdminListener::Impl {
   Impl(AdminListenerOptions opts, Handler h)
-      : options(std::move(opts)), handler(std::move(h)), pool(static_cast<size_t>(std::max(1, options.threads))) {}
+      : options(std::move(opts)),
+        handler(std::move(h)),
+        pool(static_cast<size_t>(std::max(1, options.threads))) {}
 
   AdminListenerOptions options;
   Handler handler;
@@ -64,7 +67,9 @@ struct AdminListener::Impl {
 
 awaitable<void> AdminListener::Impl::acceptLoop() {
   while (acceptor && acceptor->is_open()) {
-    auto [error, socket] = co_await acceptor->async_accept(kNoThrow);
+    // Each connection runs on its own strand, because a stream's timer and its read or write
+    // completions must not run on two pool threads at once.
+    auto [error, socket] = co_await acceptor->async_accept(asio::make_strand(pool), kNoThrow);
     if (error) {
       if (error == asio::error::operation_aborted) {
         break;
@@ -72,7 +77,8 @@ awaitable<void> AdminListener::Impl::acceptLoop() {
       spdlog::warn("admin accept failed: {}", error.message());
       continue;
     }
-    asio::co_spawn(pool, runSession(std::move(socket)), asio::detached);
+    auto executor = socket.get_executor();
+    asio::co_spawn(executor, runSession(std::move(socket)), asio::detached);
   }
 }
 
@@ -112,6 +118,9 @@ awaitable<void> AdminListener::Impl::runSession(tcp::socket socket) {
     api_request.request_id = "req_" + hexEncode(randomBytes(12));
 
     admin::ApiResponse api_response = handler(api_request);
+    // The body may hold a provider key and the header an admin key; neither outlives the call.
+    OPENSSL_cleanse(api_request.body.data(), api_request.body.size());
+    OPENSSL_cleanse(api_request.authorization.data(), api_request.authorization.size());
 
     http::response<http::string_body> response{static_cast<http::status>(api_response.status),
                                                request.version()};
@@ -136,7 +145,9 @@ awaitable<void> AdminListener::Impl::runSession(tcp::socket socket) {
 AdminListener::AdminListener(AdminListenerOptions options, Handler handler)
     : impl_(std::make_unique<Impl>(std::move(options), std::move(handler))) {}
 
-AdminListener::~AdminListener() { stop(); }
+AdminListener::~AdminListener() {
+  stop();
+}
 
 Result<std::string> AdminListener::start() {
   boost::system::error_code error;

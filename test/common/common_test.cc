@@ -22,9 +22,12 @@ TEST(EncodingTest, Base64RoundTrip) {
 }
 
 TEST(MaskTest, KeepsPrefixAndLastFour) {
-  EXPECT_EQ(maskCredential("sk-test-OPENAI-a1b2"), "sk-test-…a1b2");
-  EXPECT_EQ(maskCredential("re_123456789abcd"), "re_…abcd");
-  EXPECT_EQ(maskCredential("short"), "…rt");
+  EXPECT_EQ(maskCredential("sk-proj-0123456789abcdefa1b2"), "sk-…a1b2");
+  EXPECT_EQ(maskCredential(std::string("sk-proj-") + std::string(60, 'x') + "a1b2"),
+            "sk-proj-…a1b2");
+  EXPECT_EQ(maskCredential("sk-test-OPENAI-0001"), "…0001");
+  EXPECT_EQ(maskCredential("sk-proj-abcd"), "…");
+  EXPECT_EQ(maskCredential("short"), "…");
   EXPECT_TRUE(looksLikeMask("sk-a****0001"));
   EXPECT_TRUE(looksLikeMask("sk-…a1b2"));
   EXPECT_FALSE(looksLikeMask("sk-ant-test-REAL-0001"));
@@ -38,6 +41,8 @@ TEST(ClockTest, DurationsParsed) {
   EXPECT_FALSE(parseDurationMillis("5").has_value());
   EXPECT_FALSE(parseDurationMillis("0s").has_value());
   EXPECT_FALSE(parseDurationMillis("3y").has_value());
+  EXPECT_FALSE(parseDurationMillis("1000000000w1000000000w1000000000w").has_value());
+  EXPECT_EQ(parseDurationMillis("36500d"), 36500LL * 86'400'000);
 }
 
 TEST(ClockTest, Rfc3339RoundTrip) {

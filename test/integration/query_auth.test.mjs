@@ -10,7 +10,7 @@ import { after, before, describe, test } from 'node:test';
 
 import { startRecordingServer, sendJson } from '../mocks/recorder.mjs';
 import { proxyRequest } from '../harness/http.mjs';
-import { makeTempDir, provision, startKeystore, waitForLedger } from '../harness/keystore.mjs';
+import { makeTempDir, provision, repoRoot, startKeystore, waitForLedger } from '../harness/keystore.mjs';
 import { findSecrets } from '../harness/secrets.mjs';
 
 const kQueryKey = 'sk-test-QUERY-0001';
@@ -43,7 +43,7 @@ async function deadPort() {
 }
 
 async function catalogWith(file, baseUrl) {
-  const builtIn = JSON.parse(await readFile(path.resolve('src/catalog/providers.json'), 'utf8'));
+  const builtIn = JSON.parse(await readFile(path.join(repoRoot, 'src/catalog/providers.json'), 'utf8'));
   builtIn.providers.push({
     id: 'qprov',
     display_name: 'Query-auth provider',

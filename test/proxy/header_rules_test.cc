@@ -31,7 +31,7 @@ TEST(HeaderRulesTest, ClientCredentialsReplacedByOneInjectedKey) {
   client.insert(http::field::host, "proxy.example.test");
   http::fields upstream;
   ASSERT_TRUE(buildUpstreamHeaders(client, upstream, provider("anthropic"),
-                                   Secret(std::string("sk-ant-test-0001")), "req_1"));
+                                   Secret(std::string("sk-ant-test-0001")), "req_1", "ks_agent"));
   EXPECT_EQ(count(upstream, "x-api-key"), 1u);
   EXPECT_EQ(upstream["x-api-key"], "sk-ant-test-0001");
   EXPECT_EQ(count(upstream, "authorization"), 0u);
@@ -53,7 +53,7 @@ TEST(HeaderRulesTest, HopByHopAndConnectionNamedHeadersDropped) {
   client.insert("x-custom", "kept");
   http::fields upstream;
   ASSERT_TRUE(buildUpstreamHeaders(client, upstream, provider("openai"),
-                                   Secret(std::string("sk-test-OPENAI-0001")), "req_2"));
+                                   Secret(std::string("sk-test-OPENAI-0001")), "req_2", ""));
   EXPECT_EQ(count(upstream, "x-secret-hop"), 0u);
   EXPECT_EQ(count(upstream, "te"), 0u);
   EXPECT_EQ(count(upstream, "upgrade"), 0u);
@@ -70,11 +70,38 @@ TEST(HeaderRulesTest, ResponseCredentialHeadersAndEchoesRemoved) {
   response.insert("x-api-key", "pc-test-0001");
   response.insert("x-echo", "key was pc-test-0001");
   response.insert(http::field::content_type, "application/json");
-  cleanResponseHeaders(response, Secret(std::string("pc-test-0001")));
+  cleanResponseHeaders(response, {"pc-test-0001"});
   EXPECT_EQ(count(response, "set-cookie"), 0u);
   EXPECT_EQ(count(response, "x-api-key"), 0u);
   EXPECT_EQ(count(response, "x-echo"), 0u);
   EXPECT_EQ(response[http::field::content_type], "application/json");
+}
+
+TEST(HeaderRulesTest, AgentTokenInOtherHeadersDropped) {
+  http::fields client;
+  client.insert("x-token", "ks_agent");
+  client.insert("x-note", "prefix ks_agent suffix");
+  client.insert("x-other", "kept");
+  http::fields upstream;
+  ASSERT_TRUE(buildUpstreamHeaders(client, upstream, provider("openai"),
+                                   Secret(std::string("sk-test-OPENAI-0001")), "req_3",
+                                   "ks_agent"));
+  EXPECT_EQ(count(upstream, "x-token"), 0u);
+  EXPECT_EQ(count(upstream, "x-note"), 0u);
+  EXPECT_EQ(upstream["x-other"], "kept");
+}
+
+TEST(HeaderRulesTest, AgentTokenInQueryDropped) {
+  Route route{"openai", "/v1/models", "api_key=ks_agent&limit=2"};
+  EXPECT_EQ(buildUpstreamTarget(provider("openai"), route, Secret(std::string("k")), "ks_agent"),
+            "/v1/models?limit=2");
+}
+
+TEST(HeaderRulesTest, EncodedPasswordEchoInHeaderRemoved) {
+  http::fields response;
+  response.insert("x-debug-auth", "Basic QUMxOnR3X3Rlc3RfdG9rZW5fMDAwMQ==");
+  cleanResponseHeaders(response, {"tw_test_token_0001", "QUMxOnR3X3Rlc3RfdG9rZW5fMDAwMQ=="});
+  EXPECT_EQ(count(response, "x-debug-auth"), 0u);
 }
 
 TEST(HeaderRulesTest, RedactorReplacesKeySplitAcrossChunks) {
@@ -92,7 +119,7 @@ TEST(HeaderRulesTest, RedactorHoldsNothingBackForEventEnds) {
 
 TEST(HeaderRulesTest, TargetKeepsQueryAndBasePath) {
   Route route{"openai", "/v1/models", "limit=2"};
-  EXPECT_EQ(buildUpstreamTarget(provider("openai"), route, Secret(std::string("k"))),
+  EXPECT_EQ(buildUpstreamTarget(provider("openai"), route, Secret(std::string("k")), "ks_x"),
             "/v1/models?limit=2");
 }
 
@@ -119,7 +146,7 @@ TEST(AdmissionTest, SameTokenInTwoPlacesAccepted) {
   headers.insert("x-api-key", "ks_a");
   auto token = findAgentToken(headers, "", provider("anthropic"));
   ASSERT_TRUE(token.has_value());
-  EXPECT_EQ(*token, "ks_a");
+  EXPECT_EQ(token->reveal(), "ks_a");
 }
 
 TEST(AdmissionTest, MissingTokenReported) {
