@@ -4,6 +4,7 @@
 #include <sys/socket.h>
 
 #include <boost/url/parse.hpp>
+#include <algorithm>
 #include <cctype>
 #include <cstring>
 #include <vector>
@@ -69,6 +70,23 @@ bool isPrivateAddress(const ip::address& address) {
     return isPrivateV4(ip::make_address_v4(ip::v4_mapped, v6));
   }
   auto bytes = v6.to_bytes();
+  // IPv6 forms that carry an IPv4 address reach that address through a translator or tunnel:
+  // NAT64 64:ff9b::/96 (the last 32 bits), 6to4 2002::/16 and IPv4-compatible ::a.b.c.d.
+  auto embedded = [&bytes](size_t offset) {
+    return ip::address_v4(ip::address_v4::bytes_type{bytes[offset], bytes[offset + 1],
+                                                     bytes[offset + 2], bytes[offset + 3]});
+  };
+  bool nat64 = bytes[0] == 0x00 && bytes[1] == 0x64 && bytes[2] == 0xff && bytes[3] == 0x9b;
+  if (nat64) {
+    return isPrivateV4(embedded(12));
+  }
+  if (bytes[0] == 0x20 && bytes[1] == 0x02) {
+    return isPrivateV4(embedded(2));
+  }
+  bool zero_prefix = std::all_of(bytes.begin(), bytes.begin() + 12, [](auto b) { return b == 0; });
+  if (zero_prefix && !v6.is_loopback() && !v6.is_unspecified()) {
+    return isPrivateV4(embedded(12));
+  }
   bool unique_local = (bytes[0] & 0xfe) == 0xfc;  // fc00::/7
   return v6.is_loopback() || v6.is_unspecified() || v6.is_link_local() || v6.is_multicast() ||
          v6.is_site_local() || unique_local;

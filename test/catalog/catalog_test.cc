@@ -58,6 +58,11 @@ TEST(UpstreamUrlTest, PrivateRangesClassified) {
   EXPECT_TRUE(isPrivateAddress(ip::make_address("100.64.0.1")));
   EXPECT_TRUE(isPrivateAddress(ip::make_address("fd00::1")));
   EXPECT_TRUE(isPrivateAddress(ip::make_address("fe80::1")));
+  EXPECT_TRUE(isPrivateAddress(ip::make_address("64:ff9b::a00:5")));
+  EXPECT_TRUE(isPrivateAddress(ip::make_address("2002:a00:5::1")));
+  EXPECT_TRUE(isPrivateAddress(ip::make_address("::10.0.0.5")));
+  EXPECT_FALSE(isPrivateAddress(ip::make_address("64:ff9b::808:808")));
+  EXPECT_FALSE(isPrivateAddress(ip::make_address("2002:808:808::1")));
   EXPECT_FALSE(isPrivateAddress(ip::make_address("8.8.8.8")));
   EXPECT_FALSE(isPrivateAddress(ip::make_address("2001:4860::8888")));
 }
