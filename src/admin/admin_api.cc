@@ -297,8 +297,8 @@ Result<store::Agent> AdminApi::findAgent(const RequestContext& context,
 
   Result<store::Agent> agent = store_.findAgent(project_id, id_or_name);
   // Without a project the store searches every organization, so its kConflict ("several
-  // projects have an agent of that name") would reveal other tenants' names; it reads as
-  // not found like any other miss.
+  // projects have an agent of that name") would reveal other tenants' names. It is
+  // reported as not found, like any other miss.
   bool searched_all = project_id.empty();
   if (!agent && agent.error().code != ErrorCode::kNotFound &&
       !(searched_all && agent.error().code == ErrorCode::kConflict)) {

@@ -77,7 +77,7 @@ Result<ApiResponse> AdminApi::createProject(const RequestContext& context) {
     }
     return std::unexpected(created.error());
   }
-  // The proxy's snapshot holds the data keys, so a new project is a configuration change.
+  // The proxy's snapshot contains the data keys, so a new project is a configuration change.
   notifyConfigChange();
   return jsonResponse(201, renderProject(*created));
 }

@@ -15,12 +15,12 @@
 
 namespace keystore::catalog {
 
-// Which credential sources a provider offers.
+// The credential sources a provider offers.
 enum class Availability { kMarketplace, kConcierge, kBoth, kByok };
 
 std::string_view availabilityName(Availability availability);
 
-// How the proxy puts the credential on the upstream request.
+// The scheme in which the proxy puts the credential on the upstream request.
 struct AuthSpec {
   enum class Scheme {
     kBearer,  // Authorization: Bearer <key>

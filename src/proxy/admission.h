@@ -3,7 +3,7 @@
 // Given the request line and headers and the current snapshot, admission routes the request,
 // finds the agent token in exactly one place, checks it, its agent and its scopes, and
 // decrypts the credential the project uses for the provider. Every failure is an Error whose
-// code is the client-facing error code; nothing here does I/O or takes a lock, so it runs on
+// code is the client-facing error code. Nothing here does I/O or takes a lock, so it runs on
 // the proxy's I/O threads.
 #pragma once
 
@@ -20,8 +20,8 @@
 
 namespace keystore::proxy {
 
-// What admission learned about the request; filled in as far as it got, so that logs and
-// ledger rows of rejected requests still name the token, agent and project.
+// Facts admission learned about the request, filled in as far as it got, so that logs of
+// rejected requests still name the token, agent and project.
 struct AdmissionContext {
   Route route;
   const catalog::ProviderSpec* provider = nullptr;
@@ -38,9 +38,9 @@ struct AdmissionContext {
 Result<Secret> findAgentToken(const boost::beast::http::fields& headers, std::string_view query,
                               const catalog::ProviderSpec& provider);
 
-// Runs steps 1 to 6. On success returns the plaintext credential to inject (a key, or a JSON
-// object of fields for multi-field credentials); the caller wipes it by letting it go out of
-// scope as soon as the upstream request is built.
+// Runs steps 1 to 6 and returns the plaintext credential to inject: a key, or a JSON object of
+// fields for multi-field credentials. The Secret wipes it when the caller lets it go out of
+// scope after building the upstream request.
 Result<Secret> admitRequest(std::string_view method, std::string_view target,
                             const boost::beast::http::fields& headers,
                             const catalog::Catalog& catalog, int64_t now_millis,

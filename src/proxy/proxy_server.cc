@@ -643,7 +643,7 @@ awaitable<bool> ProxyServer::Impl::exchange(Stream& upstream, UpstreamConnection
   }
 
   // Interim 1xx responses (103 Early Hints) precede the final one on the same connection.
-  // They are skipped here; relaying one as the answer would leave the real response queued
+  // They are skipped here, because relaying one as final would leave the real response queued
   // on a pooled connection for the next request, which may belong to another project.
   std::optional<http::response_parser<http::buffer_body>> parser_storage;
   boost::system::error_code header_error;

@@ -1,6 +1,6 @@
 // ProxyServer: the proxy listener. Accepts agent connections, admits each request against
 // the current snapshot, forwards it to the provider with the credential injected, streams
-// the answer back and hands one ledger row per proxied request to the LedgerWriter.
+// the response back and hands one ledger row per proxied request to the LedgerWriter.
 //
 // Threading: `threads` I/O threads, each with its own io_context, acceptor (SO_REUSEPORT on
 // one port) and upstream connection pool, so nothing on the request path is shared between

@@ -22,7 +22,7 @@ struct Route {
 };
 
 // kInvalidRequest for malformed or unsafe targets; kUnknownProvider is left to the caller,
-// which knows the catalog.
+// which has the catalog.
 Result<Route> parseProxyTarget(std::string_view target);
 
 }  // namespace keystore::proxy

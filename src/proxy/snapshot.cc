@@ -114,7 +114,7 @@ Result<std::shared_ptr<Snapshot>> SnapshotHolder::build(int64_t generation) {
     }
     if (!scopes_valid) {
       // Fail closed: a token whose scopes cannot be read must not turn into an
-      // all-providers token, so it is left out and answers invalid_token.
+      // all-providers token, so it is left out and gets invalid_token.
       spdlog::error("token {} has an unreadable scope and is disabled", token.id);
       continue;
     }

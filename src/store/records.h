@@ -31,7 +31,7 @@ struct DataKey {
   int64_t created_at = 0;
 };
 
-// How a project obtains one provider's credential.
+// A project's choice of credential source for one provider.
 struct ProviderSetting {
   std::string project_id;
   std::string provider;
@@ -101,7 +101,7 @@ struct LedgerRow {
   std::string mode;
   std::string method;
   std::string path;
-  int upstream_status = 0;  // 0 when no upstream answer was received
+  int upstream_status = 0;  // 0 when no upstream response was received
   std::string outcome;      // "ok" | "upstream_error" | "client_aborted" | an error code
   int64_t bytes_in = 0;
   int64_t bytes_out = 0;

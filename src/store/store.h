@@ -68,7 +68,7 @@ class Store {
   virtual Result<std::vector<AgentToken>> listTokens(const std::string& agent_id) = 0;
   // Tokens that are neither revoked nor expired at `now`, for the proxy's snapshot.
   virtual Result<std::vector<AgentToken>> listLiveTokens(int64_t now) = 0;
-  // Every token including revoked and expired ones, so the proxy can answer token_revoked
+  // Every token including revoked and expired ones, so the proxy can return token_revoked
   // and token_expired precisely.
   virtual Result<std::vector<AgentToken>> listAllTokens() = 0;
   virtual Result<AgentToken> getToken(const std::string& token_id) = 0;

@@ -126,6 +126,28 @@ Result<bool> SqliteStore::exists(std::string_view sql, std::string_view key) {
   return statement->step();
 }
 
+Result<void> SqliteStore::requireProject(const std::string& project_id) {
+  auto found = exists("SELECT 1 FROM projects WHERE id = ?", project_id);
+  if (!found) {
+    return std::unexpected(found.error());
+  }
+  if (!*found) {
+    return fail(ErrorCode::kNotFound, "project '" + project_id + "' not found");
+  }
+  return {};
+}
+
+Result<void> SqliteStore::requireOrganization(const std::string& organization_id) {
+  auto found = exists("SELECT 1 FROM organizations WHERE id = ?", organization_id);
+  if (!found) {
+    return std::unexpected(found.error());
+  }
+  if (!*found) {
+    return fail(ErrorCode::kNotFound, "organization '" + organization_id + "' not found");
+  }
+  return {};
+}
+
 Result<int64_t> SqliteStore::configGeneration() {
   return read([&]() -> Result<int64_t> {
     auto statement = connection_->query("SELECT value FROM config_generation WHERE id = 1");
@@ -235,13 +257,8 @@ Result<Project> SqliteStore::createProject(const Project& project, const DataKey
   }
 
   return write([&]() -> Result<Project> {
-    auto organization_exists =
-        exists("SELECT 1 FROM organizations WHERE id = ?", stored.organization_id);
-    if (!organization_exists) {
-      return std::unexpected(organization_exists.error());
-    }
-    if (!*organization_exists) {
-      return fail(ErrorCode::kNotFound, "organization '" + stored.organization_id + "' not found");
+    if (auto found = requireOrganization(stored.organization_id); !found) {
+      return std::unexpected(found.error());
     }
 
     auto project_inserted = connection_->run(
@@ -351,12 +368,8 @@ Result<void> SqliteStore::putProviderSetting(const ProviderSetting& setting) {
   }
 
   return write([&]() -> Result<void> {
-    auto project_exists = exists("SELECT 1 FROM projects WHERE id = ?", stored.project_id);
-    if (!project_exists) {
-      return std::unexpected(project_exists.error());
-    }
-    if (!*project_exists) {
-      return fail(ErrorCode::kNotFound, "project '" + stored.project_id + "' not found");
+    if (auto found = requireProject(stored.project_id); !found) {
+      return std::unexpected(found.error());
     }
 
     auto upserted = connection_->run(
@@ -414,12 +427,8 @@ Result<void> SqliteStore::putByokCredential(const Credential& credential) {
   }
 
   return write([&]() -> Result<void> {
-    auto project_exists = exists("SELECT 1 FROM projects WHERE id = ?", stored.project_id);
-    if (!project_exists) {
-      return std::unexpected(project_exists.error());
-    }
-    if (!*project_exists) {
-      return fail(ErrorCode::kNotFound, "project '" + stored.project_id + "' not found");
+    if (auto found = requireProject(stored.project_id); !found) {
+      return std::unexpected(found.error());
     }
 
     auto key_exists =

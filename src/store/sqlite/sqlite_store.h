@@ -98,6 +98,9 @@ class SqliteStore final : public Store {
   // Helpers below run inside a transaction begun by a public method.
   Result<void> bumpConfigGeneration();
   Result<bool> exists(std::string_view sql, std::string_view key);
+  // kNotFound naming the id when no such row exists.
+  Result<void> requireProject(const std::string& project_id);
+  Result<void> requireOrganization(const std::string& organization_id);
   Result<Project> findProjectLocked(const std::string& organization_id,
                                     const std::string& id_or_name);
   Result<Agent> findAgentLocked(const std::string& project_id, const std::string& id_or_name);

@@ -146,12 +146,8 @@ Result<Agent> SqliteStore::createAgent(const Agent& agent) {
   }
 
   return write([&]() -> Result<Agent> {
-    auto project_exists = exists("SELECT 1 FROM projects WHERE id = ?", stored.project_id);
-    if (!project_exists) {
-      return std::unexpected(project_exists.error());
-    }
-    if (!*project_exists) {
-      return fail(ErrorCode::kNotFound, "project '" + stored.project_id + "' not found");
+    if (auto found = requireProject(stored.project_id); !found) {
+      return std::unexpected(found.error());
     }
 
     auto inserted = connection_->run(
@@ -413,14 +409,8 @@ Result<AdminKey> SqliteStore::createAdminKey(const AdminKey& key) {
 
   return write([&]() -> Result<AdminKey> {
     if (!stored.organization_id.empty()) {
-      auto organization_exists =
-          exists("SELECT 1 FROM organizations WHERE id = ?", stored.organization_id);
-      if (!organization_exists) {
-        return std::unexpected(organization_exists.error());
-      }
-      if (!*organization_exists) {
-        return fail(ErrorCode::kNotFound,
-                    "organization '" + stored.organization_id + "' not found");
+      if (auto found = requireOrganization(stored.organization_id); !found) {
+        return std::unexpected(found.error());
       }
     }
 
