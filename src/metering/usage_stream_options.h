@@ -1,0 +1,87 @@
+// Usage reporting for streamed OpenAI-style chat completions, which carry no usage unless the
+// request sets `stream_options.include_usage`. The proxy adds that option to the request with
+// addStreamUsageOption. UsageChunkFilter then removes the resulting usage chunk from the
+// client-bound stream. So the client sees the stream it requested, while the metering still
+// reads the usage from the upstream bytes.
+//
+// Thread-safety: addStreamUsageOption is a pure function; a UsageChunkFilter belongs to one
+// response and is not shared.
+#pragma once
+
+#include <cstddef>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "metering/usage_json.h"
+#include "metering/usage_sse.h"
+
+namespace keystore::metering {
+
+// Returns `body` with `stream_options.include_usage` set to true, when `body` is a JSON object
+// whose `stream` is true and whose `stream_options` has no `include_usage` (true or false) of
+// the client's own. Returns nullopt when no rewrite is needed or the body is not one valid
+// JSON object (the body is then forwarded as it is).
+//
+// Only the needed bytes are inserted: `,"stream_options":{"include_usage":true}` before the
+// final '}', or `"include_usage":true` at the start of an existing `stream_options` object, or
+// the object in place of `"stream_options":null`. Every other byte, member and member order is
+// kept. The caller must send the new Content-Length. A body with `stream_options` twice, or
+// with a `stream_options` that is not an object or null, is not rewritten.
+std::optional<std::string> addStreamUsageOption(std::string_view body);
+
+// Removes from an upstream chat-completion event stream the usage-only chunk: a `data` event
+// whose JSON object has `choices` as an empty array and a non-null `usage` object. Every other
+// byte passes through unchanged and at once. The exception is an unfinished event that may
+// still turn out to be that chunk. Its bytes are held until the event ends or is ruled out,
+// and an event held past kMaxHeldBytes is passed on, since a usage chunk is far smaller.
+//
+// Create one only for a request whose body addStreamUsageOption rewrote; when the client asked
+// for usage itself, its stream is relayed unfiltered. Other chunks keep the `"usage":null`
+// member the option makes the upstream add.
+class UsageChunkFilter : private SseParser::Handler, private JsonVisitor {
+ public:
+  static constexpr std::size_t kMaxHeldBytes = 64 * 1024;
+
+  UsageChunkFilter();
+
+  // Appends to `client` the bytes of `upstream` that can go to the client now. `client` may
+  // stay empty; do not send an empty chunk for it.
+  void write(std::string_view upstream, std::string& client);
+  // Appends the bytes still held once the upstream stream has ended.
+  void finish(std::string& client);
+
+  // Bytes held back so far, for tests and metrics.
+  std::size_t heldBytes() const { return held_.size(); }
+
+ private:
+  void onDataLine(bool first) override;
+  void onData(std::string_view bytes) override;
+  void onEventEnd(std::string_view type) override;
+
+  void onScalar(const JsonPath& path, const JsonScalar& value) override;
+  void onContainerBegin(const JsonPath& path, bool is_array) override;
+  bool stopRequested() const override { return ruled_out_; }
+
+  void feedScanner(std::string_view bytes);
+  bool isUsageChunk();
+  void startEvent();
+  void releaseHeld(std::string& client);
+
+  SseParser event_parser_;
+  JsonScanner scanner_;
+  std::string held_;
+  // Set at each event end: the next LF may still belong to the CR that ended that event.
+  bool at_event_boundary_ = false;
+  bool last_event_removed_ = false;
+  bool event_ended_ = false;
+
+  // What the current event's data has shown so far.
+  bool has_data_ = false;
+  bool ruled_out_ = false;
+  bool root_is_object_ = false;
+  bool choices_is_array_ = false;
+  bool usage_is_object_ = false;
+};
+
+}  // namespace keystore::metering
