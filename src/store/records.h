@@ -2,12 +2,45 @@
 // where a field is optional. Ciphertexts are opaque bytes produced by the vault.
 #pragma once
 
+#include <array>
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace keystore::store {
+
+// The metered unit names, fixed by the product contract and shared by the ledger, the price
+// table, reports and metrics, in the order of kUnitCountFields.
+inline constexpr std::array<std::string_view, 8> kUsageUnits = {
+    "input_tokens", "cached_input_tokens", "output_tokens", "requests", "emails",
+    "messages",     "read_units",          "write_units",
+};
+
+// A count for each metered unit: one request's usage, or a sum of them in a report.
+struct UnitCounts {
+  int64_t input_tokens = 0;
+  int64_t cached_input_tokens = 0;
+  int64_t output_tokens = 0;
+  int64_t requests = 0;
+  int64_t emails = 0;
+  int64_t messages = 0;
+  int64_t read_units = 0;
+  int64_t write_units = 0;
+
+  bool operator==(const UnitCounts&) const = default;
+};
+
+// UnitCounts' fields in the order of kUsageUnits: counts.*kUnitCountFields[i] is the count of
+// kUsageUnits[i].
+inline constexpr std::array<int64_t UnitCounts::*, 8> kUnitCountFields = {
+    &UnitCounts::input_tokens,  &UnitCounts::cached_input_tokens,
+    &UnitCounts::output_tokens, &UnitCounts::requests,
+    &UnitCounts::emails,        &UnitCounts::messages,
+    &UnitCounts::read_units,    &UnitCounts::write_units,
+};
 
 struct Organization {
   std::string id;
@@ -22,13 +55,29 @@ struct Project {
   int64_t created_at = 0;
 };
 
-// A project's data key, wrapped (encrypted) by the master key identified by master_key_id.
+// A data key, wrapped (encrypted) by the master key identified by master_key_id. Each project
+// has one; the operator's shared marketplace pool has one with an empty project_id.
 struct DataKey {
-  std::string project_id;
+  std::string project_id;  // empty for the shared pool's data key
   std::string key_id;
   std::string master_key_id;
   std::string wrapped;  // vault ciphertext
   int64_t created_at = 0;
+};
+
+// A project's rate-limit defaults and monthly budget, kept apart from Project so that code
+// building a Project is unaffected. The defaults apply to each agent of the project that has
+// no limit of its own. The budget caps the whole project's spend in a UTC calendar month.
+// nullopt = no default, no budget, no warning.
+struct ProjectLimits {
+  std::string project_id;
+  std::optional<int64_t> default_rpm;  // requests per minute per agent and provider
+  std::optional<int64_t> default_rpd;  // requests per UTC day per agent and provider
+  std::optional<int64_t> default_tpm;  // tokens per minute per agent and provider
+  std::optional<int64_t> budget_cents;
+  std::optional<int64_t> budget_warn_percent;  // 1-100: warn once spend reaches this share
+
+  bool operator==(const ProjectLimits&) const = default;
 };
 
 // A project's choice of credential source for one provider.
@@ -41,19 +90,39 @@ struct ProviderSetting {
 };
 
 // An encrypted credential. A BYOK credential has a project_id and scope "byok"; the active one
-// per (project, provider) is the newest with status "active".
+// per (project, provider) is the newest with status "active". A marketplace credential
+// belongs to the operator's pool: scope "shared" (empty project_id, usable by every project in
+// marketplace mode) or "dedicated" (reserved for project_id). The plaintext is a single key or,
+// for providers whose credential has several fields, a JSON object of those fields.
 struct Credential {
   std::string id;
-  std::string project_id;
+  std::string project_id;  // empty for a shared pool credential
   std::string provider;
-  std::string scope = "byok";  // "byok" | "shared" | "dedicated"
+  std::string scope = "byok";     // "byok" | "shared" | "dedicated"
   std::string status = "active";  // "active" | "replaced" | "disabled"
   std::string label;
   std::string mask;         // e.g. "sk-…a1b2", safe to show
   std::string fingerprint;  // hex SHA-256 prefix of the plaintext, safe to show
   std::string data_key_id;
-  std::string ciphertext;   // vault ciphertext, bound to project, provider and id
+  std::string ciphertext;  // vault ciphertext, bound to project, provider and id
   int64_t created_at = 0;
+  // Pool credentials only: requests per minute this credential may carry across the
+  // installation; 0 = no limit of its own.
+  int64_t rpm_limit = 0;
+};
+
+// A project's request for a concierge provider. The operator fulfils it by provisioning a
+// dedicated credential (credential_id) or rejects it with a reason.
+struct ConciergeRequest {
+  std::string id;
+  std::string project_id;
+  std::string provider;
+  std::string note;
+  std::string status = "open";  // "open" | "fulfilled" | "rejected"
+  std::string reason;           // set when rejected
+  std::string credential_id;    // set when fulfilled
+  int64_t created_at = 0;
+  int64_t updated_at = 0;
 };
 
 struct Agent {
@@ -64,17 +133,22 @@ struct Agent {
   std::optional<int64_t> rpm_limit;
   std::optional<int64_t> rpd_limit;
   int64_t created_at = 0;
+  // Tokens per minute per provider; nullopt = the project's default_tpm.
+  std::optional<int64_t> tpm_limit;
+  // Monthly (UTC calendar month) spending cap; nullopt = no cap of the agent's own.
+  std::optional<int64_t> budget_cents;
+  std::optional<int64_t> budget_warn_percent;  // 1-100: warn once spend reaches this share
 };
 
 struct AgentToken {
   std::string id;
   std::string agent_id;
   std::string project_id;
-  std::string token_hash;        // 64 hex digits, SHA-256 of the token
+  std::string token_hash;           // 64 hex digits, SHA-256 of the token
   std::vector<std::string> scopes;  // "provider:<id>:read|write|*"
   std::vector<std::string> models;  // model names the token may request; empty = any model
-  int64_t expires_at = 0;        // 0 = never
-  int64_t revoked_at = 0;        // 0 = not revoked
+  int64_t expires_at = 0;           // 0 = never
+  int64_t revoked_at = 0;           // 0 = not revoked
   int64_t created_at = 0;
   int64_t last_used_at = 0;
 };
@@ -85,6 +159,8 @@ struct AdminKey {
   std::string name;
   std::string role = "owner";  // "owner" | "admin" | "member" | "viewer"
   std::string organization_id;
+  // Installation-wide: may manage the marketplace pools, prices and the concierge queue.
+  bool is_operator = false;
   int64_t expires_at = 0;
   int64_t revoked_at = 0;
   int64_t created_at = 0;
@@ -99,6 +175,7 @@ struct LedgerRow {
   std::string token_id;
   std::string provider;
   std::string mode;
+  std::string credential_id;  // the credential injected; empty when none was
   std::string method;
   std::string path;
   int upstream_status = 0;  // 0 when no upstream response was received
@@ -106,6 +183,20 @@ struct LedgerRow {
   int64_t bytes_in = 0;
   int64_t bytes_out = 0;
   int64_t latency_ms = 0;
+  // The model the response (or else the request) named; empty for non-LLM providers.
+  std::string model;
+  UnitCounts units;
+  // False when the response carried no usage figure, so units other than requests are 0
+  // and not a measurement.
+  bool usage_reported = false;
+  // The prices that were applied, as a compact JSON object from unit name to micro-dollars per
+  // million units, e.g. {"input_tokens":150000,"output_tokens":600000}. Empty when no price
+  // was applied; rows written before metering have "".
+  std::string prices;
+  int64_t cost_micros = 0;  // at the prices above, in micro-dollars
+  // True when Keystore bills the cost (marketplace). BYOK rows are billed by the provider, so
+  // their cost is list price for display and budgets only.
+  bool billable = false;
 };
 
 struct LedgerQuery {
@@ -114,6 +205,71 @@ struct LedgerQuery {
   int64_t since = 0;
   int64_t until = 0;  // 0 = open-ended
   int limit = 1000;
+};
+
+// One row of the operator's price table. Rows are only ever appended: a price change is a new
+// row with a later effective_from, so the price of any past request can be recomputed.
+struct Price {
+  int64_t id = 0;  // assigned by the store; orders rows appended with equal effective_from
+  std::string provider;
+  std::string model;               // empty = the provider's default for this unit
+  std::string unit;                // one of kUsageUnits
+  int64_t micros_per_million = 0;  // micro-dollars per million units
+  int64_t effective_from = 0;
+  int64_t created_at = 0;
+};
+
+// Month-to-date cost in micro-dollars of every agent and project that has ledger rows in a
+// window, keyed by id.
+struct SpendTotals {
+  std::map<std::string, int64_t> by_agent;
+  std::map<std::string, int64_t> by_project;
+};
+
+struct UsageQuery {
+  std::string project_id;  // empty = all projects
+  std::string agent_id;    // empty = all agents
+  int64_t since = 0;
+  int64_t until = 0;             // 0 = open-ended
+  std::string group_by = "day";  // "day" | "provider" | "agent" | "model"
+};
+
+// One group of a usage report.
+struct UsageReportRow {
+  // The UTC date ("2026-05-01") for "day", else the provider, agent id or model (possibly
+  // empty for requests that named no model).
+  std::string key;
+  int64_t request_count = 0;  // ledger rows, whatever their outcome
+  UnitCounts units;
+  int64_t billable_cost_micros = 0;  // marketplace rows
+  int64_t byok_cost_micros = 0;      // rows not billed by Keystore, at list price
+
+  bool operator==(const UsageReportRow&) const = default;
+};
+
+// One line of a monthly invoice: the units of one provider, model and unit at one price.
+struct InvoiceLine {
+  std::string provider;
+  std::string model;
+  std::string unit;
+  int64_t units = 0;
+  int64_t micros_per_million = 0;
+  // units at the line's price, rounded half up once per line.
+  int64_t cost_micros = 0;
+  bool billable = false;
+  // What Keystore charges: cost_micros for a billable line, 0 for a BYOK line.
+  int64_t billed_micros = 0;
+
+  bool operator==(const InvoiceLine&) const = default;
+};
+
+struct Invoice {
+  std::string project_id;
+  int64_t month_start = 0;
+  int64_t month_end = 0;
+  std::vector<InvoiceLine> lines;  // billable lines first, then by provider, model, unit, price
+  int64_t billed_micros = 0;       // sum of the lines' billed_micros
+  int64_t byok_list_micros = 0;    // sum of the BYOK lines' cost_micros, not charged
 };
 
 }  // namespace keystore::store

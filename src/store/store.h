@@ -39,7 +39,19 @@ class Store {
   // Finds a project by id or, failing that, by name within the organization.
   virtual Result<Project> findProject(const std::string& organization_id,
                                       const std::string& id_or_name) = 0;
+  // A project's rate-limit defaults and budget (every field nullopt until set); kNotFound for
+  // an unknown project.
+  virtual Result<ProjectLimits> getProjectLimits(const std::string& project_id) = 0;
+  // Every project's limits, ordered by project id, for the proxy's snapshot.
+  virtual Result<std::vector<ProjectLimits>> listProjectLimits() = 0;
+  // Replaces every field of the project's limits. kInvalidRequest for a negative limit or
+  // budget, or a warn percent outside 1-100; kNotFound for an unknown project.
+  virtual Result<void> updateProjectLimits(const ProjectLimits& limits) = 0;
+  // Every data key, the shared pool's included.
   virtual Result<std::vector<DataKey>> listDataKeys() = 0;
+  // Stores the shared pool's data key (empty project_id) if there is none yet; returns the
+  // stored one, so concurrent first uses on several instances agree on one key.
+  virtual Result<DataKey> ensurePoolDataKey(const DataKey& candidate) = 0;
   // Replaces the wrapped form of existing data keys (master-key rotation), atomically.
   virtual Result<void> updateDataKeys(const std::vector<DataKey>& data_keys) = 0;
 
@@ -51,17 +63,45 @@ class Store {
   // Stores a new BYOK credential and marks the previous active one of the same project and
   // provider "replaced", atomically.
   virtual Result<void> putByokCredential(const Credential& credential) = 0;
+  // The project's BYOK credentials of every status, oldest first (pool credentials dedicated
+  // to the project are listed by listPoolCredentials).
   virtual Result<std::vector<Credential>> listCredentials(const std::string& project_id) = 0;
   // Every credential with status "active", for the proxy's snapshot.
   virtual Result<std::vector<Credential>> listActiveCredentials() = 0;
+
+  // Marketplace pools. addPoolCredential stores a "shared" or "dedicated" credential (status
+  // active); listPoolCredentials returns those of `provider` (empty = every provider), any
+  // status, oldest first. setCredentialStatus changes a pool credential's status to "active"
+  // or "disabled"; kNotFound for an unknown id or a BYOK credential.
+  virtual Result<void> addPoolCredential(const Credential& credential) = 0;
+  virtual Result<std::vector<Credential>> listPoolCredentials(const std::string& provider) = 0;
+  virtual Result<Credential> getCredential(const std::string& credential_id) = 0;
+  virtual Result<Credential> setCredentialStatus(const std::string& credential_id,
+                                                 const std::string& status) = 0;
+
+  // Concierge requests. create fills a missing id ("cnc_…") and times; list filters by
+  // project (empty = all) and status (empty = any), newest first. fulfill stores `credential`
+  // (scope "dedicated", the request's project and provider) and marks the request fulfilled,
+  // atomically; fulfill and reject fail with kConflict unless the request is open.
+  virtual Result<ConciergeRequest> createConciergeRequest(const ConciergeRequest& request) = 0;
+  virtual Result<std::vector<ConciergeRequest>> listConciergeRequests(
+      const std::string& project_id, const std::string& status) = 0;
+  virtual Result<ConciergeRequest> getConciergeRequest(const std::string& request_id) = 0;
+  virtual Result<ConciergeRequest> fulfillConciergeRequest(const std::string& request_id,
+                                                           const Credential& credential,
+                                                           int64_t now) = 0;
+  virtual Result<ConciergeRequest> rejectConciergeRequest(const std::string& request_id,
+                                                          const std::string& reason,
+                                                          int64_t now) = 0;
 
   virtual Result<Agent> createAgent(const Agent& agent) = 0;
   virtual Result<std::vector<Agent>> listAgents(const std::string& project_id) = 0;
   virtual Result<std::vector<Agent>> listAllAgents() = 0;
   // Finds an agent by id or, failing that, by name within the project (project may be empty
   // when an id is given).
-  virtual Result<Agent> findAgent(const std::string& project_id,
-                                  const std::string& id_or_name) = 0;
+  virtual Result<Agent> findAgent(const std::string& project_id, const std::string& id_or_name) = 0;
+  // Replaces name, status, limits and budget. kInvalidRequest for a negative limit or budget,
+  // or a warn percent outside 1-100.
   virtual Result<void> updateAgent(const Agent& agent) = 0;
 
   virtual Result<AgentToken> createToken(const AgentToken& token) = 0;
@@ -81,14 +121,46 @@ class Store {
   virtual Result<AdminKey> createAdminKey(const AdminKey& key) = 0;
   virtual Result<std::optional<AdminKey>> findAdminKeyByHash(const std::string& key_hash) = 0;
   virtual Result<size_t> countAdminKeys() = 0;
+  virtual Result<std::vector<AdminKey>> listAdminKeys(const std::string& organization_id) = 0;
+  // Sets revoked_at if the key is not already revoked; kNotFound for an unknown id.
+  virtual Result<AdminKey> revokeAdminKey(const std::string& key_id, int64_t now) = 0;
 
-  // Appends rows in one transaction: either all are stored or none.
+  // Appends rows in one transaction: either all are stored or none. A negative unit count or
+  // cost is kInvalidRequest.
   virtual Result<void> appendLedger(const std::vector<LedgerRow>& rows) = 0;
   virtual Result<std::vector<LedgerRow>> queryLedger(const LedgerQuery& query) = 0;
 
+  // The price table. putPrice appends a row and returns it with its id (and created_at, and
+  // effective_from when 0, set to now); rows are never changed or deleted. kInvalidRequest for
+  // an empty provider, a unit outside kUsageUnits or a negative price. listPrices returns every
+  // row, newest effective_from first (ties: last appended first). pricesAt returns, for each
+  // (provider, model, unit), the row in effect at `time`: the newest effective_from <= time,
+  // the last appended among equals. Ordered by provider, model, unit.
+  virtual Result<Price> putPrice(const Price& price) = 0;
+  virtual Result<std::vector<Price>> listPrices() = 0;
+  virtual Result<std::vector<Price>> pricesAt(int64_t time) = 0;
+
+  // The sum of cost_micros per agent and per project over ledger rows with
+  // month_start <= time < month_end, so budget counters can be seeded at start-up. Billable and
+  // BYOK rows both count, because a budget caps what an agent costs whether Keystore or the
+  // provider bills it. Rows without an agent or project id are left out.
+  virtual Result<SpendTotals> monthSpend(int64_t month_start_ms, int64_t month_end_ms) = 0;
+
+  // Ledger rows with since <= time < until (until 0 = open-ended) of the project (and agent),
+  // grouped by query.group_by and ordered by key; exact integer sums. kInvalidRequest for an
+  // unknown group_by.
+  virtual Result<std::vector<UsageReportRow>> usageReport(const UsageQuery& query) = 0;
+
+  // The project's invoice for rows with month_start <= time < month_end: one line per
+  // provider, model, unit, price and billable flag, pricing the units of each row at the
+  // prices that row recorded. kInvalidRequest for an empty project id or month_end <=
+  // month_start.
+  virtual Result<Invoice> invoice(const std::string& project_id, int64_t month_start,
+                                  int64_t month_end) = 0;
+
   // A number that grows on every change that affects the proxy's snapshot (tokens, agents,
-  // provider settings, credentials, data keys). Instances poll it to learn of changes made
-  // by other instances.
+  // project limits, provider settings, credentials, data keys, pool credentials, prices).
+  // Instances poll it to learn of changes made by other instances.
   virtual Result<int64_t> configGeneration() = 0;
 };
 

@@ -126,9 +126,8 @@ Result<std::string> Vault::encryptCredential(const Secret& data_key, std::string
   if (data_key.size() != kKeySize) {
     return fail(ErrorCode::kInternal, "a data key must be 32 bytes long");
   }
-  if (binding.project_id.empty() || binding.provider.empty() || binding.credential_id.empty()) {
-    return fail(ErrorCode::kInternal,
-                "a credential binding needs a project id, a provider and a credential id");
+  if (binding.provider.empty() || binding.credential_id.empty()) {
+    return fail(ErrorCode::kInternal, "a credential binding needs a provider and a credential id");
   }
   return seal(data_key.reveal(), data_key_id, credentialContext(binding), plaintext.reveal());
 }

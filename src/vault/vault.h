@@ -30,7 +30,9 @@
 
 namespace keystore::vault {
 
-// The owner of a credential, encoded into its associated data.
+// The owner of a credential, encoded into its associated data. A shared marketplace pool
+// credential belongs to no project and binds an empty project_id; the length-prefixed
+// encoding keeps that distinct from every project.
 struct CredentialBinding {
   std::string_view project_id;
   std::string_view provider;
@@ -67,7 +69,7 @@ class Vault {
 
   // Seals a credential's plaintext (a key, or a JSON object of fields) under a data key.
   // kInternal when the data key is not 32 bytes, the data key id is empty or longer than 255
-  // bytes, or a binding field is empty.
+  // bytes, or the binding's provider or credential id is empty.
   static Result<std::string> encryptCredential(const Secret& data_key, std::string_view data_key_id,
                                                const CredentialBinding& binding,
                                                const Secret& plaintext);

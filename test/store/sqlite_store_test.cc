@@ -47,8 +47,8 @@ class SqliteStoreTest : public ::testing::Test {
     return opened ? std::move(*opened) : nullptr;
   }
 
-  // Runs `sql` on a separate raw connection and returns the first column of each row.
-  std::vector<std::string> rawQuery(const std::string& sql) {
+  // Runs `sql` on a separate raw connection and returns column `column` of each row.
+  std::vector<std::string> rawQuery(const std::string& sql, int column = 0) {
     sqlite3* db = nullptr;
     std::vector<std::string> values;
     EXPECT_EQ(sqlite3_open(path_.c_str(), &db), SQLITE_OK);
@@ -56,7 +56,7 @@ class SqliteStoreTest : public ::testing::Test {
     EXPECT_EQ(sqlite3_prepare_v2(db, sql.c_str(), -1, &stmt, nullptr), SQLITE_OK)
         << sqlite3_errmsg(db);
     while (stmt != nullptr && sqlite3_step(stmt) == SQLITE_ROW) {
-      const unsigned char* text = sqlite3_column_text(stmt, 0);
+      const unsigned char* text = sqlite3_column_text(stmt, column);
       values.emplace_back(text != nullptr ? reinterpret_cast<const char*>(text) : "");
     }
     sqlite3_finalize(stmt);
@@ -199,7 +199,7 @@ TEST_F(SqliteStoreTest, MigrationFromVersionOneKeepsTokens) {
   auto store = openStore();
   ASSERT_NE(store, nullptr);
   EXPECT_EQ(rawQuery("SELECT version FROM schema_migrations ORDER BY version"),
-            (std::vector<std::string>{"1", "2"}));
+            (std::vector<std::string>{"1", "2", "3", "4"}));
 
   auto old_token = store->getToken("old");
   ASSERT_TRUE(old_token.has_value()) << old_token.error().message;
@@ -215,6 +215,117 @@ TEST_F(SqliteStoreTest, MigrationFromVersionOneKeepsTokens) {
   ASSERT_TRUE(created.has_value()) << created.error().message;
   EXPECT_EQ(rawQuery("SELECT models FROM agent_tokens WHERE id = 'new'"),
             (std::vector<std::string>{R"(["gpt-4o-mini"])"}));
+}
+
+TEST_F(SqliteStoreTest, MigrationToPoolsKeepsKeysAndCredentials) {
+  // A database as a release with schema version 2 left it: a project with its data key and
+  // a BYOK credential, and two owner keys of which the older one was created first.
+  {
+    auto connection = openConnection();
+    ASSERT_NE(connection, nullptr);
+    auto applied = sqlite::applyMigrations(*connection, sqlite::sqliteMigrations().first(2));
+    ASSERT_TRUE(applied.has_value()) << applied.error().message;
+    auto inserted = connection->exec(
+        "INSERT INTO organizations (id, name, created_at) VALUES ('org', 'Acme', 1);"
+        "INSERT INTO projects (id, organization_id, name, created_at) "
+        "VALUES ('p1', 'org', 'alpha', 1);"
+        "INSERT INTO data_keys (key_id, project_id, master_key_id, wrapped, created_at) "
+        "VALUES ('k1', 'p1', 'mk', x'0102', 1);"
+        "INSERT INTO credentials (id, project_id, provider, scope, status, label, mask, "
+        "fingerprint, data_key_id, ciphertext, created_at) "
+        "VALUES ('c1', 'p1', 'openai', 'byok', 'active', '', 'sk-...1234', 'ab', 'k1', x'03', 2);"
+        "INSERT INTO admin_keys (id, key_hash, name, role, organization_id, created_at) VALUES "
+        "('second', '" +
+        std::string(64, 'b') + "', 'later', 'owner', 'org', 5), ('first', '" +
+        std::string(64, 'a') + "', 'bootstrap', 'owner', 'org', 3);");
+    ASSERT_TRUE(inserted.has_value()) << inserted.error().message;
+  }
+
+  auto store = openStore();
+  ASSERT_NE(store, nullptr);
+  EXPECT_EQ(rawQuery("SELECT key_id || ':' || project_id FROM data_keys"),
+            (std::vector<std::string>{"k1:p1"}));
+  auto credentials = store->listCredentials("p1");
+  ASSERT_TRUE(credentials.has_value()) << credentials.error().message;
+  ASSERT_EQ(credentials->size(), 1u);
+  EXPECT_EQ((*credentials)[0].data_key_id, "k1");
+  EXPECT_EQ((*credentials)[0].rpm_limit, 0);
+  EXPECT_EQ(rawQuery("SELECT id || ':' || operator FROM admin_keys ORDER BY id"),
+            (std::vector<std::string>{"first:1", "second:0"}));
+  // The rebuilt data_keys table is what credentials reference, with nothing dangling.
+  EXPECT_TRUE(rawQuery("PRAGMA foreign_key_check").empty());
+  auto project_keys = rawQuery("SELECT \"table\" FROM pragma_foreign_key_list('credentials')");
+  EXPECT_NE(std::find(project_keys.begin(), project_keys.end(), "data_keys"), project_keys.end());
+}
+
+TEST_F(SqliteStoreTest, MigrationToMeteringKeepsOldRowsReadable) {
+  // A database as schema version 3 left it: an agent with a rate limit and a ledger row.
+  {
+    auto connection = openConnection();
+    ASSERT_NE(connection, nullptr);
+    auto applied = sqlite::applyMigrations(*connection, sqlite::sqliteMigrations().first(3));
+    ASSERT_TRUE(applied.has_value()) << applied.error().message;
+    auto inserted = connection->exec(
+        "INSERT INTO organizations (id, name, created_at) VALUES ('org', 'Acme', 1);"
+        "INSERT INTO projects (id, organization_id, name, created_at) "
+        "VALUES ('p1', 'org', 'alpha', 1);"
+        "INSERT INTO agents (id, project_id, name, status, rpm_limit, created_at) "
+        "VALUES ('a1', 'p1', 'bot', 'active', 7, 1);"
+        "INSERT INTO ledger (time, request_id, project_id, agent_id, token_id, provider, mode, "
+        "method, path, upstream_status, outcome, bytes_in, bytes_out, latency_ms, "
+        "credential_id) VALUES (5, 'old', 'p1', 'a1', 't1', 'openai', 'marketplace', 'POST', "
+        "'/v1/chat/completions', 200, 'ok', 1, 2, 3, 'c1');");
+    ASSERT_TRUE(inserted.has_value()) << inserted.error().message;
+  }
+
+  auto store = openStore();
+  ASSERT_NE(store, nullptr);
+  auto rows = store->queryLedger(LedgerQuery{.project_id = "p1"});
+  ASSERT_TRUE(rows.has_value()) << rows.error().message;
+  ASSERT_EQ(rows->size(), 1u);
+  const LedgerRow& row = rows->front();
+  EXPECT_EQ(row.request_id, "old");
+  EXPECT_EQ(row.credential_id, "c1");
+  EXPECT_EQ(row.model, "");
+  EXPECT_EQ(row.units, UnitCounts{});
+  EXPECT_FALSE(row.usage_reported);
+  EXPECT_EQ(row.prices, "");
+  EXPECT_EQ(row.cost_micros, 0);
+  EXPECT_FALSE(row.billable);
+
+  auto agent = store->findAgent("p1", "a1");
+  ASSERT_TRUE(agent.has_value()) << agent.error().message;
+  EXPECT_EQ(agent->rpm_limit, std::optional<int64_t>(7));
+  EXPECT_EQ(agent->tpm_limit, std::nullopt);
+  EXPECT_EQ(agent->budget_cents, std::nullopt);
+  auto limits = store->getProjectLimits("p1");
+  ASSERT_TRUE(limits.has_value()) << limits.error().message;
+  EXPECT_EQ(*limits, ProjectLimits{.project_id = "p1"});
+
+  auto spend = store->monthSpend(0, 10);
+  ASSERT_TRUE(spend.has_value()) << spend.error().message;
+  EXPECT_EQ(spend->by_project.at("p1"), 0);
+}
+
+TEST_F(SqliteStoreTest, ReportsUseProjectTimeIndex) {
+  auto store = openStore();
+  ASSERT_NE(store, nullptr);
+
+  // The query texts that usageReport and invoice run, in the form SQLite plans them.
+  for (const std::string& sql :
+       {std::string("SELECT provider, count(*), sum(cost_micros) FROM ledger "
+                    "WHERE time >= 0 AND project_id = 'p1' AND time < 10 GROUP BY provider"),
+        std::string("SELECT provider, model, billable, prices, sum(input_tokens) FROM ledger "
+                    "WHERE project_id = 'p1' AND time >= 0 AND time < 10 AND prices <> '' "
+                    "GROUP BY provider, model, billable, prices")}) {
+    // Column 3 of EXPLAIN QUERY PLAN is the step's description.
+    std::vector<std::string> plan = rawQuery("EXPLAIN QUERY PLAN " + sql, 3);
+    std::string joined;
+    for (const std::string& step : plan) {
+      joined += step + "\n";
+    }
+    EXPECT_NE(joined.find("ledger_project_time"), std::string::npos) << joined;
+  }
 }
 
 TEST_F(SqliteStoreTest, MalformedStoredModelsRejected) {

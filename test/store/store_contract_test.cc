@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <filesystem>
 #include <functional>
+#include <map>
 #include <memory>
 #include <ostream>
 #include <string>
@@ -967,6 +968,16 @@ TEST_P(StoreContractTest, ConfigGenerationGrowsOnProxyWrites) {
          auto revoked = store_->revokeToken("t1", 5000);
          return revoked ? Result<void>() : std::unexpected(revoked.error());
        }},
+      {"updateProjectLimits",
+       [&] {
+         return store_->updateProjectLimits(ProjectLimits{.project_id = "p1", .default_rpm = 5});
+       }},
+      {"putPrice",
+       [&]() -> Result<void> {
+         auto put = store_->putPrice(
+             Price{.provider = "openai", .unit = "requests", .micros_per_million = 1});
+         return put ? Result<void>() : std::unexpected(put.error());
+       }},
   };
 
   for (const auto& [name, write] : writes) {
@@ -1118,6 +1129,811 @@ TEST_P(StoreContractTest, QueryLedgerZeroLimitRejected) {
   ASSERT_FALSE(rows.has_value());
   EXPECT_EQ(rows.error().code, ErrorCode::kInvalidRequest);
 }
+
+// Marketplace pools.
+
+class PoolStoreTest : public StoreContractTest {
+ protected:
+  void SetUp() override {
+    StoreContractTest::SetUp();
+    createBaseline();
+    auto key = store_->ensurePoolDataKey(
+        DataKey{.key_id = "pool-key", .master_key_id = "mk1", .wrapped = "wrapped-pool"});
+    ASSERT_TRUE(key.has_value()) << key.error().message;
+  }
+
+  Credential poolCredential(const std::string& id, const std::string& scope,
+                            const std::string& project_id, const std::string& provider = "openai") {
+    return Credential{.id = id,
+                      .project_id = project_id,
+                      .provider = provider,
+                      .scope = scope,
+                      .mask = "sk-...9999",
+                      .fingerprint = "beef",
+                      .data_key_id = "pool-key",
+                      .ciphertext = "cipher-" + id,
+                      .created_at = 100,
+                      .rpm_limit = 60};
+  }
+};
+
+TEST_P(PoolStoreTest, PoolDataKeyStoredOnce) {
+  auto second = store_->ensurePoolDataKey(
+      DataKey{.key_id = "other-key", .master_key_id = "mk1", .wrapped = "other"});
+  ASSERT_TRUE(second.has_value()) << second.error().message;
+  EXPECT_EQ(second->key_id, "pool-key");
+  EXPECT_EQ(second->wrapped, "wrapped-pool");
+  auto keys = store_->listDataKeys();
+  ASSERT_TRUE(keys.has_value()) << keys.error().message;
+  std::vector<std::string> owners;
+  for (const DataKey& key : *keys) {
+    owners.push_back(key.key_id + ":" + key.project_id);
+  }
+  std::sort(owners.begin(), owners.end());
+  EXPECT_EQ(owners, (std::vector<std::string>{"p1-key:p1", "pool-key:"}));
+}
+
+TEST_P(PoolStoreTest, PoolDataKeyWithProjectRejected) {
+  auto rejected = store_->ensurePoolDataKey(DataKey{.project_id = "p1", .key_id = "k"});
+  ASSERT_FALSE(rejected.has_value());
+  EXPECT_EQ(rejected.error().code, ErrorCode::kInvalidRequest);
+}
+
+TEST_P(PoolStoreTest, PoolCredentialsListedWithLimitAndScope) {
+  int64_t before = generation();
+  ASSERT_TRUE(store_->addPoolCredential(poolCredential("s1", "shared", "")).has_value());
+  ASSERT_TRUE(store_->addPoolCredential(poolCredential("d1", "dedicated", "p1")).has_value());
+  ASSERT_TRUE(
+      store_->addPoolCredential(poolCredential("s2", "shared", "", "anthropic")).has_value());
+  EXPECT_EQ(generation(), before + 3);
+
+  auto openai = store_->listPoolCredentials("openai");
+  ASSERT_TRUE(openai.has_value()) << openai.error().message;
+  ASSERT_EQ(openai->size(), 2u);
+  EXPECT_EQ((*openai)[0].id, "d1");
+  EXPECT_EQ((*openai)[0].project_id, "p1");
+  EXPECT_EQ((*openai)[0].scope, "dedicated");
+  EXPECT_EQ((*openai)[0].rpm_limit, 60);
+  EXPECT_EQ((*openai)[1].id, "s1");
+  EXPECT_EQ((*openai)[1].project_id, "");
+  auto all = store_->listPoolCredentials("");
+  ASSERT_TRUE(all.has_value()) << all.error().message;
+  EXPECT_EQ(all->size(), 3u);
+  // Pool credentials never appear among a project's BYOK keys.
+  auto byok = store_->listCredentials("p1");
+  ASSERT_TRUE(byok.has_value()) << byok.error().message;
+  for (const Credential& credential : *byok) {
+    EXPECT_EQ(credential.scope, "byok") << credential.id;
+  }
+}
+
+TEST_P(PoolStoreTest, PoolCredentialInvalidShapesRejected) {
+  auto shared_with_project = store_->addPoolCredential(poolCredential("x1", "shared", "p1"));
+  ASSERT_FALSE(shared_with_project.has_value());
+  EXPECT_EQ(shared_with_project.error().code, ErrorCode::kInvalidRequest);
+  auto dedicated_without = store_->addPoolCredential(poolCredential("x2", "dedicated", ""));
+  ASSERT_FALSE(dedicated_without.has_value());
+  EXPECT_EQ(dedicated_without.error().code, ErrorCode::kInvalidRequest);
+  auto byok_scope = store_->addPoolCredential(poolCredential("x3", "byok", "p1"));
+  ASSERT_FALSE(byok_scope.has_value());
+  EXPECT_EQ(byok_scope.error().code, ErrorCode::kInvalidRequest);
+  auto unknown_project = store_->addPoolCredential(poolCredential("x4", "dedicated", "nope"));
+  ASSERT_FALSE(unknown_project.has_value());
+  EXPECT_EQ(unknown_project.error().code, ErrorCode::kNotFound);
+  Credential project_key = poolCredential("x5", "shared", "");
+  project_key.data_key_id = "p1-key";
+  auto wrong_key = store_->addPoolCredential(project_key);
+  ASSERT_FALSE(wrong_key.has_value());
+  EXPECT_EQ(wrong_key.error().code, ErrorCode::kNotFound);
+  auto listed = store_->listPoolCredentials("");
+  ASSERT_TRUE(listed.has_value());
+  EXPECT_TRUE(listed->empty());
+}
+
+TEST_P(PoolStoreTest, DisableAndEnablePoolCredential) {
+  ASSERT_TRUE(store_->addPoolCredential(poolCredential("s1", "shared", "")).has_value());
+  int64_t before = generation();
+  auto disabled = store_->setCredentialStatus("s1", "disabled");
+  ASSERT_TRUE(disabled.has_value()) << disabled.error().message;
+  EXPECT_EQ(disabled->status, "disabled");
+  EXPECT_EQ(generation(), before + 1);
+  auto active = store_->listActiveCredentials();
+  ASSERT_TRUE(active.has_value());
+  EXPECT_TRUE(std::none_of(active->begin(), active->end(),
+                           [](const Credential& credential) { return credential.id == "s1"; }));
+  auto enabled = store_->setCredentialStatus("s1", "active");
+  ASSERT_TRUE(enabled.has_value()) << enabled.error().message;
+  EXPECT_EQ(enabled->status, "active");
+}
+
+TEST_P(PoolStoreTest, SetStatusOfByokOrUnknownCredentialNotFound) {
+  ASSERT_TRUE(store_->putByokCredential(byokCredential("b1", "p1", "openai", 5)).has_value());
+  auto byok = store_->setCredentialStatus("b1", "disabled");
+  ASSERT_FALSE(byok.has_value());
+  EXPECT_EQ(byok.error().code, ErrorCode::kNotFound);
+  auto unknown = store_->setCredentialStatus("nope", "disabled");
+  ASSERT_FALSE(unknown.has_value());
+  EXPECT_EQ(unknown.error().code, ErrorCode::kNotFound);
+  auto bad_status = store_->setCredentialStatus("b1", "replaced");
+  ASSERT_FALSE(bad_status.has_value());
+  EXPECT_EQ(bad_status.error().code, ErrorCode::kInvalidRequest);
+}
+
+// Concierge requests.
+
+TEST_P(PoolStoreTest, ConciergeRequestFulfilledAtomically) {
+  auto created = store_->createConciergeRequest(
+      ConciergeRequest{.project_id = "p1", .provider = "groq", .note = "for the eval agents"});
+  ASSERT_TRUE(created.has_value()) << created.error().message;
+  EXPECT_TRUE(created->id.starts_with("cnc_")) << created->id;
+  EXPECT_EQ(created->status, "open");
+
+  auto duplicate =
+      store_->createConciergeRequest(ConciergeRequest{.project_id = "p1", .provider = "groq"});
+  ASSERT_FALSE(duplicate.has_value());
+  EXPECT_EQ(duplicate.error().code, ErrorCode::kConflict);
+
+  int64_t before = generation();
+  auto fulfilled = store_->fulfillConciergeRequest(
+      created->id, poolCredential("g1", "dedicated", "p1", "groq"), 500);
+  ASSERT_TRUE(fulfilled.has_value()) << fulfilled.error().message;
+  EXPECT_EQ(fulfilled->status, "fulfilled");
+  EXPECT_EQ(fulfilled->credential_id, "g1");
+  EXPECT_EQ(fulfilled->updated_at, 500);
+  EXPECT_GT(generation(), before);
+  auto pool = store_->listPoolCredentials("groq");
+  ASSERT_TRUE(pool.has_value());
+  ASSERT_EQ(pool->size(), 1u);
+  EXPECT_EQ((*pool)[0].scope, "dedicated");
+
+  auto again = store_->fulfillConciergeRequest(
+      created->id, poolCredential("g2", "dedicated", "p1", "groq"), 600);
+  ASSERT_FALSE(again.has_value());
+  EXPECT_EQ(again.error().code, ErrorCode::kConflict);
+  auto rejected = store_->rejectConciergeRequest(created->id, "late", 700);
+  ASSERT_FALSE(rejected.has_value());
+  EXPECT_EQ(rejected.error().code, ErrorCode::kConflict);
+  pool = store_->listPoolCredentials("groq");
+  ASSERT_TRUE(pool.has_value());
+  EXPECT_EQ(pool->size(), 1u);
+
+  // With the first request settled, a new one for the same provider may be filed.
+  auto next =
+      store_->createConciergeRequest(ConciergeRequest{.project_id = "p1", .provider = "groq"});
+  EXPECT_TRUE(next.has_value());
+}
+
+TEST_P(PoolStoreTest, ConciergeFulfillWithMismatchedCredentialChangesNothing) {
+  auto created =
+      store_->createConciergeRequest(ConciergeRequest{.project_id = "p1", .provider = "groq"});
+  ASSERT_TRUE(created.has_value()) << created.error().message;
+  auto wrong_provider = store_->fulfillConciergeRequest(
+      created->id, poolCredential("g1", "dedicated", "p1", "twilio"), 500);
+  ASSERT_FALSE(wrong_provider.has_value());
+  EXPECT_EQ(wrong_provider.error().code, ErrorCode::kInvalidRequest);
+  auto shared =
+      store_->fulfillConciergeRequest(created->id, poolCredential("g2", "shared", "", "groq"), 500);
+  ASSERT_FALSE(shared.has_value());
+  auto request = store_->getConciergeRequest(created->id);
+  ASSERT_TRUE(request.has_value());
+  EXPECT_EQ(request->status, "open");
+  auto pool = store_->listPoolCredentials("");
+  ASSERT_TRUE(pool.has_value());
+  EXPECT_TRUE(pool->empty());
+}
+
+TEST_P(PoolStoreTest, ConciergeRejectAndFilters) {
+  createProject("org", "p2", "beta");
+  auto first =
+      store_->createConciergeRequest(ConciergeRequest{.project_id = "p1", .provider = "groq"});
+  auto second = store_->createConciergeRequest(
+      ConciergeRequest{.project_id = "p2", .provider = "twilio", .note = "sms alerts"});
+  ASSERT_TRUE(first.has_value() && second.has_value());
+  auto rejected = store_->rejectConciergeRequest(second->id, "no capacity this month", 900);
+  ASSERT_TRUE(rejected.has_value()) << rejected.error().message;
+  EXPECT_EQ(rejected->status, "rejected");
+  EXPECT_EQ(rejected->reason, "no capacity this month");
+
+  auto open = store_->listConciergeRequests("", "open");
+  ASSERT_TRUE(open.has_value());
+  ASSERT_EQ(open->size(), 1u);
+  EXPECT_EQ((*open)[0].id, first->id);
+  auto of_p2 = store_->listConciergeRequests("p2", "");
+  ASSERT_TRUE(of_p2.has_value());
+  ASSERT_EQ(of_p2->size(), 1u);
+  EXPECT_EQ((*of_p2)[0].note, "sms alerts");
+  auto unknown = store_->getConciergeRequest("cnc_missing");
+  ASSERT_FALSE(unknown.has_value());
+  EXPECT_EQ(unknown.error().code, ErrorCode::kNotFound);
+  auto unknown_project =
+      store_->createConciergeRequest(ConciergeRequest{.project_id = "nope", .provider = "groq"});
+  ASSERT_FALSE(unknown_project.has_value());
+  EXPECT_EQ(unknown_project.error().code, ErrorCode::kNotFound);
+}
+
+INSTANTIATE_TEST_SUITE_P(Backends, PoolStoreTest, ::testing::ValuesIn(kBackends),
+                         [](const ::testing::TestParamInfo<StoreBackend>& info) {
+                           return info.param.name;
+                         });
+
+// Admin keys beyond creation.
+
+TEST_P(StoreContractTest, AdminKeyOperatorFlagListAndRevoke) {
+  createOrganization("org", "Acme");
+  auto created = store_->createAdminKey(AdminKey{.id = "k1",
+                                                 .key_hash = fakeHash(1),
+                                                 .name = "ops",
+                                                 .role = "owner",
+                                                 .organization_id = "org",
+                                                 .is_operator = true});
+  ASSERT_TRUE(created.has_value()) << created.error().message;
+  ASSERT_TRUE(store_
+                  ->createAdminKey(AdminKey{.id = "k2",
+                                            .key_hash = fakeHash(2),
+                                            .name = "ci",
+                                            .role = "member",
+                                            .organization_id = "org"})
+                  .has_value());
+  auto listed = store_->listAdminKeys("org");
+  ASSERT_TRUE(listed.has_value()) << listed.error().message;
+  ASSERT_EQ(listed->size(), 2u);
+  EXPECT_TRUE((*listed)[0].is_operator);
+  EXPECT_FALSE((*listed)[1].is_operator);
+
+  auto revoked = store_->revokeAdminKey("k2", 1234);
+  ASSERT_TRUE(revoked.has_value()) << revoked.error().message;
+  EXPECT_EQ(revoked->revoked_at, 1234);
+  auto again = store_->revokeAdminKey("k2", 9999);
+  ASSERT_TRUE(again.has_value());
+  EXPECT_EQ(again->revoked_at, 1234);
+  auto unknown = store_->revokeAdminKey("nope", 1);
+  ASSERT_FALSE(unknown.has_value());
+  EXPECT_EQ(unknown.error().code, ErrorCode::kNotFound);
+}
+
+// Metering: prices, limits, budgets, spend, reports and invoices.
+
+class MeteringStoreTest : public StoreContractTest {
+ protected:
+  Price putPrice(const std::string& provider, const std::string& model, const std::string& unit,
+                 int64_t micros_per_million, int64_t effective_from) {
+    auto put = store_->putPrice(Price{.provider = provider,
+                                      .model = model,
+                                      .unit = unit,
+                                      .micros_per_million = micros_per_million,
+                                      .effective_from = effective_from,
+                                      .created_at = 1});
+    EXPECT_TRUE(put.has_value()) << put.error().message;
+    return put.value_or(Price{});
+  }
+
+  // A metered row: `input` and `output` tokens, one request, at `prices`.
+  static LedgerRow meteredRow(int64_t time, const std::string& request_id,
+                              const std::string& project_id, const std::string& agent_id,
+                              const std::string& provider, const std::string& model, int64_t input,
+                              int64_t output, const std::string& prices, int64_t cost_micros,
+                              bool billable) {
+    LedgerRow row = ledgerRow(time, request_id, project_id, agent_id);
+    row.provider = provider;
+    row.mode = billable ? "marketplace" : "byok";
+    row.model = model;
+    row.units.input_tokens = input;
+    row.units.output_tokens = output;
+    row.units.requests = 1;
+    row.usage_reported = true;
+    row.prices = prices;
+    row.cost_micros = cost_micros;
+    row.billable = billable;
+    return row;
+  }
+};
+
+std::vector<std::string> priceSummaries(const std::vector<Price>& prices) {
+  std::vector<std::string> summaries;
+  for (const Price& price : prices) {
+    summaries.push_back(price.provider + "/" + price.model + "/" + price.unit + "=" +
+                        std::to_string(price.micros_per_million) + "@" +
+                        std::to_string(price.effective_from));
+  }
+  return summaries;
+}
+
+TEST_P(MeteringStoreTest, AppendLedgerStoresMeteringFields) {
+  LedgerRow row = ledgerRow(1234, "req-1", "p1", "a1");
+  row.model = "gpt-4o-mini";
+  row.units = UnitCounts{.input_tokens = 1,
+                         .cached_input_tokens = 2,
+                         .output_tokens = 3,
+                         .requests = 4,
+                         .emails = 5,
+                         .messages = 6,
+                         .read_units = 7,
+                         .write_units = 8};
+  row.usage_reported = true;
+  row.prices = R"({"input_tokens":150000,"output_tokens":600000})";
+  row.cost_micros = 9876543210;
+  row.billable = true;
+  ASSERT_TRUE(store_->appendLedger({row}));
+
+  auto rows = store_->queryLedger(LedgerQuery{.project_id = "p1"});
+  ASSERT_TRUE(rows.has_value()) << rows.error().message;
+  ASSERT_EQ(rows->size(), 1u);
+  const LedgerRow& stored = rows->front();
+  EXPECT_EQ(stored.model, "gpt-4o-mini");
+  EXPECT_EQ(stored.units, row.units);
+  EXPECT_TRUE(stored.usage_reported);
+  EXPECT_EQ(stored.prices, R"({"input_tokens":150000,"output_tokens":600000})");
+  EXPECT_EQ(stored.cost_micros, 9876543210);
+  EXPECT_TRUE(stored.billable);
+  EXPECT_EQ(stored.bytes_in, 10);
+}
+
+TEST_P(MeteringStoreTest, AppendLedgerDefaultsUnmetered) {
+  ASSERT_TRUE(store_->appendLedger({ledgerRow(1, "r1", "p1", "a1")}));
+
+  auto rows = store_->queryLedger(LedgerQuery{.project_id = "p1"});
+  ASSERT_TRUE(rows.has_value()) << rows.error().message;
+  ASSERT_EQ(rows->size(), 1u);
+  EXPECT_EQ(rows->front().model, "");
+  EXPECT_EQ(rows->front().units, UnitCounts{});
+  EXPECT_FALSE(rows->front().usage_reported);
+  EXPECT_EQ(rows->front().prices, "");
+  EXPECT_EQ(rows->front().cost_micros, 0);
+  EXPECT_FALSE(rows->front().billable);
+}
+
+TEST_P(MeteringStoreTest, AppendLedgerNegativeUnitsRejected) {
+  for (size_t i = 0; i < kUnitCountFields.size(); ++i) {
+    LedgerRow row = ledgerRow(1, "r1", "p1", "a1");
+    row.units.*kUnitCountFields[i] = -1;
+    auto appended = store_->appendLedger({row});
+    ASSERT_FALSE(appended.has_value()) << kUsageUnits[i];
+    EXPECT_EQ(appended.error().code, ErrorCode::kInvalidRequest) << kUsageUnits[i];
+  }
+  LedgerRow negative_cost = ledgerRow(1, "r1", "p1", "a1");
+  negative_cost.cost_micros = -5;
+  auto appended = store_->appendLedger({negative_cost});
+  ASSERT_FALSE(appended.has_value());
+  EXPECT_EQ(appended.error().code, ErrorCode::kInvalidRequest);
+
+  auto rows = store_->queryLedger(LedgerQuery{.project_id = "p1"});
+  ASSERT_TRUE(rows.has_value()) << rows.error().message;
+  EXPECT_TRUE(rows->empty());
+}
+
+TEST_P(MeteringStoreTest, PutPriceAppendsAndListsNewestFirst) {
+  Price first = putPrice("openai", "gpt-4o-mini", "input_tokens", 150000, 1000);
+  Price second = putPrice("openai", "gpt-4o-mini", "input_tokens", 100000, 5000);
+  Price third = putPrice("openai", "", "requests", 0, 3000);
+  EXPECT_GT(first.id, 0);
+  EXPECT_GT(second.id, first.id);
+  EXPECT_GT(third.id, second.id);
+  EXPECT_EQ(second.created_at, 1);
+
+  auto prices = store_->listPrices();
+  ASSERT_TRUE(prices.has_value()) << prices.error().message;
+  EXPECT_EQ(priceSummaries(*prices), (std::vector<std::string>{
+                                         "openai/gpt-4o-mini/input_tokens=100000@5000",
+                                         "openai//requests=0@3000",
+                                         "openai/gpt-4o-mini/input_tokens=150000@1000",
+                                     }));
+}
+
+TEST_P(MeteringStoreTest, PutPriceWithoutEffectiveFromStartsNow) {
+  auto put = store_->putPrice(
+      Price{.provider = "resend", .unit = "emails", .micros_per_million = 400000000});
+  ASSERT_TRUE(put.has_value()) << put.error().message;
+  EXPECT_GT(put->created_at, 0);
+  EXPECT_EQ(put->effective_from, put->created_at);
+}
+
+TEST_P(MeteringStoreTest, PricesAtPicksRowInEffect) {
+  putPrice("openai", "gpt-4o", "input_tokens", 2500000, 1000);
+  putPrice("openai", "gpt-4o", "input_tokens", 2000000, 5000);
+  putPrice("openai", "gpt-4o", "output_tokens", 10000000, 1000);
+  putPrice("openai", "", "input_tokens", 1000000, 2000);
+  putPrice("anthropic", "", "input_tokens", 3000000, 9000);
+  // Appended later with the same effective_from: a correction that supersedes the first.
+  putPrice("openai", "gpt-4o", "output_tokens", 9000000, 1000);
+
+  struct Case {
+    int64_t time;
+    std::vector<std::string> expected;
+  };
+  const std::vector<Case> cases = {
+      {999, {}},
+      {1000,
+       {"openai/gpt-4o/input_tokens=2500000@1000", "openai/gpt-4o/output_tokens=9000000@1000"}},
+      {4999,
+       {"openai//input_tokens=1000000@2000", "openai/gpt-4o/input_tokens=2500000@1000",
+        "openai/gpt-4o/output_tokens=9000000@1000"}},
+      {5000,
+       {"openai//input_tokens=1000000@2000", "openai/gpt-4o/input_tokens=2000000@5000",
+        "openai/gpt-4o/output_tokens=9000000@1000"}},
+      {10000,
+       {"anthropic//input_tokens=3000000@9000", "openai//input_tokens=1000000@2000",
+        "openai/gpt-4o/input_tokens=2000000@5000", "openai/gpt-4o/output_tokens=9000000@1000"}},
+  };
+  for (const Case& c : cases) {
+    auto prices = store_->pricesAt(c.time);
+    ASSERT_TRUE(prices.has_value()) << prices.error().message;
+    EXPECT_EQ(priceSummaries(*prices), c.expected) << "at " << c.time;
+  }
+}
+
+TEST_P(MeteringStoreTest, PutPriceInvalidRejected) {
+  const std::vector<Price> invalid = {
+      Price{.provider = "", .unit = "requests", .micros_per_million = 1},
+      Price{.provider = "openai", .unit = "tokens", .micros_per_million = 1},
+      Price{.provider = "openai", .unit = "", .micros_per_million = 1},
+      Price{.provider = "openai", .unit = "requests", .micros_per_million = -1},
+  };
+  for (size_t i = 0; i < invalid.size(); ++i) {
+    auto put = store_->putPrice(invalid[i]);
+    ASSERT_FALSE(put.has_value()) << "case " << i;
+    EXPECT_EQ(put.error().code, ErrorCode::kInvalidRequest) << "case " << i;
+  }
+  auto prices = store_->listPrices();
+  ASSERT_TRUE(prices.has_value()) << prices.error().message;
+  EXPECT_TRUE(prices->empty());
+}
+
+TEST_P(MeteringStoreTest, AgentLimitsAndBudgetRoundTrip) {
+  createBaseline();
+  auto created = store_->createAgent(Agent{.id = "a1",
+                                           .project_id = "p1",
+                                           .name = "bot",
+                                           .tpm_limit = 40000,
+                                           .budget_cents = 2500,
+                                           .budget_warn_percent = 80});
+  ASSERT_TRUE(created.has_value()) << created.error().message;
+
+  auto found = store_->findAgent("p1", "a1");
+  ASSERT_TRUE(found.has_value()) << found.error().message;
+  EXPECT_EQ(found->tpm_limit, std::optional<int64_t>(40000));
+  EXPECT_EQ(found->budget_cents, std::optional<int64_t>(2500));
+  EXPECT_EQ(found->budget_warn_percent, std::optional<int64_t>(80));
+
+  Agent agent = *found;
+  agent.tpm_limit.reset();
+  agent.budget_cents = 0;
+  agent.budget_warn_percent = 100;
+  ASSERT_TRUE(store_->updateAgent(agent));
+  auto updated = store_->findAgent("p1", "a1");
+  ASSERT_TRUE(updated.has_value()) << updated.error().message;
+  EXPECT_EQ(updated->tpm_limit, std::nullopt);
+  EXPECT_EQ(updated->budget_cents, std::optional<int64_t>(0));
+  EXPECT_EQ(updated->budget_warn_percent, std::optional<int64_t>(100));
+}
+
+TEST_P(MeteringStoreTest, AgentInvalidBudgetRejected) {
+  createBaseline();
+  Agent agent = createAgent("p1", "a1", "bot");
+
+  const std::vector<std::function<void(Agent&)>> changes = {
+      [](Agent& a) { a.budget_warn_percent = 0; },
+      [](Agent& a) { a.budget_warn_percent = 101; },
+      [](Agent& a) { a.budget_cents = -1; },
+      [](Agent& a) { a.tpm_limit = -1; },
+  };
+  for (size_t i = 0; i < changes.size(); ++i) {
+    Agent changed = agent;
+    changes[i](changed);
+    auto updated = store_->updateAgent(changed);
+    ASSERT_FALSE(updated.has_value()) << "case " << i;
+    EXPECT_EQ(updated.error().code, ErrorCode::kInvalidRequest) << "case " << i;
+
+    changed.id = "new" + std::to_string(i);
+    changed.name = "new" + std::to_string(i);
+    auto created = store_->createAgent(changed);
+    ASSERT_FALSE(created.has_value()) << "case " << i;
+    EXPECT_EQ(created.error().code, ErrorCode::kInvalidRequest) << "case " << i;
+  }
+}
+
+TEST_P(MeteringStoreTest, ProjectLimitsRoundTrip) {
+  createBaseline();
+  createProject("org", "p2", "beta");
+
+  auto initial = store_->getProjectLimits("p1");
+  ASSERT_TRUE(initial.has_value()) << initial.error().message;
+  EXPECT_EQ(*initial, ProjectLimits{.project_id = "p1"});
+
+  ProjectLimits limits{.project_id = "p1",
+                       .default_rpm = 60,
+                       .default_rpd = 10000,
+                       .default_tpm = 90000,
+                       .budget_cents = 100,
+                       .budget_warn_percent = 75};
+  ASSERT_TRUE(store_->updateProjectLimits(limits));
+  auto stored = store_->getProjectLimits("p1");
+  ASSERT_TRUE(stored.has_value()) << stored.error().message;
+  EXPECT_EQ(*stored, limits);
+
+  auto all = store_->listProjectLimits();
+  ASSERT_TRUE(all.has_value()) << all.error().message;
+  ASSERT_EQ(all->size(), 2u);
+  EXPECT_EQ((*all)[0], limits);
+  EXPECT_EQ((*all)[1], ProjectLimits{.project_id = "p2"});
+
+  ASSERT_TRUE(store_->updateProjectLimits(ProjectLimits{.project_id = "p1"}));
+  auto cleared = store_->getProjectLimits("p1");
+  ASSERT_TRUE(cleared.has_value()) << cleared.error().message;
+  EXPECT_EQ(*cleared, ProjectLimits{.project_id = "p1"});
+}
+
+TEST_P(MeteringStoreTest, ProjectLimitsUnknownProjectNotFound) {
+  auto got = store_->getProjectLimits("ghost");
+  ASSERT_FALSE(got.has_value());
+  EXPECT_EQ(got.error().code, ErrorCode::kNotFound);
+
+  auto updated = store_->updateProjectLimits(ProjectLimits{.project_id = "ghost"});
+  ASSERT_FALSE(updated.has_value());
+  EXPECT_EQ(updated.error().code, ErrorCode::kNotFound);
+}
+
+TEST_P(MeteringStoreTest, ProjectLimitsInvalidRejectedUnchanged) {
+  createBaseline();
+  ASSERT_TRUE(store_->updateProjectLimits(ProjectLimits{.project_id = "p1", .budget_cents = 5}));
+
+  const std::vector<ProjectLimits> invalid = {
+      ProjectLimits{.project_id = "p1", .default_rpm = -1},
+      ProjectLimits{.project_id = "p1", .default_rpd = -1},
+      ProjectLimits{.project_id = "p1", .default_tpm = -1},
+      ProjectLimits{.project_id = "p1", .budget_cents = -1},
+      ProjectLimits{.project_id = "p1", .budget_warn_percent = 0},
+      ProjectLimits{.project_id = "p1", .budget_warn_percent = 101},
+  };
+  for (size_t i = 0; i < invalid.size(); ++i) {
+    auto updated = store_->updateProjectLimits(invalid[i]);
+    ASSERT_FALSE(updated.has_value()) << "case " << i;
+    EXPECT_EQ(updated.error().code, ErrorCode::kInvalidRequest) << "case " << i;
+  }
+  auto stored = store_->getProjectLimits("p1");
+  ASSERT_TRUE(stored.has_value()) << stored.error().message;
+  EXPECT_EQ(stored->budget_cents, std::optional<int64_t>(5));
+}
+
+TEST_P(MeteringStoreTest, MonthSpendSumsBillableAndByok) {
+  ASSERT_TRUE(store_->appendLedger({
+      meteredRow(999, "before", "p1", "a1", "openai", "m", 1, 1, "{}", 7, true),
+      meteredRow(1000, "r1", "p1", "a1", "openai", "m", 1, 1, "{}", 100, true),
+      meteredRow(1500, "r2", "p1", "a1", "anthropic", "m", 1, 1, "{}", 20, false),
+      meteredRow(1600, "r3", "p1", "a2", "openai", "m", 1, 1, "{}", 3, true),
+      meteredRow(1700, "r4", "p2", "a3", "openai", "m", 1, 1, "{}", 4000, false),
+      meteredRow(1800, "r5", "p2", "", "openai", "m", 0, 0, "", 0, false),
+      meteredRow(2000, "after", "p1", "a1", "openai", "m", 1, 1, "{}", 9, true),
+  }));
+
+  auto spend = store_->monthSpend(1000, 2000);
+  ASSERT_TRUE(spend.has_value()) << spend.error().message;
+  EXPECT_EQ(spend->by_agent,
+            (std::map<std::string, int64_t>{{"a1", 120}, {"a2", 3}, {"a3", 4000}}));
+  EXPECT_EQ(spend->by_project, (std::map<std::string, int64_t>{{"p1", 123}, {"p2", 4000}}));
+
+  auto empty = store_->monthSpend(5000, 6000);
+  ASSERT_TRUE(empty.has_value()) << empty.error().message;
+  EXPECT_TRUE(empty->by_agent.empty());
+  EXPECT_TRUE(empty->by_project.empty());
+
+  auto inverted = store_->monthSpend(2000, 1000);
+  ASSERT_FALSE(inverted.has_value());
+  EXPECT_EQ(inverted.error().code, ErrorCode::kInvalidRequest);
+}
+
+TEST_P(MeteringStoreTest, MonthSpendSumsExactlyBeyondDoublePrecision) {
+  // 2^53 + 1 is the first integer a double cannot hold, so a floating-point sum would be off.
+  constexpr int64_t kCost = 9007199254740993;
+  ASSERT_TRUE(store_->appendLedger({
+      meteredRow(1, "r1", "p1", "a1", "openai", "m", 0, 0, "", kCost, true),
+      meteredRow(2, "r2", "p1", "a1", "openai", "m", 0, 0, "", kCost, true),
+      meteredRow(3, "r3", "p1", "a1", "openai", "m", 0, 0, "", 1, true),
+  }));
+
+  auto spend = store_->monthSpend(0, 10);
+  ASSERT_TRUE(spend.has_value()) << spend.error().message;
+  EXPECT_EQ(spend->by_agent["a1"], 2 * kCost + 1);
+
+  auto report = store_->usageReport(UsageQuery{.project_id = "p1", .group_by = "agent"});
+  ASSERT_TRUE(report.has_value()) << report.error().message;
+  ASSERT_EQ(report->size(), 1u);
+  EXPECT_EQ(report->front().billable_cost_micros, 2 * kCost + 1);
+}
+
+constexpr int64_t kDay = 86'400'000;
+// 2026-05-01T00:00:00Z.
+constexpr int64_t kMay1 = 1'777'593'600'000;
+
+class UsageReportTest : public MeteringStoreTest {
+ protected:
+  void SetUp() override {
+    MeteringStoreTest::SetUp();
+    ASSERT_TRUE(store_->appendLedger({
+        meteredRow(kMay1 + 10, "r1", "p1", "a1", "openai", "gpt-4o-mini", 100, 10, "{}", 1000,
+                   true),
+        meteredRow(kMay1 + kDay - 1, "r2", "p1", "a2", "openai", "gpt-4o", 200, 20, "{}", 2000,
+                   true),
+        meteredRow(kMay1 + kDay, "r3", "p1", "a1", "anthropic", "claude", 300, 30, "{}", 4000,
+                   false),
+        meteredRow(kMay1 + 2 * kDay + 5, "r4", "p1", "a1", "openai", "gpt-4o-mini", 400, 40, "{}",
+                   8000, true),
+        meteredRow(kMay1 + 2 * kDay + 6, "r5", "p2", "a9", "openai", "gpt-4o-mini", 999, 99, "{}",
+                   99999, true),
+    }));
+    LedgerRow email = ledgerRow(kMay1 + 2 * kDay + 7, "r6", "p1", "a2");
+    email.provider = "resend";
+    email.units.requests = 1;
+    email.units.emails = 3;
+    email.cost_micros = 16;
+    ASSERT_TRUE(store_->appendLedger({email}));
+  }
+
+  std::vector<UsageReportRow> report(const UsageQuery& query) {
+    auto rows = store_->usageReport(query);
+    EXPECT_TRUE(rows.has_value()) << rows.error().message;
+    return rows.value_or(std::vector<UsageReportRow>{});
+  }
+};
+
+TEST_P(UsageReportTest, GroupsByDay) {
+  std::vector<UsageReportRow> rows = report(UsageQuery{.project_id = "p1", .group_by = "day"});
+  ASSERT_EQ(rows.size(), 3u);
+  EXPECT_EQ(rows[0],
+            (UsageReportRow{.key = "2026-05-01",
+                            .request_count = 2,
+                            .units = {.input_tokens = 300, .output_tokens = 30, .requests = 2},
+                            .billable_cost_micros = 3000,
+                            .byok_cost_micros = 0}));
+  EXPECT_EQ(rows[1],
+            (UsageReportRow{.key = "2026-05-02",
+                            .request_count = 1,
+                            .units = {.input_tokens = 300, .output_tokens = 30, .requests = 1},
+                            .billable_cost_micros = 0,
+                            .byok_cost_micros = 4000}));
+  EXPECT_EQ(rows[2],
+            (UsageReportRow{
+                .key = "2026-05-03",
+                .request_count = 2,
+                .units = {.input_tokens = 400, .output_tokens = 40, .requests = 2, .emails = 3},
+                .billable_cost_micros = 8000,
+                .byok_cost_micros = 16}));
+}
+
+TEST_P(UsageReportTest, GroupsByProviderAgentAndModel) {
+  auto keys = [](const std::vector<UsageReportRow>& rows) {
+    std::vector<std::string> summary;
+    for (const UsageReportRow& row : rows) {
+      summary.push_back(row.key + ":" + std::to_string(row.request_count) + ":" +
+                        std::to_string(row.units.input_tokens) + ":" +
+                        std::to_string(row.billable_cost_micros) + ":" +
+                        std::to_string(row.byok_cost_micros));
+    }
+    return summary;
+  };
+
+  EXPECT_EQ(keys(report(UsageQuery{.project_id = "p1", .group_by = "provider"})),
+            (std::vector<std::string>{"anthropic:1:300:0:4000", "openai:3:700:11000:0",
+                                      "resend:1:0:0:16"}));
+  EXPECT_EQ(keys(report(UsageQuery{.project_id = "p1", .group_by = "agent"})),
+            (std::vector<std::string>{"a1:3:800:9000:4000", "a2:2:200:2000:16"}));
+  EXPECT_EQ(keys(report(UsageQuery{.project_id = "p1", .group_by = "model"})),
+            (std::vector<std::string>{":1:0:0:16", "claude:1:300:0:4000", "gpt-4o:1:200:2000:0",
+                                      "gpt-4o-mini:2:500:9000:0"}));
+}
+
+TEST_P(UsageReportTest, FiltersByAgentAndTime) {
+  std::vector<UsageReportRow> rows = report(UsageQuery{.project_id = "p1",
+                                                       .agent_id = "a1",
+                                                       .since = kMay1 + kDay,
+                                                       .until = kMay1 + 2 * kDay + 5,
+                                                       .group_by = "provider"});
+  ASSERT_EQ(rows.size(), 1u);
+  EXPECT_EQ(rows[0].key, "anthropic");
+  EXPECT_EQ(rows[0].request_count, 1);
+
+  std::vector<UsageReportRow> every_project = report(UsageQuery{.group_by = "agent"});
+  ASSERT_EQ(every_project.size(), 3u);
+  EXPECT_EQ(every_project[2].key, "a9");
+  EXPECT_EQ(every_project[2].units.output_tokens, 99);
+}
+
+TEST_P(UsageReportTest, UnknownGroupingRejected) {
+  auto rows = store_->usageReport(UsageQuery{.project_id = "p1", .group_by = "week"});
+  ASSERT_FALSE(rows.has_value());
+  EXPECT_EQ(rows.error().code, ErrorCode::kInvalidRequest);
+}
+
+std::vector<std::string> invoiceSummary(const Invoice& invoice) {
+  std::vector<std::string> lines;
+  for (const InvoiceLine& line : invoice.lines) {
+    lines.push_back(std::string(line.billable ? "billed " : "byok ") + line.provider + "/" +
+                    line.model + "/" + line.unit + " " + std::to_string(line.units) + " @" +
+                    std::to_string(line.micros_per_million) + " = " +
+                    std::to_string(line.cost_micros) + " billed " +
+                    std::to_string(line.billed_micros));
+  }
+  return lines;
+}
+
+TEST_P(MeteringStoreTest, InvoiceLinesPerUnitAndPrice) {
+  const std::string cheap = R"({"input_tokens":150000,"output_tokens":600000})";
+  // The price of input tokens changed mid-month. The order of members does not matter.
+  const std::string changed = R"({"output_tokens":600000,"input_tokens":100000})";
+  const std::string request_priced = R"({"requests":2000000,"emails":400000000})";
+  LedgerRow email = ledgerRow(kMay1 + 9, "email", "p1", "a1");
+  email.provider = "resend";
+  email.units.requests = 1;
+  email.units.emails = 2;
+  email.prices = request_priced;
+  email.cost_micros = 802;
+  email.billable = true;
+  ASSERT_TRUE(store_->appendLedger({
+      meteredRow(kMay1, "r1", "p1", "a1", "openai", "gpt-4o-mini", 1000, 500, cheap, 450, true),
+      meteredRow(kMay1 + 1, "r2", "p1", "a2", "openai", "gpt-4o-mini", 3001, 1, cheap, 451, true),
+      meteredRow(kMay1 + 2, "r3", "p1", "a1", "openai", "gpt-4o-mini", 2000, 0, changed, 200, true),
+      meteredRow(kMay1 + 3, "r4", "p1", "a1", "anthropic", "claude", 1000000, 100000,
+                 R"({"input_tokens":3000000,"output_tokens":15000000})", 4500000, false),
+      // Not charged: no prices recorded.
+      meteredRow(kMay1 + 4, "r5", "p1", "a1", "openai", "gpt-4o-mini", 7777, 7777, "", 0, true),
+      // Another project, and the next month.
+      meteredRow(kMay1 + 5, "r6", "p2", "a9", "openai", "gpt-4o-mini", 5, 5, cheap, 4, true),
+      meteredRow(kMay1 + 31 * kDay, "r7", "p1", "a1", "openai", "gpt-4o-mini", 5, 5, cheap, 4,
+                 true),
+      email,
+  }));
+
+  auto invoice = store_->invoice("p1", kMay1, kMay1 + 31 * kDay);
+  ASSERT_TRUE(invoice.has_value()) << invoice.error().message;
+  EXPECT_EQ(invoice->project_id, "p1");
+  EXPECT_EQ(invoice->month_start, kMay1);
+  EXPECT_EQ(invoice->month_end, kMay1 + 31 * kDay);
+  // 4001 tokens at 0.15 $/M = 600.15 micros, rounded half up once per line.
+  EXPECT_EQ(invoiceSummary(*invoice),
+            (std::vector<std::string>{
+                "billed openai/gpt-4o-mini/input_tokens 2000 @100000 = 200 billed 200",
+                "billed openai/gpt-4o-mini/input_tokens 4001 @150000 = 600 billed 600",
+                "billed openai/gpt-4o-mini/output_tokens 501 @600000 = 301 billed 301",
+                "billed resend//requests 1 @2000000 = 2 billed 2",
+                "billed resend//emails 2 @400000000 = 800 billed 800",
+                "byok anthropic/claude/input_tokens 1000000 @3000000 = 3000000 billed 0",
+                "byok anthropic/claude/output_tokens 100000 @15000000 = 1500000 billed 0",
+            }));
+  EXPECT_EQ(invoice->billed_micros, 200 + 600 + 301 + 2 + 800);
+  EXPECT_EQ(invoice->byok_list_micros, 4500000);
+}
+
+TEST_P(MeteringStoreTest, InvoiceInvalidArgumentsRejected) {
+  auto no_project = store_->invoice("", 0, 10);
+  ASSERT_FALSE(no_project.has_value());
+  EXPECT_EQ(no_project.error().code, ErrorCode::kInvalidRequest);
+
+  auto empty_window = store_->invoice("p1", 10, 10);
+  ASSERT_FALSE(empty_window.has_value());
+  EXPECT_EQ(empty_window.error().code, ErrorCode::kInvalidRequest);
+
+  auto no_rows = store_->invoice("p1", 0, 10);
+  ASSERT_TRUE(no_rows.has_value()) << no_rows.error().message;
+  EXPECT_TRUE(no_rows->lines.empty());
+  EXPECT_EQ(no_rows->billed_micros, 0);
+}
+
+TEST_P(MeteringStoreTest, InvoiceMalformedPricesFails) {
+  ASSERT_TRUE(store_->appendLedger(
+      {meteredRow(5, "r1", "p1", "a1", "openai", "m", 1, 1, R"({"input_tokens":-3})", 0, true)}));
+
+  auto invoice = store_->invoice("p1", 0, 10);
+  ASSERT_FALSE(invoice.has_value());
+  EXPECT_EQ(invoice.error().code, ErrorCode::kInternal);
+}
+
+INSTANTIATE_TEST_SUITE_P(Backends, MeteringStoreTest, ::testing::ValuesIn(kBackends),
+                         [](const ::testing::TestParamInfo<StoreBackend>& info) {
+                           return info.param.name;
+                         });
+INSTANTIATE_TEST_SUITE_P(Backends, UsageReportTest, ::testing::ValuesIn(kBackends),
+                         [](const ::testing::TestParamInfo<StoreBackend>& info) {
+                           return info.param.name;
+                         });
 
 // Reopening.
 

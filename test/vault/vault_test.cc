@@ -281,11 +281,25 @@ TEST(VaultTest, WrongSizedDataKeyRejected) {
   EXPECT_EQ(opened.error().code, ErrorCode::kByokKeyUnreadable);
 }
 
+TEST(VaultTest, SharedPoolBindingIsNotAnyProjects) {
+  Secret data_key = Vault::newDataKey();
+  Secret plaintext{std::string(kApiKey)};
+  CredentialBinding shared{"", kProvider, kCredentialId};
+  Result<std::string> sealed = Vault::encryptCredential(data_key, kDataKeyId, shared, plaintext);
+  ASSERT_TRUE(sealed.has_value()) << sealed.error().message;
+  Result<Secret> opened = Vault::decryptCredential(data_key, shared, *sealed);
+  ASSERT_TRUE(opened.has_value()) << opened.error().message;
+  EXPECT_EQ(opened->reveal(), kApiKey);
+  // Copied under a project's name, the shared credential does not open.
+  Result<Secret> moved = Vault::decryptCredential(data_key, defaultBinding(), *sealed);
+  ASSERT_FALSE(moved.has_value());
+  EXPECT_EQ(moved.error().code, ErrorCode::kByokKeyUnreadable);
+}
+
 TEST(VaultTest, EmptyBindingFieldRejected) {
   Secret data_key = Vault::newDataKey();
   Secret plaintext{std::string(kApiKey)};
-  for (const CredentialBinding& binding : {CredentialBinding{"", kProvider, kCredentialId},
-                                           CredentialBinding{kProject, "", kCredentialId},
+  for (const CredentialBinding& binding : {CredentialBinding{kProject, "", kCredentialId},
                                            CredentialBinding{kProject, kProvider, ""}}) {
     Result<std::string> sealed = Vault::encryptCredential(data_key, kDataKeyId, binding, plaintext);
     ASSERT_FALSE(sealed.has_value());

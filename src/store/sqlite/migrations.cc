@@ -150,9 +150,113 @@ constexpr std::string_view kTokenModels = R"sql(
 ALTER TABLE agent_tokens ADD COLUMN models TEXT NOT NULL DEFAULT '[]';
 )sql";
 
+// Version 3: marketplace pools and concierge requests. data_keys is rebuilt so that the
+// shared pool's data key can exist without a project (project_id NULL, at most one such
+// row); SQLite cannot relax a NOT NULL column in place. Pool credentials get their own
+// request-rate limit, admin keys an installation-wide operator flag (the oldest owner key,
+// which the first start created, is the operator), and ledger rows the credential they used.
+constexpr std::string_view kMarketplace = R"sql(
+CREATE TABLE data_keys_v3 (
+  key_id        TEXT PRIMARY KEY CHECK (key_id <> ''),
+  project_id    TEXT REFERENCES projects (id),
+  master_key_id TEXT NOT NULL,
+  wrapped       BLOB NOT NULL,
+  created_at    INTEGER NOT NULL
+) STRICT;
+INSERT INTO data_keys_v3 (key_id, project_id, master_key_id, wrapped, created_at)
+  SELECT key_id, project_id, master_key_id, wrapped, created_at FROM data_keys;
+DROP TABLE data_keys;
+ALTER TABLE data_keys_v3 RENAME TO data_keys;
+CREATE INDEX data_keys_project ON data_keys (project_id);
+CREATE UNIQUE INDEX data_keys_one_pool_key ON data_keys (coalesce(project_id, ''))
+  WHERE project_id IS NULL;
+
+ALTER TABLE credentials ADD COLUMN rpm_limit INTEGER NOT NULL DEFAULT 0
+  CHECK (rpm_limit >= 0);
+CREATE INDEX credentials_pool ON credentials (provider, scope) WHERE scope <> 'byok';
+
+CREATE TABLE concierge_requests (
+  id            TEXT PRIMARY KEY CHECK (id <> ''),
+  project_id    TEXT NOT NULL REFERENCES projects (id),
+  provider      TEXT NOT NULL CHECK (provider <> ''),
+  note          TEXT NOT NULL,
+  status        TEXT NOT NULL CHECK (status IN ('open', 'fulfilled', 'rejected')),
+  reason        TEXT NOT NULL,
+  credential_id TEXT REFERENCES credentials (id),
+  created_at    INTEGER NOT NULL,
+  updated_at    INTEGER NOT NULL,
+  CHECK (status <> 'fulfilled' OR credential_id IS NOT NULL)
+) STRICT;
+CREATE INDEX concierge_requests_project ON concierge_requests (project_id, created_at);
+-- One open request per project and provider.
+CREATE UNIQUE INDEX concierge_requests_one_open ON concierge_requests (project_id, provider)
+  WHERE status = 'open';
+
+ALTER TABLE admin_keys ADD COLUMN operator INTEGER NOT NULL DEFAULT 0
+  CHECK (operator IN (0, 1));
+UPDATE admin_keys SET operator = 1 WHERE id = (
+  SELECT id FROM admin_keys WHERE role = 'owner' ORDER BY created_at, id LIMIT 1);
+
+ALTER TABLE ledger ADD COLUMN credential_id TEXT NOT NULL DEFAULT '';
+)sql";
+
+// Version 4: metering, rate limits and budgets. The operator's price table is append-only,
+// so a price change is a new row with a later effective_from. Agents get token-per-minute
+// limits and monthly budgets, and projects get rate-limit defaults and budgets. Every ledger
+// row gets the metered units, the prices applied and the cost. Rows written before this
+// version read as unmetered: zero units and cost, no prices, not billable. ledger_time serves
+// the start-up scan of the current month's spend across all projects.
+constexpr std::string_view kMetering = R"sql(
+CREATE TABLE prices (
+  id                 INTEGER PRIMARY KEY AUTOINCREMENT,
+  provider           TEXT NOT NULL CHECK (provider <> ''),
+  model              TEXT NOT NULL,
+  unit               TEXT NOT NULL CHECK (unit IN ('input_tokens', 'cached_input_tokens',
+                       'output_tokens', 'requests', 'emails', 'messages', 'read_units',
+                       'write_units')),
+  micros_per_million INTEGER NOT NULL CHECK (micros_per_million >= 0),
+  effective_from     INTEGER NOT NULL,
+  created_at         INTEGER NOT NULL
+) STRICT;
+CREATE INDEX prices_effective ON prices (provider, model, unit, effective_from);
+
+ALTER TABLE agents ADD COLUMN tpm_limit INTEGER CHECK (tpm_limit >= 0);
+ALTER TABLE agents ADD COLUMN budget_cents INTEGER CHECK (budget_cents >= 0);
+ALTER TABLE agents ADD COLUMN budget_warn_percent INTEGER
+  CHECK (budget_warn_percent BETWEEN 1 AND 100);
+
+ALTER TABLE projects ADD COLUMN default_rpm INTEGER CHECK (default_rpm >= 0);
+ALTER TABLE projects ADD COLUMN default_rpd INTEGER CHECK (default_rpd >= 0);
+ALTER TABLE projects ADD COLUMN default_tpm INTEGER CHECK (default_tpm >= 0);
+ALTER TABLE projects ADD COLUMN budget_cents INTEGER CHECK (budget_cents >= 0);
+ALTER TABLE projects ADD COLUMN budget_warn_percent INTEGER
+  CHECK (budget_warn_percent BETWEEN 1 AND 100);
+
+ALTER TABLE ledger ADD COLUMN model TEXT NOT NULL DEFAULT '';
+ALTER TABLE ledger ADD COLUMN input_tokens INTEGER NOT NULL DEFAULT 0
+  CHECK (input_tokens >= 0);
+ALTER TABLE ledger ADD COLUMN cached_input_tokens INTEGER NOT NULL DEFAULT 0
+  CHECK (cached_input_tokens >= 0);
+ALTER TABLE ledger ADD COLUMN output_tokens INTEGER NOT NULL DEFAULT 0
+  CHECK (output_tokens >= 0);
+ALTER TABLE ledger ADD COLUMN requests INTEGER NOT NULL DEFAULT 0 CHECK (requests >= 0);
+ALTER TABLE ledger ADD COLUMN emails INTEGER NOT NULL DEFAULT 0 CHECK (emails >= 0);
+ALTER TABLE ledger ADD COLUMN messages INTEGER NOT NULL DEFAULT 0 CHECK (messages >= 0);
+ALTER TABLE ledger ADD COLUMN read_units INTEGER NOT NULL DEFAULT 0 CHECK (read_units >= 0);
+ALTER TABLE ledger ADD COLUMN write_units INTEGER NOT NULL DEFAULT 0 CHECK (write_units >= 0);
+ALTER TABLE ledger ADD COLUMN usage_reported INTEGER NOT NULL DEFAULT 0
+  CHECK (usage_reported IN (0, 1));
+ALTER TABLE ledger ADD COLUMN prices TEXT NOT NULL DEFAULT '';
+ALTER TABLE ledger ADD COLUMN cost_micros INTEGER NOT NULL DEFAULT 0 CHECK (cost_micros >= 0);
+ALTER TABLE ledger ADD COLUMN billable INTEGER NOT NULL DEFAULT 0 CHECK (billable IN (0, 1));
+CREATE INDEX ledger_time ON ledger (time);
+)sql";
+
 constexpr std::array kMigrations = {
     Migration{1, kInitialSchema},
     Migration{2, kTokenModels},
+    Migration{3, kMarketplace, true},
+    Migration{4, kMetering},
 };
 
 Result<int> readVersion(Connection& connection) {
@@ -178,7 +282,13 @@ Result<void> recordVersion(Connection& connection, int version) {
 
 // Applies one migration unless another process applied it first.
 Result<void> applyOne(Connection& connection, const Migration& migration) {
-  return connection.transaction(TransactionKind::kWrite, [&]() -> Result<void> {
+  if (migration.rebuilds_tables) {
+    // A rebuilt table is dropped while other tables still reference it, which foreign-key
+    // enforcement would refuse. The pragma has no effect inside a transaction, so it is
+    // switched around it, and foreign_key_check below proves the result consistent.
+    KS_RETURN_IF_ERROR(connection.exec("PRAGMA foreign_keys = OFF"));
+  }
+  auto result = connection.transaction(TransactionKind::kWrite, [&]() -> Result<void> {
     auto version = readVersion(connection);
     if (!version) {
       return std::unexpected(version.error());
@@ -190,8 +300,30 @@ Result<void> applyOne(Connection& connection, const Migration& migration) {
       return fail(ErrorCode::kInternal, "schema migration " + std::to_string(migration.version) +
                                             " failed: " + applied.error().message);
     }
+    if (migration.rebuilds_tables) {
+      auto check = connection.prepare("PRAGMA foreign_key_check");
+      if (!check) {
+        return std::unexpected(check.error());
+      }
+      auto violation = check->step();
+      if (!violation) {
+        return std::unexpected(violation.error());
+      }
+      if (*violation) {
+        return fail(ErrorCode::kInternal, "schema migration " + std::to_string(migration.version) +
+                                              " left a dangling reference in table " +
+                                              check->text(0));
+      }
+    }
     return recordVersion(connection, migration.version);
   });
+  if (migration.rebuilds_tables) {
+    auto restored = connection.exec("PRAGMA foreign_keys = ON");
+    if (result && !restored) {
+      return restored;
+    }
+  }
+  return result;
 }
 
 }  // namespace

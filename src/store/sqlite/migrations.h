@@ -16,6 +16,9 @@ namespace keystore::store::sqlite {
 struct Migration {
   int version = 0;
   std::string_view script;  // one or more SQL statements
+  // Drops or renames a table that others reference, so it runs with foreign-key enforcement
+  // off and is checked with foreign_key_check before it commits.
+  bool rebuilds_tables = false;
 };
 
 // The schema history, oldest first, numbered 1, 2, 3, ... without gaps. A shipped entry is

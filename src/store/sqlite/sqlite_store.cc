@@ -62,12 +62,13 @@ Credential readCredential(const Statement& row) {
                     .fingerprint = row.text(7),
                     .data_key_id = row.text(8),
                     .ciphertext = row.blob(9),
-                    .created_at = row.int64(10)};
+                    .created_at = row.int64(10),
+                    .rpm_limit = row.int64(11)};
 }
 
 constexpr std::string_view kCredentialColumns =
     "id, project_id, provider, scope, status, label, mask, fingerprint, data_key_id, "
-    "ciphertext, created_at";
+    "ciphertext, created_at, rpm_limit";
 
 Result<void> configureConnection(Connection& connection, const std::string& path) {
   sqlite3_busy_timeout(connection.handle(), kBusyTimeoutMs);
@@ -451,29 +452,45 @@ Result<void> SqliteStore::putByokCredential(const Credential& credential) {
         "WHERE project_id = ? AND provider = ? AND scope = 'byok' AND status = 'active'",
         stored.project_id, stored.provider));
 
-    auto inserted =
-        connection_->run("INSERT INTO credentials (" + std::string(kCredentialColumns) +
-                             ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                         stored.id, NullIfEmpty{stored.project_id}, stored.provider, stored.scope,
-                         stored.status, stored.label, stored.mask, stored.fingerprint,
-                         stored.data_key_id, Blob{stored.ciphertext}, stored.created_at);
-    if (!inserted) {
-      const Error& error = inserted.error();
-      if (error.code == ErrorCode::kConflict && violates(error, "credentials.id")) {
-        return fail(ErrorCode::kConflict,
-                    "a credential with id '" + stored.id + "' already exists");
-      }
-      return std::unexpected(describeInvalid(error, "credential"));
-    }
+    KS_RETURN_IF_ERROR(insertCredential(stored));
     return bumpConfigGeneration();
   });
+}
+
+Result<void> SqliteStore::insertCredential(const Credential& credential) {
+  auto inserted =
+      connection_->run("INSERT INTO credentials (" + std::string(kCredentialColumns) +
+                           ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                       credential.id, NullIfEmpty{credential.project_id}, credential.provider,
+                       credential.scope, credential.status, credential.label, credential.mask,
+                       credential.fingerprint, credential.data_key_id, Blob{credential.ciphertext},
+                       credential.created_at, credential.rpm_limit);
+  if (!inserted) {
+    const Error& error = inserted.error();
+    if (error.code == ErrorCode::kConflict && violates(error, "credentials.id")) {
+      return fail(ErrorCode::kConflict,
+                  "a credential with id '" + credential.id + "' already exists");
+    }
+    return std::unexpected(describeInvalid(error, "credential"));
+  }
+  return {};
+}
+
+Result<std::vector<Credential>> SqliteStore::queryCredentials(std::string_view where,
+                                                              const std::string& key) {
+  std::string sql = "SELECT " + std::string(kCredentialColumns) + " FROM credentials " +
+                    std::string(where) + " ORDER BY created_at, id";
+  if (key.empty() && where.find('?') == std::string_view::npos) {
+    return collectRows(connection_->query(sql), readCredential);
+  }
+  return collectRows(connection_->query(sql, key), readCredential);
 }
 
 Result<std::vector<Credential>> SqliteStore::listCredentials(const std::string& project_id) {
   return read([&] {
     return collectRows(connection_->query("SELECT " + std::string(kCredentialColumns) +
                                               " FROM credentials WHERE project_id = ? "
-                                              "ORDER BY created_at, id",
+                                              "AND scope = 'byok' ORDER BY created_at, id",
                                           project_id),
                        readCredential);
   });

@@ -13,14 +13,17 @@
 // - create* methods fill in a missing id (a new random id with the prefix org, prj, agt, tok
 //   or adm) and a zero created_at (the current time), and return the stored record.
 //   Credential and data key ids must be given, because the vault binds ciphertexts to them.
+//   createConciergeRequest likewise fills a missing id (prefix cnc) and times.
 // - Invalid values fail with kInvalidRequest and store nothing. These are a mode, status,
 //   scope or role outside its documented set, and an empty organization, project or agent
 //   name. So is a token or admin key hash that is not 64 lowercase hex digits, and a ledger
-//   row with a negative byte count or latency or an upstream_status outside 0-999, which
-//   rejects its whole batch.
+//   row with a negative byte count, unit count, cost or latency or an upstream_status outside
+//   0-999, which rejects its whole batch.
 // - queryLedger returns rows with since <= time < until, newest first. An empty project_id
 //   matches every project. A limit below 1 fails with kInvalidRequest.
 // - touchTokens only moves last_used_at forward and skips unknown token ids.
+// - Sums in monthSpend, usageReport and invoice are SQLite integer sums, which fail with
+//   kInternal rather than lose precision when they overflow int64.
 #pragma once
 
 #include <memory>
@@ -47,6 +50,9 @@ class SqliteStore final : public Store {
   Result<std::vector<Project>> listProjects(const std::string& organization_id) override;
   Result<Project> findProject(const std::string& organization_id,
                               const std::string& id_or_name) override;
+  Result<ProjectLimits> getProjectLimits(const std::string& project_id) override;
+  Result<std::vector<ProjectLimits>> listProjectLimits() override;
+  Result<void> updateProjectLimits(const ProjectLimits& limits) override;
   Result<std::vector<DataKey>> listDataKeys() override;
   Result<void> updateDataKeys(const std::vector<DataKey>& data_keys) override;
 
@@ -57,6 +63,23 @@ class SqliteStore final : public Store {
   Result<void> putByokCredential(const Credential& credential) override;
   Result<std::vector<Credential>> listCredentials(const std::string& project_id) override;
   Result<std::vector<Credential>> listActiveCredentials() override;
+
+  Result<DataKey> ensurePoolDataKey(const DataKey& candidate) override;
+  Result<void> addPoolCredential(const Credential& credential) override;
+  Result<std::vector<Credential>> listPoolCredentials(const std::string& provider) override;
+  Result<Credential> getCredential(const std::string& credential_id) override;
+  Result<Credential> setCredentialStatus(const std::string& credential_id,
+                                         const std::string& status) override;
+
+  Result<ConciergeRequest> createConciergeRequest(const ConciergeRequest& request) override;
+  Result<std::vector<ConciergeRequest>> listConciergeRequests(const std::string& project_id,
+                                                              const std::string& status) override;
+  Result<ConciergeRequest> getConciergeRequest(const std::string& request_id) override;
+  Result<ConciergeRequest> fulfillConciergeRequest(const std::string& request_id,
+                                                   const Credential& credential,
+                                                   int64_t now) override;
+  Result<ConciergeRequest> rejectConciergeRequest(const std::string& request_id,
+                                                  const std::string& reason, int64_t now) override;
 
   Result<Agent> createAgent(const Agent& agent) override;
   Result<std::vector<Agent>> listAgents(const std::string& project_id) override;
@@ -76,9 +99,20 @@ class SqliteStore final : public Store {
   Result<AdminKey> createAdminKey(const AdminKey& key) override;
   Result<std::optional<AdminKey>> findAdminKeyByHash(const std::string& key_hash) override;
   Result<size_t> countAdminKeys() override;
+  Result<std::vector<AdminKey>> listAdminKeys(const std::string& organization_id) override;
+  Result<AdminKey> revokeAdminKey(const std::string& key_id, int64_t now) override;
 
   Result<void> appendLedger(const std::vector<LedgerRow>& rows) override;
   Result<std::vector<LedgerRow>> queryLedger(const LedgerQuery& query) override;
+
+  Result<Price> putPrice(const Price& price) override;
+  Result<std::vector<Price>> listPrices() override;
+  Result<std::vector<Price>> pricesAt(int64_t time) override;
+
+  Result<SpendTotals> monthSpend(int64_t month_start_ms, int64_t month_end_ms) override;
+  Result<std::vector<UsageReportRow>> usageReport(const UsageQuery& query) override;
+  Result<Invoice> invoice(const std::string& project_id, int64_t month_start,
+                          int64_t month_end) override;
 
   Result<int64_t> configGeneration() override;
 
@@ -105,6 +139,14 @@ class SqliteStore final : public Store {
                                     const std::string& id_or_name);
   Result<Agent> findAgentLocked(const std::string& project_id, const std::string& id_or_name);
   Result<AgentToken> getTokenLocked(const std::string& token_id);
+  Result<void> insertCredential(const Credential& credential);
+  // Credentials matching `where` (a WHERE clause with at most one parameter, bound to `key`),
+  // oldest first.
+  Result<std::vector<Credential>> queryCredentials(std::string_view where, const std::string& key);
+  // Checks a new pool credential's references: its data key must be the pool's, and a
+  // dedicated one needs an existing project.
+  Result<void> requirePoolReferences(const Credential& credential);
+  Result<ConciergeRequest> getConciergeRequestLocked(const std::string& request_id);
 
   std::mutex mutex_;
   std::unique_ptr<sqlite::Connection> connection_;

@@ -17,12 +17,13 @@ using sqlite::Statement;
 using sqlite::violates;
 
 constexpr std::string_view kAgentColumns =
-    "id, project_id, name, status, rpm_limit, rpd_limit, created_at";
+    "id, project_id, name, status, rpm_limit, rpd_limit, created_at, tpm_limit, budget_cents, "
+    "budget_warn_percent";
 constexpr std::string_view kTokenColumns =
     "id, agent_id, project_id, token_hash, scopes, expires_at, revoked_at, created_at, "
     "last_used_at, models";
 constexpr std::string_view kAdminKeyColumns =
-    "id, key_hash, name, role, organization_id, expires_at, revoked_at, created_at";
+    "id, key_hash, name, role, organization_id, expires_at, revoked_at, created_at, operator";
 
 std::string selectFrom(std::string_view columns, std::string_view rest) {
   return "SELECT " + std::string(columns) + " " + std::string(rest);
@@ -35,7 +36,10 @@ Agent readAgent(const Statement& row) {
                .status = row.text(3),
                .rpm_limit = row.optionalInt64(4),
                .rpd_limit = row.optionalInt64(5),
-               .created_at = row.int64(6)};
+               .created_at = row.int64(6),
+               .tpm_limit = row.optionalInt64(7),
+               .budget_cents = row.optionalInt64(8),
+               .budget_warn_percent = row.optionalInt64(9)};
 }
 
 // Scopes and models are stored as a JSON array of strings, which represents any text exactly.
@@ -113,6 +117,7 @@ AdminKey readAdminKey(const Statement& row) {
                   .name = row.text(2),
                   .role = row.text(3),
                   .organization_id = row.text(4),
+                  .is_operator = row.int64(8) != 0,
                   .expires_at = row.int64(5),
                   .revoked_at = row.int64(6),
                   .created_at = row.int64(7)};
@@ -150,10 +155,12 @@ Result<Agent> SqliteStore::createAgent(const Agent& agent) {
       return std::unexpected(found.error());
     }
 
-    auto inserted = connection_->run(
-        "INSERT INTO agents (" + std::string(kAgentColumns) + ") VALUES (?, ?, ?, ?, ?, ?, ?)",
-        stored.id, stored.project_id, stored.name, stored.status, stored.rpm_limit,
-        stored.rpd_limit, stored.created_at);
+    auto inserted =
+        connection_->run("INSERT INTO agents (" + std::string(kAgentColumns) +
+                             ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                         stored.id, stored.project_id, stored.name, stored.status, stored.rpm_limit,
+                         stored.rpd_limit, stored.created_at, stored.tpm_limit, stored.budget_cents,
+                         stored.budget_warn_percent);
     if (!inserted && inserted.error().code == ErrorCode::kConflict) {
       return std::unexpected(agentConflict(inserted.error(), stored));
     }
@@ -234,9 +241,11 @@ Result<void> SqliteStore::updateAgent(const Agent& agent) {
   return write([&]() -> Result<void> {
     // An agent cannot move to another project, so a non-empty project_id must match.
     auto updated = connection_->run(
-        "UPDATE agents SET name = ?, status = ?, rpm_limit = ?, rpd_limit = ? "
+        "UPDATE agents SET name = ?1, status = ?2, rpm_limit = ?3, rpd_limit = ?4, "
+        "tpm_limit = ?7, budget_cents = ?8, budget_warn_percent = ?9 "
         "WHERE id = ?5 AND (?6 = '' OR project_id = ?6)",
-        agent.name, agent.status, agent.rpm_limit, agent.rpd_limit, agent.id, agent.project_id);
+        agent.name, agent.status, agent.rpm_limit, agent.rpd_limit, agent.id, agent.project_id,
+        agent.tpm_limit, agent.budget_cents, agent.budget_warn_percent);
     if (!updated && updated.error().code == ErrorCode::kConflict) {
       return std::unexpected(agentConflict(updated.error(), agent));
     }
@@ -414,11 +423,12 @@ Result<AdminKey> SqliteStore::createAdminKey(const AdminKey& key) {
       }
     }
 
-    auto inserted = connection_->run(
-        "INSERT INTO admin_keys (" + std::string(kAdminKeyColumns) +
-            ") VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        stored.id, stored.key_hash, stored.name, stored.role, NullIfEmpty{stored.organization_id},
-        NullIfZero{stored.expires_at}, NullIfZero{stored.revoked_at}, stored.created_at);
+    auto inserted = connection_->run("INSERT INTO admin_keys (" + std::string(kAdminKeyColumns) +
+                                         ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                                     stored.id, stored.key_hash, stored.name, stored.role,
+                                     NullIfEmpty{stored.organization_id},
+                                     NullIfZero{stored.expires_at}, NullIfZero{stored.revoked_at},
+                                     stored.created_at, int64_t{stored.is_operator ? 1 : 0});
     if (!inserted) {
       const Error& error = inserted.error();
       if (error.code == ErrorCode::kConflict && violates(error, "admin_keys.key_hash")) {
@@ -463,6 +473,36 @@ Result<size_t> SqliteStore::countAdminKeys() {
       return std::unexpected(row.error());
     }
     return static_cast<size_t>(statement->int64(0));
+  });
+}
+
+Result<std::vector<AdminKey>> SqliteStore::listAdminKeys(const std::string& organization_id) {
+  return read([&] {
+    return collectRows(connection_->query(selectFrom(kAdminKeyColumns,
+                                                     "FROM admin_keys WHERE organization_id = ? "
+                                                     "ORDER BY created_at, id"),
+                                          organization_id),
+                       readAdminKey);
+  });
+}
+
+Result<AdminKey> SqliteStore::revokeAdminKey(const std::string& key_id, int64_t now) {
+  return write([&]() -> Result<AdminKey> {
+    KS_RETURN_IF_ERROR(connection_->run(
+        "UPDATE admin_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL", now, key_id));
+    auto statement =
+        connection_->query(selectFrom(kAdminKeyColumns, "FROM admin_keys WHERE id = ?"), key_id);
+    if (!statement) {
+      return std::unexpected(statement.error());
+    }
+    auto row = statement->step();
+    if (!row) {
+      return std::unexpected(row.error());
+    }
+    if (!*row) {
+      return fail(ErrorCode::kNotFound, "admin key '" + key_id + "' not found");
+    }
+    return readAdminKey(*statement);
   });
 }
 
