@@ -1,7 +1,10 @@
 #include "catalog/catalog.h"
 
+#include <algorithm>
 #include <boost/json/parse.hpp>
 #include <boost/json/value.hpp>
+#include <fstream>
+#include <sstream>
 
 namespace keystore::catalog {
 
@@ -9,10 +12,14 @@ namespace json = boost::json;
 
 std::string_view availabilityName(Availability availability) {
   switch (availability) {
-    case Availability::kMarketplace: return "marketplace";
-    case Availability::kConcierge: return "concierge";
-    case Availability::kBoth: return "both";
-    case Availability::kByok: return "byok";
+    case Availability::kMarketplace:
+      return "marketplace";
+    case Availability::kConcierge:
+      return "concierge";
+    case Availability::kBoth:
+      return "both";
+    case Availability::kByok:
+      return "byok";
   }
   return "byok";
 }
@@ -124,17 +131,102 @@ Result<Availability> parseAvailability(std::string_view id, std::string_view tex
   return std::unexpected(invalidEntry(id, "unknown availability '" + std::string(text) + "'"));
 }
 
+// Field names and path segments: lowercase letters, digits and '_', so they need no
+// escaping anywhere they appear.
+bool isValidFieldName(std::string_view name) {
+  return !name.empty() && name.size() <= 64 && std::all_of(name.begin(), name.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_';
+  });
+}
+
+Result<void> parseCredentialFields(const json::object& object, ProviderSpec& spec) {
+  const json::value* fields = object.if_contains("credential_fields");
+  if (fields == nullptr) {
+    return {};
+  }
+  if (!fields->is_array() || fields->get_array().size() < 2 || fields->get_array().size() > 8) {
+    return std::unexpected(
+        invalidEntry(spec.id, "'credential_fields' must be an array of 2 to 8 field names"));
+  }
+  for (const auto& field : fields->get_array()) {
+    if (!field.is_string() || !isValidFieldName(field.get_string())) {
+      return std::unexpected(
+          invalidEntry(spec.id, "credential field names are 1-64 characters of a-z, 0-9 and _"));
+    }
+    std::string name(field.get_string());
+    if (std::find(spec.credential_fields.begin(), spec.credential_fields.end(), name) !=
+        spec.credential_fields.end()) {
+      return std::unexpected(invalidEntry(spec.id, "credential field '" + name + "' is repeated"));
+    }
+    spec.credential_fields.push_back(std::move(name));
+  }
+  return {};
+}
+
+bool hasField(const ProviderSpec& spec, std::string_view field) {
+  return std::find(spec.credential_fields.begin(), spec.credential_fields.end(), field) !=
+         spec.credential_fields.end();
+}
+
+Result<void> parsePathRewrites(const json::object& object, ProviderSpec& spec) {
+  const json::value* rewrites = object.if_contains("path_rewrites");
+  if (rewrites == nullptr) {
+    return {};
+  }
+  if (!rewrites->is_array()) {
+    return std::unexpected(invalidEntry(spec.id, "'path_rewrites' must be an array"));
+  }
+  for (const auto& entry : rewrites->get_array()) {
+    if (!entry.is_object()) {
+      return std::unexpected(invalidEntry(spec.id, "each path rewrite must be an object"));
+    }
+    PathRewrite rewrite{stringField(entry.get_object(), "after"),
+                        stringField(entry.get_object(), "field")};
+    if (rewrite.after.empty() || rewrite.after.find('/') != std::string::npos ||
+        !hasField(spec, rewrite.field)) {
+      return std::unexpected(invalidEntry(
+          spec.id, "a path rewrite needs an 'after' segment and a 'field' from credential_fields"));
+    }
+    spec.path_rewrites.push_back(std::move(rewrite));
+  }
+  return {};
+}
+
+constexpr std::string_view kEntryMembers[] = {
+    "id",   "display_name",    "category", "base_url",          "availability",
+    "auth", "token_locations", "metering", "credential_fields", "path_rewrites"};
+
 Result<ProviderSpec> parseProvider(const json::object& object) {
   ProviderSpec spec;
   spec.id = stringField(object, "id");
   if (!isValidProviderId(spec.id)) {
     return std::unexpected(invalidEntry(spec.id, "id must be 1-64 characters of a-z, 0-9, - or _"));
   }
+  // An operator's catalog file is checked strictly, so a misspelt member fails at start-up
+  // instead of silently falling back to a default.
+  for (const auto& member : object) {
+    if (std::find(std::begin(kEntryMembers), std::end(kEntryMembers), member.key()) ==
+        std::end(kEntryMembers)) {
+      return std::unexpected(
+          invalidEntry(spec.id, "unknown member '" + std::string(member.key()) + "'"));
+    }
+  }
   spec.display_name = stringField(object, "display_name");
   spec.category = stringField(object, "category");
   spec.metering = stringField(object, "metering");
   if (spec.display_name.empty() || spec.category.empty() || spec.metering.empty()) {
-    return std::unexpected(invalidEntry(spec.id, "display_name, category and metering are required"));
+    return std::unexpected(
+        invalidEntry(spec.id, "display_name, category and metering are required"));
+  }
+  if (std::find(std::begin(kMeteringKinds), std::end(kMeteringKinds), spec.metering) ==
+      std::end(kMeteringKinds)) {
+    return std::unexpected(invalidEntry(spec.id, "unknown metering kind '" + spec.metering + "'"));
+  }
+  if (auto fields = parseCredentialFields(object, spec); !fields) {
+    return std::unexpected(fields.error());
+  }
+  if (auto rewrites = parsePathRewrites(object, spec); !rewrites) {
+    return std::unexpected(rewrites.error());
   }
   // Catalog URLs are public provider endpoints; private targets come only from operator
   // overrides, which are checked against the operator's policy.
@@ -158,6 +250,17 @@ Result<ProviderSpec> parseProvider(const json::object& object) {
     return std::unexpected(parsed_auth.error());
   }
   spec.auth = std::move(*parsed_auth);
+  if (spec.auth.scheme == AuthSpec::Scheme::kBasic && !spec.credential_fields.empty() &&
+      (!hasField(spec, spec.auth.username_field) || !hasField(spec, spec.auth.password_field))) {
+    return std::unexpected(
+        invalidEntry(spec.id,
+                     "basic auth's username_field and password_field must be credential "
+                     "fields"));
+  }
+  if (spec.auth.scheme != AuthSpec::Scheme::kBasic && !spec.credential_fields.empty()) {
+    return std::unexpected(
+        invalidEntry(spec.id, "only basic auth can inject a credential with several fields"));
+  }
 
   const json::value* locations = object.if_contains("token_locations");
   if (locations == nullptr || !locations->is_array() || locations->get_array().empty()) {
@@ -205,7 +308,23 @@ Result<Catalog> Catalog::parse(std::string_view json_text) {
   return catalog;
 }
 
-Result<Catalog> Catalog::builtIn() { return parse(builtInCatalogJson()); }
+Result<Catalog> Catalog::builtIn() {
+  return parse(builtInCatalogJson());
+}
+
+Result<Catalog> Catalog::load(const std::string& path) {
+  std::ifstream file(path, std::ios::binary);
+  if (!file) {
+    return fail(ErrorCode::kInvalidRequest, "cannot read the catalog file " + path);
+  }
+  std::ostringstream text;
+  text << file.rdbuf();
+  auto catalog = parse(text.str());
+  if (!catalog) {
+    return fail(ErrorCode::kInvalidRequest, path + ": " + catalog.error().message);
+  }
+  return catalog;
+}
 
 const ProviderSpec* Catalog::find(std::string_view id) const {
   for (const auto& spec : providers_) {

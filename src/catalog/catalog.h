@@ -29,9 +29,9 @@ struct AuthSpec {
     kQuery,   // ?<query_param>=<key>
   };
   Scheme scheme = Scheme::kBearer;
-  std::string header;       // kHeader: lowercase header name
-  std::string prefix;       // kHeader: text before the key, often empty
-  std::string query_param;  // kQuery
+  std::string header;                       // kHeader: lowercase header name
+  std::string prefix;                       // kHeader: text before the key, often empty
+  std::string query_param;                  // kQuery
   std::string username_field = "username";  // kBasic: credential field names
   std::string password_field = "password";
 };
@@ -44,6 +44,18 @@ struct TokenLocation {
   std::string name;  // kHeader: lowercase header name; kQuery: parameter name
 };
 
+// Rewrites the upstream path with a credential field: the segment that follows a segment
+// equal to `after` is replaced by the field's value. Twilio puts the account SID in the path,
+// and the agent, which never sees the real account, sends a placeholder there.
+struct PathRewrite {
+  std::string after;
+  std::string field;
+};
+
+// The metering kinds the proxy knows how to read usage for.
+inline constexpr std::string_view kMeteringKinds[] = {"openai",   "anthropic", "emails",
+                                                      "messages", "pinecone",  "requests"};
+
 struct ProviderSpec {
   std::string id;
   std::string display_name;
@@ -52,7 +64,10 @@ struct ProviderSpec {
   Availability availability = Availability::kByok;
   AuthSpec auth;
   std::vector<TokenLocation> token_locations;
-  std::string metering;  // metering kind, e.g. "openai", "anthropic", "requests"
+  std::string metering;  // one of kMeteringKinds
+  // The fields of a multi-field credential, stored as a JSON object; empty for a plain key.
+  std::vector<std::string> credential_fields;
+  std::vector<PathRewrite> path_rewrites;
 };
 
 class Catalog {
@@ -62,6 +77,8 @@ class Catalog {
   static Result<Catalog> parse(std::string_view json_text);
   // The catalog compiled into the binary.
   static Result<Catalog> builtIn();
+  // Reads and parses an operator's catalog file, which replaces the built-in one.
+  static Result<Catalog> load(const std::string& path);
 
   // nullptr for an unknown id.
   const ProviderSpec* find(std::string_view id) const;

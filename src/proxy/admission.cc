@@ -1,5 +1,10 @@
 #include "proxy/admission.h"
 
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <optional>
+
 #include "common/encoding.h"
 #include "common/hash.h"
 #include "tokens/agent_token.h"
@@ -235,10 +240,29 @@ Result<Secret> admitRequest(std::string_view method, std::string_view target,
         "provider " + context.provider->id + " is not enabled in project " + token.project_id);
   }
   context.mode = setting->mode;
+  auto availability = context.provider->availability;
+  if (setting->mode == "marketplace") {
+    // The tier is checked again here, so a catalog change that withdrew the marketplace
+    // never leaves an old setting drawing on the pool.
+    if (availability == catalog::Availability::kByok) {
+      return fail(ErrorCode::kProviderNotConfigured,
+                  "provider " + context.provider->id + " is available only with your own key");
+    }
+    context.dedicated_candidates = setting->dedicated;
+    if (auto shared = snapshot.shared_pools.find(context.provider->id);
+        shared != snapshot.shared_pools.end()) {
+      context.shared_candidates = shared->second;
+    }
+    return nextPoolCredential(context, now_millis);
+  }
   if (setting->mode != "byok") {
-    return fail(ErrorCode::kProviderNotConfigured, "provider " + context.provider->id + " is in " +
-                                                       setting->mode +
-                                                       " mode, which has no credential available");
+    return fail(
+        ErrorCode::kProviderNotConfigured,
+        "provider " + context.provider->id + " is in an unknown mode '" + setting->mode + "'");
+  }
+  if (availability == catalog::Availability::kMarketplace) {
+    return fail(ErrorCode::kProviderNotConfigured,
+                "provider " + context.provider->id + " is available only through the marketplace");
   }
   if (!setting->byok_credential) {
     return fail(
@@ -262,6 +286,60 @@ Result<Secret> admitRequest(std::string_view method, std::string_view target,
                                                    " cannot be decrypted; store it again");
   }
   return std::move(*plaintext);
+}
+
+Result<Secret> nextPoolCredential(AdmissionContext& context, int64_t now_millis) {
+  // The credential in use stays recorded until another one is secured, so a request that
+  // finds no other keeps its own for the ledger and the circuit breaker.
+  std::string in_use = context.credential_id;
+  if (!in_use.empty()) {
+    context.tried_credentials.push_back(in_use);
+  }
+  const Snapshot& snapshot = *context.snapshot;
+  for (const PoolCredentials* tier : {&context.dedicated_candidates, &context.shared_candidates}) {
+    // Least recently used first spreads requests over the tier's credentials.
+    std::vector<std::pair<int64_t, const PoolCredentialEntry*>> order;
+    order.reserve(tier->size());
+    for (const auto& candidate : *tier) {
+      if (std::find(context.tried_credentials.begin(), context.tried_credentials.end(),
+                    candidate->id) == context.tried_credentials.end()) {
+        order.emplace_back(candidate->health->lastAcquiredMs(), candidate.get());
+      }
+    }
+    std::sort(order.begin(), order.end(),
+              [](const auto& a, const auto& b) { return a.first < b.first; });
+    for (const auto& [last_used, candidate] : order) {
+      if (!candidate->health->tryAcquire(now_millis, candidate->rpm_limit)) {
+        continue;
+      }
+      std::optional<Result<Secret>> plaintext;
+      if (snapshot.pool_data_key) {
+        plaintext = vault::Vault::decryptCredential(
+            *snapshot.pool_data_key,
+            vault::CredentialBinding{candidate->project_id, context.provider->id, candidate->id},
+            candidate->ciphertext);
+      }
+      if (!plaintext || !*plaintext) {
+        // A pool credential that cannot be decrypted is as good as a rejected one: it counts
+        // as a failure towards its circuit, and the next candidate is tried.
+        spdlog::error("marketplace credential {} of provider {} cannot be decrypted", candidate->id,
+                      context.provider->id);
+        candidate->health->report(marketplace::Verdict::kFailure, now_millis);
+        context.tried_credentials.push_back(candidate->id);
+        continue;
+      }
+      context.credential_id = candidate->id;
+      context.health = candidate->health;
+      return std::move(**plaintext);
+    }
+  }
+  if (!in_use.empty()) {
+    context.tried_credentials.erase(
+        std::find(context.tried_credentials.begin(), context.tried_credentials.end(), in_use));
+  }
+  return fail(ErrorCode::kNoCapacity, "no marketplace credential for provider " +
+                                          context.provider->id +
+                                          " is available right now; retry later");
 }
 
 }  // namespace keystore::proxy

@@ -30,6 +30,13 @@ struct AdmissionContext {
   std::string mode;
   std::string credential_id;
   std::shared_ptr<const Snapshot> snapshot;
+  // Marketplace mode: the credentials the request may use, the project's dedicated ones
+  // first, the ids already tried, and the health of the one in use, to which the proxy
+  // reports the upstream's verdict.
+  PoolCredentials dedicated_candidates;
+  PoolCredentials shared_candidates;
+  std::vector<std::string> tried_credentials;
+  std::shared_ptr<marketplace::CredentialHealth> health;
 };
 
 // Finds the agent token among the places the provider's SDK may put it. kMissingToken when
@@ -37,6 +44,11 @@ struct AdmissionContext {
 // comma-joined value) carry different candidates.
 Result<Secret> findAgentToken(const boost::beast::http::fields& headers, std::string_view query,
                               const catalog::ProviderSpec& provider);
+
+// Marketplace mode: picks the next usable pool credential (dedicated before shared, the least
+// recently used first, none tried before by this request, its circuit and rate window
+// admitting it), decrypts it and records it in `context`. kNoCapacity when none is usable.
+Result<Secret> nextPoolCredential(AdmissionContext& context, int64_t now_millis);
 
 // Runs steps 1 to 6 and returns the plaintext credential to inject: a key, or a JSON object of
 // fields for multi-field credentials. The Secret wipes it when the caller lets it go out of

@@ -196,10 +196,18 @@ Result<void> buildUpstreamHeaders(const http::fields& client, http::fields& upst
   return {};
 }
 
-std::string buildUpstreamTarget(const catalog::ProviderSpec& provider, const Route& route,
-                                const Secret& credential, std::string_view agent_token) {
+Result<std::string> buildUpstreamTarget(const catalog::ProviderSpec& provider, const Route& route,
+                                        const Secret& credential, std::string_view agent_token) {
   std::string target = provider.base.base_path;
-  target += route.path;
+  if (provider.path_rewrites.empty()) {
+    target += route.path;
+  } else {
+    auto rewritten = rewritePath(provider, route.path, credential);
+    if (!rewritten) {
+      return std::unexpected(rewritten.error());
+    }
+    target += *rewritten;
+  }
 
   std::vector<std::string_view> dropped_params;
   for (const auto& location : provider.token_locations) {
@@ -243,6 +251,42 @@ std::string buildUpstreamTarget(const catalog::ProviderSpec& provider, const Rou
     target.append(query);
   }
   return target;
+}
+
+Result<std::string> rewritePath(const catalog::ProviderSpec& provider, std::string_view path,
+                                const Secret& credential) {
+  std::string out;
+  out.reserve(path.size() + 32);
+  std::string_view previous;
+  std::string_view rest = path;
+  // Segments are walked one by one; the path always starts with '/'.
+  while (!rest.empty()) {
+    rest.remove_prefix(1);
+    size_t slash = rest.find('/');
+    std::string_view segment = rest.substr(0, slash);
+    const catalog::PathRewrite* rewrite = nullptr;
+    for (const auto& candidate : provider.path_rewrites) {
+      if (previous == candidate.after) {
+        rewrite = &candidate;
+      }
+    }
+    out.push_back('/');
+    if (rewrite != nullptr && !segment.empty()) {
+      auto value = credentialField(credential, rewrite->field);
+      if (!value) {
+        return std::unexpected(value.error());
+      }
+      appendQueryEncoded(out, value->reveal());
+    } else {
+      out.append(segment);
+    }
+    previous = segment;
+    if (slash == std::string_view::npos) {
+      break;
+    }
+    rest.remove_prefix(slash);
+  }
+  return out;
 }
 
 std::vector<std::string> credentialNeedles(const catalog::ProviderSpec& provider,

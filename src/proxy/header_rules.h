@@ -32,8 +32,14 @@ Result<void> buildUpstreamHeaders(const boost::beast::http::fields& client,
 // The upstream request target: the provider's base path, the routed path and the query,
 // with any query-string token location and any pair carrying the agent token removed and, for
 // query-auth providers, the percent-encoded key added.
-std::string buildUpstreamTarget(const catalog::ProviderSpec& provider, const Route& route,
-                                const Secret& credential, std::string_view agent_token);
+// Path rewrites fill in a credential field (kProviderNotConfigured when it is missing).
+Result<std::string> buildUpstreamTarget(const catalog::ProviderSpec& provider, const Route& route,
+                                        const Secret& credential, std::string_view agent_token);
+
+// Applies the provider's path rewrites to an encoded path: each segment that follows a
+// segment equal to a rewrite's `after` becomes the percent-encoded credential field.
+Result<std::string> rewritePath(const catalog::ProviderSpec& provider, std::string_view path,
+                                const Secret& credential);
 
 // Removes hop-by-hop and credential-bearing response headers and any header whose value
 // contains one of `needles` (see credentialNeedles).

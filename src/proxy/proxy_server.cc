@@ -146,6 +146,16 @@ struct RequestRecord {
   int64_t bytes_out = 0;
 };
 
+// The upstream's judgement of the credential, for the marketplace circuit breaker. Errors
+// without a response (connect failures, timeouts) are the host's, not the credential's.
+marketplace::Verdict credentialVerdict(const RequestRecord& record) {
+  int status = record.upstream_status;
+  if (status == 401 || status == 403 || status == 429 || status >= 500) {
+    return marketplace::Verdict::kFailure;
+  }
+  return status >= 200 ? marketplace::Verdict::kSuccess : marketplace::Verdict::kNeutral;
+}
+
 bool isTimeout(const boost::system::error_code& error) {
   return error == beast::error::timeout || error == asio::error::timed_out;
 }
@@ -185,7 +195,13 @@ struct ProxyServer::Impl {
                            beast::tcp_stream& client, http::request<http::string_body>& request,
                            const catalog::ProviderSpec& provider, const Secret& credential,
                            unsigned client_version, bool client_keep_alive, RequestRecord& record,
-                           bool& reusable);
+                           bool& reusable, AdmissionContext* failover,
+                           std::optional<Secret>& next_credential);
+  // Sets method, target and headers of `upstream` for `credential`, keeping its body.
+  Result<void> prepareUpstream(const http::request<http::string_body>& client_request,
+                               http::request<http::string_body>& upstream,
+                               const AdmissionContext& context, const Secret& credential,
+                               const std::string& request_id);
 
   awaitable<bool> writeError(beast::tcp_stream& client, const Error& error,
                              const RequestRecord& record, unsigned version, bool keep_alive);
@@ -351,13 +367,18 @@ void ProxyServer::Impl::finish(const RequestRecord& record, const AdmissionConte
     // Skips formatting entirely; ids and sizes below are only needed for the line.
   } else {
     spdlog::info(
-        R"({{"msg":"request","request_id":"{}","project":"{}","agent":"{}","token_id":"{}","provider":{},"method":{},"path":{},"status":{},"upstream_status":{},"outcome":"{}","bytes_in":{},"bytes_out":{},"duration_ms":{:.3f}}})",
+        R"({{"msg":"request","request_id":"{}","project":"{}","agent":"{}","token_id":"{}","provider":{},"mode":"{}","credential_id":"{}","method":{},"path":{},"status":{},"upstream_status":{},"outcome":"{}","bytes_in":{},"bytes_out":{},"duration_ms":{:.3f}}})",
         record.request_id, project, agent, token_id, jsonString(record.provider),
+        context ? std::string_view(context->mode) : std::string_view{},
+        context ? std::string_view(context->credential_id) : std::string_view{},
         jsonString(record.method), jsonString(record.path), record.status, record.upstream_status,
         record.outcome, record.bytes_in, record.bytes_out,
         static_cast<double>(elapsed.count()) / 1000.0);
   }
 
+  if (context != nullptr && context->health) {
+    context->health->report(credentialVerdict(record), nowUnixMillis());
+  }
   if (!write_ledger || token == nullptr) {
     return;
   }
@@ -369,6 +390,7 @@ void ProxyServer::Impl::finish(const RequestRecord& record, const AdmissionConte
   row.token_id = token->token_id;
   row.provider = record.provider;
   row.mode = context->mode;
+  row.credential_id = context->credential_id;
   row.method = record.method;
   row.path = record.path;
   row.upstream_status = record.upstream_status;
@@ -492,73 +514,100 @@ awaitable<bool> ProxyServer::Impl::handleRequest(Worker& worker, beast::tcp_stre
                                   client_keep_alive);
   }
 
+  Secret credential_in_use = std::move(*credential);
   http::request<http::string_body> upstream_request;
-  upstream_request.method(client_request.method());
-  if (client_request.method() == http::verb::unknown) {
-    upstream_request.method_string(client_request.method_string());
-  }
-  upstream_request.version(11);
-  upstream_request.target(buildUpstreamTarget(*context.provider, context.route, *credential,
-                                              context.agent_token.reveal()));
-  auto built = buildUpstreamHeaders(client_request, upstream_request.base(), *context.provider,
-                                    *credential, record.request_id, context.agent_token.reveal());
-  if (!built) {
-    record.status = httpStatus(built.error().code);
-    record.outcome = std::string(errorCodeName(built.error().code));
-    finish(record, &context, false);
-    co_return co_await writeError(client, built.error(), record, version, false);
-  }
   upstream_request.body() = std::move(client_request.body());
   record.bytes_in = static_cast<int64_t>(upstream_request.body().size());
-  upstream_request.prepare_payload();
-  upstream_request.keep_alive(true);
-
-  // Send on a pooled connection, or a new one. A pooled connection that fails while the
-  // request is being written never delivered a whole request, so one retry on a fresh
-  // connection cannot duplicate work upstream.
+  AdmissionContext* failover = context.mode == "marketplace" ? &context : nullptr;
   const catalog::ProviderSpec& provider = *context.provider;
   bool keep_client = false;
-  for (int attempt = 0; attempt < 2; ++attempt) {
-    auto connection = worker.pool.take(provider.id);
-    if (!connection) {
-      auto connected = co_await connectUpstream(provider);
-      if (!connected) {
-        record.status = httpStatus(connected.error().code);
-        record.outcome = std::string(errorCodeName(connected.error().code));
-        finish(record, &context, true);
-        co_return co_await writeError(client, connected.error(), record, version,
-                                      client_keep_alive);
+
+  // One pass per credential: a marketplace request moves to another credential when the
+  // upstream refused or throttled the one it was sent with (see exchange()).
+  while (true) {
+    auto built = prepareUpstream(client_request, upstream_request, context, credential_in_use,
+                                 record.request_id);
+    if (!built) {
+      record.status = httpStatus(built.error().code);
+      record.outcome = std::string(errorCodeName(built.error().code));
+      finish(record, &context, false);
+      co_return co_await writeError(client, built.error(), record, version, false);
+    }
+    upstream_request.prepare_payload();
+    upstream_request.keep_alive(true);
+
+    // Send on a pooled connection, or a new one. A pooled connection that fails while the
+    // request is being written never delivered a whole request, so one retry on a fresh
+    // connection cannot duplicate work upstream.
+    std::optional<Secret> next_credential;
+    for (int attempt = 0; attempt < 2; ++attempt) {
+      auto connection = worker.pool.take(provider.id);
+      if (!connection) {
+        auto connected = co_await connectUpstream(provider);
+        if (!connected) {
+          record.status = httpStatus(connected.error().code);
+          record.outcome = std::string(errorCodeName(connected.error().code));
+          finish(record, &context, true);
+          co_return co_await writeError(client, connected.error(), record, version,
+                                        client_keep_alive);
+        }
+        connection = std::move(*connected);
       }
-      connection = std::move(*connected);
+      bool reusable = false;
+      record.outcome.clear();
+      record.upstream_status = 0;
+      if (connection->secure) {
+        keep_client = co_await exchange(*connection->secure, *connection, client, upstream_request,
+                                        provider, credential_in_use, version, client_keep_alive,
+                                        record, reusable, failover, next_credential);
+      } else {
+        keep_client = co_await exchange(*connection->plain, *connection, client, upstream_request,
+                                        provider, credential_in_use, version, client_keep_alive,
+                                        record, reusable, failover, next_credential);
+      }
+      if (record.outcome == "retry_on_fresh_connection" && connection->reused && attempt == 0) {
+        continue;
+      }
+      if (record.outcome == "retry_on_fresh_connection") {
+        record.outcome = "upstream_unreachable";
+        record.status = 502;
+        finish(record, &context, true);
+        Error error{ErrorCode::kUpstreamUnreachable, "sending the request upstream failed"};
+        co_return co_await writeError(client, error, record, version, client_keep_alive);
+      }
+      if (reusable) {
+        worker.pool.give(provider.id, std::move(connection));
+      }
+      break;
     }
-    bool reusable = false;
-    record.outcome.clear();
-    if (connection->secure) {
-      keep_client =
-          co_await exchange(*connection->secure, *connection, client, upstream_request, provider,
-                            *credential, version, client_keep_alive, record, reusable);
-    } else {
-      keep_client =
-          co_await exchange(*connection->plain, *connection, client, upstream_request, provider,
-                            *credential, version, client_keep_alive, record, reusable);
-    }
-    if (record.outcome == "retry_on_fresh_connection" && connection->reused && attempt == 0) {
+    if (record.outcome == "failover" && next_credential) {
+      credential_in_use = std::move(*next_credential);
       continue;
-    }
-    if (record.outcome == "retry_on_fresh_connection") {
-      record.outcome = "upstream_unreachable";
-      record.status = 502;
-      finish(record, &context, true);
-      Error error{ErrorCode::kUpstreamUnreachable, "sending the request upstream failed"};
-      co_return co_await writeError(client, error, record, version, client_keep_alive);
-    }
-    if (reusable) {
-      worker.pool.give(provider.id, std::move(connection));
     }
     break;
   }
   finish(record, &context, true);
   co_return keep_client;
+}
+
+Result<void> ProxyServer::Impl::prepareUpstream(
+    const http::request<http::string_body>& client_request,
+    http::request<http::string_body>& upstream, const AdmissionContext& context,
+    const Secret& credential, const std::string& request_id) {
+  upstream.base() = http::request_header<>();
+  upstream.method(client_request.method());
+  if (client_request.method() == http::verb::unknown) {
+    upstream.method_string(client_request.method_string());
+  }
+  upstream.version(11);
+  auto target = buildUpstreamTarget(*context.provider, context.route, credential,
+                                    context.agent_token.reveal());
+  if (!target) {
+    return std::unexpected(target.error());
+  }
+  upstream.target(*target);
+  return buildUpstreamHeaders(client_request, upstream.base(), *context.provider, credential,
+                              request_id, context.agent_token.reveal());
 }
 
 awaitable<Result<std::unique_ptr<UpstreamConnection>>> ProxyServer::Impl::connectUpstream(
@@ -632,7 +681,8 @@ awaitable<bool> ProxyServer::Impl::exchange(Stream& upstream, UpstreamConnection
                                             const catalog::ProviderSpec& provider,
                                             const Secret& credential, unsigned client_version,
                                             bool client_keep_alive, RequestRecord& record,
-                                            bool& reusable) {
+                                            bool& reusable, AdmissionContext* failover,
+                                            std::optional<Secret>& next_credential) {
   reusable = false;
 
   connection.tcp().expires_after(options.idle_timeout);
@@ -693,6 +743,22 @@ awaitable<bool> ProxyServer::Impl::exchange(Stream& upstream, UpstreamConnection
   auto& response = parser.get();
   record.upstream_status = static_cast<int>(response.result_int());
   record.status = record.upstream_status;
+  // A marketplace credential that was refused (401) or throttled (429) did no work upstream,
+  // and nothing has reached the client yet, so another credential may take the request. The
+  // response is discarded only once another credential was secured; otherwise it is relayed.
+  if (failover != nullptr && (record.upstream_status == 401 || record.upstream_status == 429)) {
+    auto refused = failover->health;
+    int64_t now_ms = nowUnixMillis();
+    auto next = nextPoolCredential(*failover, now_ms);
+    if (next) {
+      if (refused) {
+        refused->report(marketplace::Verdict::kFailure, now_ms);
+      }
+      next_credential.emplace(std::move(*next));
+      record.outcome = "failover";
+      co_return false;
+    }
+  }
   std::vector<std::string> needles = credentialNeedles(provider, credential);
   cleanResponseHeaders(response.base(), needles);
   response.set("x-request-id", record.request_id);

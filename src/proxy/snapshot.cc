@@ -7,8 +7,15 @@
 
 namespace keystore::proxy {
 
-SnapshotHolder::SnapshotHolder(store::Store& store, const vault::Vault& vault)
-    : store_(store), vault_(vault) {}
+SnapshotHolder::SnapshotHolder(store::Store& store, const vault::Vault& vault,
+                               marketplace::HealthRegistry* health)
+    : store_(store), vault_(vault) {
+  if (health == nullptr) {
+    own_health_ = std::make_unique<marketplace::HealthRegistry>();
+    health = own_health_.get();
+  }
+  health_ = health;
+}
 
 Result<void> SnapshotHolder::refresh(bool force) {
   std::lock_guard lock(refresh_mutex_);
@@ -49,14 +56,20 @@ Result<std::shared_ptr<Snapshot>> SnapshotHolder::build(int64_t generation) {
     return std::unexpected(data_keys.error());
   }
   for (const auto& data_key : *data_keys) {
-    auto& project = snapshot->projects[data_key.project_id];
     auto unwrapped = vault_.unwrapDataKey(data_key.project_id, data_key.key_id, data_key.wrapped);
     if (!unwrapped) {
-      spdlog::error("data key {} of project {} cannot be unwrapped: {}", data_key.key_id,
-                    data_key.project_id, unwrapped.error().message);
+      spdlog::error("data key {} of {} cannot be unwrapped: {}", data_key.key_id,
+                    data_key.project_id.empty() ? std::string("the marketplace pool")
+                                                : "project " + data_key.project_id,
+                    unwrapped.error().message);
       continue;
     }
-    project.data_key = std::make_shared<const Secret>(std::move(*unwrapped));
+    auto key = std::make_shared<const Secret>(std::move(*unwrapped));
+    if (data_key.project_id.empty()) {
+      snapshot->pool_data_key = std::move(key);
+    } else {
+      snapshot->projects[data_key.project_id].data_key = std::move(key);
+    }
   }
 
   auto settings = store_.listAllProviderSettings();
@@ -74,12 +87,21 @@ Result<std::shared_ptr<Snapshot>> SnapshotHolder::build(int64_t generation) {
     return std::unexpected(credentials.error());
   }
   for (const auto& credential : *credentials) {
-    if (credential.scope != "byok" || credential.project_id.empty()) {
+    if (credential.scope == "byok" && !credential.project_id.empty()) {
+      auto& provider = snapshot->projects[credential.project_id].providers[credential.provider];
+      provider.byok_credential = std::make_shared<const CredentialEntry>(
+          CredentialEntry{credential.id, credential.ciphertext});
       continue;
     }
-    auto& provider = snapshot->projects[credential.project_id].providers[credential.provider];
-    provider.byok_credential = std::make_shared<const CredentialEntry>(
-        CredentialEntry{credential.id, credential.ciphertext});
+    auto entry = std::make_shared<const PoolCredentialEntry>(
+        PoolCredentialEntry{credential.id, credential.project_id, credential.ciphertext,
+                            credential.rpm_limit, health_->get(credential.id)});
+    if (credential.scope == "shared") {
+      snapshot->shared_pools[credential.provider].push_back(std::move(entry));
+    } else if (credential.scope == "dedicated" && !credential.project_id.empty()) {
+      snapshot->projects[credential.project_id].providers[credential.provider].dedicated.push_back(
+          std::move(entry));
+    }
   }
 
   auto agents = store_.listAllAgents();

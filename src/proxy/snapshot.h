@@ -19,6 +19,7 @@
 
 #include "common/error.h"
 #include "common/secret.h"
+#include "marketplace/credential_health.h"
 #include "store/store.h"
 #include "tokens/scope.h"
 #include "vault/vault.h"
@@ -45,10 +46,23 @@ struct CredentialEntry {
   std::string ciphertext;
 };
 
+// An active marketplace credential. Its health is shared with every snapshot and request
+// that names the same credential id.
+struct PoolCredentialEntry {
+  std::string id;
+  std::string project_id;  // the project a dedicated credential serves; empty when shared
+  std::string ciphertext;  // encrypted with the pool's data key
+  int64_t rpm_limit = 0;   // 0 = no limit of its own
+  std::shared_ptr<marketplace::CredentialHealth> health;
+};
+
+using PoolCredentials = std::vector<std::shared_ptr<const PoolCredentialEntry>>;
+
 struct ProviderEntry {
   std::string mode;  // "byok" | "marketplace"
   bool enabled = false;
   std::shared_ptr<const CredentialEntry> byok_credential;  // null when none is stored
+  PoolCredentials dedicated;  // marketplace credentials reserved for this project
 };
 
 struct ProjectEntry {
@@ -60,14 +74,22 @@ struct ProjectEntry {
 
 struct Snapshot {
   int64_t generation = 0;
-  std::unordered_map<std::string, TokenEntry> tokens_by_hash;  // key: 64 hex digits
+  // The data key of the marketplace pool; null when there is none or it cannot be unwrapped.
+  std::shared_ptr<const Secret> pool_data_key;
+  std::unordered_map<std::string, PoolCredentials> shared_pools;  // by provider id
+  std::unordered_map<std::string, TokenEntry> tokens_by_hash;     // key: 64 hex digits
   std::unordered_map<std::string, AgentEntry> agents;
   std::unordered_map<std::string, ProjectEntry> projects;
 };
 
 class SnapshotHolder {
  public:
-  SnapshotHolder(store::Store& store, const vault::Vault& vault);
+  // `health` keeps the state of marketplace credentials across rebuilds; without one the
+  // holder keeps its own.
+  SnapshotHolder(store::Store& store, const vault::Vault& vault,
+                 marketplace::HealthRegistry* health = nullptr);
+
+  marketplace::HealthRegistry& health() { return *health_; }
 
   // The newest snapshot. Never null after the first successful refresh().
   std::shared_ptr<const Snapshot> current() const {
@@ -92,6 +114,8 @@ class SnapshotHolder {
 
   store::Store& store_;
   const vault::Vault& vault_;
+  std::unique_ptr<marketplace::HealthRegistry> own_health_;
+  marketplace::HealthRegistry* health_;
   std::mutex refresh_mutex_;
   std::atomic<std::shared_ptr<const Snapshot>> current_;
   std::atomic<int64_t> failing_since_ms_{0};  // 0 while refreshes succeed

@@ -1,20 +1,18 @@
 #include "server/serve_command.h"
 
+#include <openssl/crypto.h>
 #include <spdlog/async.h>
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
-
 #include <toml++/toml.h>
 
-#include <openssl/crypto.h>
-
-#include <atomic>
 #include <algorithm>
+#include <atomic>
 #include <csignal>
-#include <functional>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
+#include <functional>
 #include <sstream>
 #include <thread>
 
@@ -23,6 +21,7 @@
 #include "common/clock.h"
 #include "common/private_file.h"
 #include "common/random.h"
+#include "marketplace/credential_health.h"
 #include "metering/ledger_writer.h"
 #include "proxy/proxy_server.h"
 #include "proxy/snapshot.h"
@@ -45,8 +44,8 @@ void fatal(std::string_view message) {
 void setUpLogging(const std::string& level) {
   spdlog::init_thread_pool(8192, 1);
   auto sink = std::make_shared<spdlog::sinks::stderr_sink_mt>();
-  auto logger = std::make_shared<spdlog::async_logger>(
-      "keystore", sink, spdlog::thread_pool(), spdlog::async_overflow_policy::block);
+  auto logger = std::make_shared<spdlog::async_logger>("keystore", sink, spdlog::thread_pool(),
+                                                       spdlog::async_overflow_policy::block);
   // Request lines are JSON objects already; other lines get a time and level prefix.
   logger->set_pattern("%v");
   logger->set_level(spdlog::level::from_str(level));
@@ -95,6 +94,7 @@ Result<void> bootstrapAdminKey(store::Store& store, const std::string& data_dir)
   record.name = "owner";
   record.role = "owner";
   record.organization_id = organization.id;
+  record.is_operator = true;  // whoever installs Keystore runs its marketplace
   record.created_at = nowUnixMillis();
   auto stored = store.createAdminKey(record);
   if (!stored) {
@@ -105,16 +105,9 @@ Result<void> bootstrapAdminKey(store::Store& store, const std::string& data_dir)
 }
 
 Result<catalog::Catalog> loadCatalog(const ServeConfig& config) {
-  Result<catalog::Catalog> catalog = catalog::Catalog::builtIn();
-  if (!config.catalog_file.empty()) {
-    std::ifstream file(config.catalog_file);
-    if (!file) {
-      return fail(ErrorCode::kInvalidRequest, "cannot read catalog file " + config.catalog_file);
-    }
-    std::stringstream text;
-    text << file.rdbuf();
-    catalog = catalog::Catalog::parse(text.str());
-  }
+  Result<catalog::Catalog> catalog = config.catalog_file.empty()
+                                         ? catalog::Catalog::builtIn()
+                                         : catalog::Catalog::load(config.catalog_file);
   if (!catalog) {
     return catalog;
   }
@@ -122,8 +115,9 @@ Result<catalog::Catalog> loadCatalog(const ServeConfig& config) {
   for (const auto& entry : config.upstreams) {
     size_t eq = entry.find('=');
     if (eq == std::string::npos || eq == 0) {
-      return fail(ErrorCode::kInvalidRequest,
-                  "--upstream '" + entry + "' must be PROVIDER=URL, e.g. openai=https://api.openai.com");
+      return fail(
+          ErrorCode::kInvalidRequest,
+          "--upstream '" + entry + "' must be PROVIDER=URL, e.g. openai=https://api.openai.com");
     }
     auto overridden = catalog->overrideBaseUrl(entry.substr(0, eq), entry.substr(eq + 1), policy);
     if (!overridden) {
@@ -146,7 +140,9 @@ Result<void> checkMasterKey(store::Store& store, const vault::Vault& vault) {
 
 std::atomic<int> g_signal{0};
 
-void onSignal(int signal) { g_signal.store(signal); }
+void onSignal(int signal) {
+  g_signal.store(signal);
+}
 
 }  // namespace
 
@@ -195,6 +191,8 @@ Result<void> applyConfigFile(const std::string& path, CLI::App& serve, ServeConf
       {"ledger-flush-ms", integer(config.ledger_flush_ms)},
       {"max-request-bytes", integer(config.max_request_bytes)},
       {"threads", integer(config.threads)},
+      {"circuit-failures", integer(config.circuit_failures)},
+      {"circuit-cooldown", text(config.circuit_cooldown)},
       {"allow-private-upstreams",
        [&config](const toml::node& node) {
          if (auto value = node.value<bool>()) {
@@ -290,7 +288,20 @@ int runServer(const ServeConfig& config) {
     return 1;
   }
 
-  proxy::SnapshotHolder snapshots(*store, vault);
+  auto cooldown = parseDurationMillis(config.circuit_cooldown);
+  if (!cooldown || *cooldown < 1000) {
+    fatal("--circuit-cooldown '" + config.circuit_cooldown +
+          "' must be a duration of at least 1s, e.g. 30s or 2m");
+    return 1;
+  }
+  marketplace::HealthRegistry credential_health(marketplace::CircuitPolicy{
+      .failure_threshold = config.circuit_failures, .cooldown_ms = *cooldown});
+  credential_health.setListener(
+      [](const std::string& credential_id, marketplace::CircuitState state) {
+        spdlog::warn(R"({{"msg":"circuit {}","credential_id":"{}"}})",
+                     marketplace::circuitStateName(state), credential_id);
+      });
+  proxy::SnapshotHolder snapshots(*store, vault, &credential_health);
   if (auto refreshed = snapshots.refresh(true); !refreshed) {
     fatal("cannot load the configuration: " + refreshed.error().message);
     return 1;
@@ -307,8 +318,9 @@ int runServer(const ServeConfig& config) {
   proxy::ProxyOptions proxy_options;
   proxy_options.listen_host = proxy_address->first;
   proxy_options.listen_port = proxy_address->second;
-  proxy_options.threads = config.threads > 0 ? config.threads
-                                             : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  proxy_options.threads = config.threads > 0
+                              ? config.threads
+                              : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   proxy_options.allow_private_upstreams = config.allow_private_upstreams;
   proxy_options.upstream_ca_file = config.upstream_ca_file;
   proxy_options.max_request_bytes = config.max_request_bytes;
@@ -321,12 +333,22 @@ int runServer(const ServeConfig& config) {
       spdlog::error("configuration refresh failed: {}", refreshed.error().message);
     }
   };
+  api_options.credential_health = [&credential_health](const std::string& credential_id) {
+    admin::CredentialHealth health;
+    if (auto entry = credential_health.find(credential_id)) {
+      marketplace::HealthView view = entry->view(nowUnixMillis());
+      health.state = std::string(marketplace::circuitStateName(view.state));
+      health.consecutive_failures = view.consecutive_failures;
+      health.opened_at = view.opened_at_ms;
+    }
+    return health;
+  };
   admin::AdminApi api(*store, vault, *catalog, api_options);
   AdminListenerOptions admin_options;
   admin_options.host = admin_address->first;
   admin_options.port = admin_address->second;
-  AdminListener admin_listener(admin_options,
-                               [&api](const admin::ApiRequest& request) { return api.handle(request); });
+  AdminListener admin_listener(
+      admin_options, [&api](const admin::ApiRequest& request) { return api.handle(request); });
 
   auto proxy_bound = proxy.start();
   if (!proxy_bound) {
@@ -368,56 +390,79 @@ void addServeCommand(CLI::App& app, int& exit_code) {
   auto config = std::make_shared<ServeConfig>();
   CLI::App* serve = app.add_subcommand("serve", "Run the proxy and the admin listener");
   auto config_file = std::make_shared<std::string>();
-  serve->add_option("--config", *config_file,
-                    "TOML config file; its keys are the option names below (data-dir = \"…\")")
+  serve
+      ->add_option("--config", *config_file,
+                   "TOML config file; its keys are the option names below (data-dir = \"…\")")
       ->envname("KEYSTORE_CONFIG");
   serve->add_option("--data-dir", config->data_dir, "Directory for the database and key files")
       ->envname("KEYSTORE_DATA_DIR")
       ->capture_default_str();
-  serve->add_option("--listen", config->listen, "Proxy listener address HOST:PORT (port 0 picks a free port)")
+  serve
+      ->add_option("--listen", config->listen,
+                   "Proxy listener address HOST:PORT (port 0 picks a free port)")
       ->envname("KEYSTORE_LISTEN")
       ->capture_default_str();
-  serve->add_option("--admin-listen", config->admin_listen,
-                    "Admin listener address HOST:PORT (port 0 picks a free port)")
+  serve
+      ->add_option("--admin-listen", config->admin_listen,
+                   "Admin listener address HOST:PORT (port 0 picks a free port)")
       ->envname("KEYSTORE_ADMIN_LISTEN")
       ->capture_default_str();
-  serve->add_option("--master-key-file", config->master_key_file,
-                    "File holding the 256-bit master key (mode 0600); default <data dir>/master.key")
+  serve
+      ->add_option("--master-key-file", config->master_key_file,
+                   "File holding the 256-bit master key (mode 0600); default <data dir>/master.key")
       ->envname("KEYSTORE_MASTER_KEY_FILE");
-  serve->add_option("--upstream", config->upstreams,
-                    "Override a provider's base URL, PROVIDER=URL (repeatable)")
+  serve
+      ->add_option("--upstream", config->upstreams,
+                   "Override a provider's base URL, PROVIDER=URL (repeatable)")
       ->envname("KEYSTORE_UPSTREAM")
       ->delimiter(',');
-  serve->add_flag("--allow-private-upstreams", config->allow_private_upstreams,
-                  "Allow upstreams in loopback and private address ranges")
+  serve
+      ->add_flag("--allow-private-upstreams", config->allow_private_upstreams,
+                 "Allow upstreams in loopback and private address ranges")
       ->envname("KEYSTORE_ALLOW_PRIVATE_UPSTREAMS");
-  serve->add_option("--upstream-ca-file", config->upstream_ca_file,
-                    "Extra CA certificates (PEM) trusted for upstream TLS")
+  serve
+      ->add_option("--upstream-ca-file", config->upstream_ca_file,
+                   "Extra CA certificates (PEM) trusted for upstream TLS")
       ->envname("KEYSTORE_UPSTREAM_CA_FILE");
-  serve->add_option("--catalog-file", config->catalog_file,
-                    "Provider catalog (JSON) replacing the built-in one")
+  serve
+      ->add_option("--catalog-file", config->catalog_file,
+                   "Provider catalog (JSON) replacing the built-in one")
       ->envname("KEYSTORE_CATALOG_FILE");
   serve->add_option("--log-level", config->log_level, "trace, debug, info, warn, error or off")
       ->envname("KEYSTORE_LOG_LEVEL")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}))
       ->capture_default_str();
-  serve->add_option("--ledger-sync", config->ledger_sync,
-                    "batch: rows are committed in groups every --ledger-flush-ms; strict: each "
-                    "row is durable before its response completes")
+  serve
+      ->add_option("--ledger-sync", config->ledger_sync,
+                   "batch: rows are committed in groups every --ledger-flush-ms; strict: each "
+                   "row is durable before its response completes")
       ->envname("KEYSTORE_LEDGER_SYNC")
       ->check(CLI::IsMember({"batch", "strict"}))
       ->capture_default_str();
-  serve->add_option("--ledger-flush-ms", config->ledger_flush_ms,
-                    "Group-commit window of the ledger in milliseconds (1-100)")
+  serve
+      ->add_option("--ledger-flush-ms", config->ledger_flush_ms,
+                   "Group-commit window of the ledger in milliseconds (1-100)")
       ->envname("KEYSTORE_LEDGER_FLUSH_MS")
       ->check(CLI::Range(1, 100))
       ->capture_default_str();
-  serve->add_option("--max-request-bytes", config->max_request_bytes,
-                    "Largest request body the proxy accepts, in bytes")
+  serve
+      ->add_option("--max-request-bytes", config->max_request_bytes,
+                   "Largest request body the proxy accepts, in bytes")
       ->envname("KEYSTORE_MAX_REQUEST_BYTES")
       ->capture_default_str();
   serve->add_option("--threads", config->threads, "Proxy I/O threads (0 = one per core)")
       ->envname("KEYSTORE_THREADS")
+      ->capture_default_str();
+  serve
+      ->add_option("--circuit-failures", config->circuit_failures,
+                   "Consecutive failures that open a marketplace credential's circuit")
+      ->envname("KEYSTORE_CIRCUIT_FAILURES")
+      ->check(CLI::Range(1, 1000))
+      ->capture_default_str();
+  serve
+      ->add_option("--circuit-cooldown", config->circuit_cooldown,
+                   "How long an open circuit waits before probing the credential again")
+      ->envname("KEYSTORE_CIRCUIT_COOLDOWN")
       ->capture_default_str();
   serve->callback([config, config_file, serve, &exit_code] {
     if (!config_file->empty()) {

@@ -23,6 +23,10 @@ struct ServeConfig {
   int64_t ledger_flush_ms = 50;
   uint64_t max_request_bytes = 32ull << 20;
   int threads = 0;  // 0 = one per core
+  // Marketplace circuit breaker: consecutive failures that open a credential's circuit, and
+  // how long it stays open before a probe.
+  int circuit_failures = 5;
+  std::string circuit_cooldown = "30s";
 };
 
 // Registers `serve` on `app`; its callback runs the server until SIGINT or SIGTERM and

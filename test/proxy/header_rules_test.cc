@@ -21,6 +21,31 @@ size_t count(const http::fields& fields, std::string_view name) {
   return static_cast<size_t>(std::distance(range.first, range.second));
 }
 
+TEST(HeaderRulesTest, TwilioAccountSidRewrittenInPath) {
+  Secret credential(
+      std::string(R"({"account_sid":"AC0123456789abcdef","auth_token":"tw_test_token_0001"})"));
+  Route route{"twilio", "/2010-04-01/Accounts/ACplaceholder/Messages.json", ""};
+  auto target = buildUpstreamTarget(provider("twilio"), route, credential, "ks_agent");
+  ASSERT_TRUE(target.has_value()) << target.error().message;
+  EXPECT_EQ(*target, "/2010-04-01/Accounts/AC0123456789abcdef/Messages.json");
+  // The account list itself has no SID segment to rewrite.
+  Route list{"twilio", "/2010-04-01/Accounts.json", ""};
+  EXPECT_EQ(*buildUpstreamTarget(provider("twilio"), list, credential, "ks_agent"),
+            "/2010-04-01/Accounts.json");
+  Route trailing{"twilio", "/2010-04-01/Accounts/", ""};
+  EXPECT_EQ(*buildUpstreamTarget(provider("twilio"), trailing, credential, "ks_agent"),
+            "/2010-04-01/Accounts/");
+}
+
+TEST(HeaderRulesTest, PathRewriteWithoutFieldFailsClosed) {
+  Secret plain(std::string("just-a-key"));
+  Route route{"twilio", "/2010-04-01/Accounts/ACx/Messages.json", ""};
+  auto target = buildUpstreamTarget(provider("twilio"), route, plain, "ks_agent");
+  ASSERT_FALSE(target.has_value());
+  EXPECT_EQ(target.error().code, ErrorCode::kProviderNotConfigured);
+  EXPECT_EQ(target.error().message.find("just-a-key"), std::string::npos);
+}
+
 TEST(HeaderRulesTest, ClientCredentialsReplacedByOneInjectedKey) {
   http::fields client;
   client.insert(http::field::authorization, "Bearer ks_agent");
