@@ -56,6 +56,15 @@ std::optional<std::string> RequestContext::queryValue(std::string_view name) con
   return found->second;
 }
 
+Result<void> requireOperator(const RequestContext& context) {
+  if (!context.admin_key.is_operator) {
+    return fail(ErrorCode::kForbidden, "admin API key " + context.admin_key.id +
+                                           " is not an operator key; marketplace pools and the "
+                                           "concierge queue need an operator key");
+  }
+  return {};
+}
+
 ApiResponse jsonResponse(int status, const boost::json::value& body) {
   ApiResponse response;
   response.status = status;
@@ -112,6 +121,8 @@ std::span<const AdminApi::Route> AdminApi::routes() {
       {"GET", "/api/v1/projects/{}", &AdminApi::getProject},
       {"GET", "/api/v1/projects/{}/ledger", &AdminApi::queryLedger},
 
+      {"GET", "/api/v1/catalog", &AdminApi::listCatalog},
+
       {"GET", "/api/v1/projects/{}/providers", &AdminApi::listProviders},
       {"GET", "/api/v1/projects/{}/providers/{}", &AdminApi::getProvider},
       {"PATCH", "/api/v1/projects/{}/providers/{}", &AdminApi::patchProvider},
@@ -129,6 +140,22 @@ std::span<const AdminApi::Route> AdminApi::routes() {
       {"PATCH", "/api/v1/tokens/{}", &AdminApi::patchToken},
       {"DELETE", "/api/v1/tokens/{}", &AdminApi::revokeToken},
       {"POST", "/api/v1/tokens/{}/revoke", &AdminApi::revokeToken},
+
+      {"GET", "/api/v1/pools", &AdminApi::listPools},
+      {"POST", "/api/v1/pools/{}/credentials", &AdminApi::addPoolCredential},
+      {"POST", "/api/v1/pools/credentials/{}/disable", &AdminApi::disablePoolCredential},
+      {"POST", "/api/v1/pools/credentials/{}/enable", &AdminApi::enablePoolCredential},
+
+      {"GET", "/api/v1/projects/{}/concierge", &AdminApi::listProjectConciergeRequests},
+      {"POST", "/api/v1/projects/{}/concierge", &AdminApi::createConciergeRequest},
+      {"GET", "/api/v1/concierge", &AdminApi::listConciergeRequests},
+      {"GET", "/api/v1/concierge/{}", &AdminApi::getConciergeRequest},
+      {"POST", "/api/v1/concierge/{}/fulfill", &AdminApi::fulfillConciergeRequest},
+      {"POST", "/api/v1/concierge/{}/reject", &AdminApi::rejectConciergeRequest},
+
+      {"GET", "/api/v1/admin-keys", &AdminApi::listAdminKeys},
+      {"POST", "/api/v1/admin-keys", &AdminApi::createAdminKey},
+      {"DELETE", "/api/v1/admin-keys/{}", &AdminApi::revokeAdminKey},
   };
   return kRoutes;
 }
@@ -339,6 +366,55 @@ Result<store::AgentToken> AdminApi::findToken(const RequestContext& context,
     }
   }
   return fail(ErrorCode::kNotFound, "token " + token_id + " not found");
+}
+
+Result<store::ConciergeRequest> AdminApi::findConciergeRequest(const RequestContext& context,
+                                                               const std::string& request_id) {
+  Result<store::ConciergeRequest> request = store_.getConciergeRequest(request_id);
+  if (!request && request.error().code != ErrorCode::kNotFound) {
+    return request;
+  }
+  if (request && context.admin_key.is_operator) {
+    return request;
+  }
+  if (request) {
+    Result<store::Project> owner = findProject(context, request->project_id);
+    if (owner) {
+      return request;
+    }
+    if (owner.error().code != ErrorCode::kNotFound) {
+      return std::unexpected(owner.error());
+    }
+  }
+  return fail(ErrorCode::kNotFound, "concierge request " + request_id + " not found");
+}
+
+Result<store::Project> AdminApi::findProjectForOperator(const RequestContext& context,
+                                                        const std::string& id_or_name) {
+  Result<store::Project> own = store_.findProject(context.admin_key.organization_id, id_or_name);
+  if (own || own.error().code != ErrorCode::kNotFound) {
+    return own;
+  }
+
+  // The store looks projects up within one organization, and an operator serves them all.
+  // Only ids are tried elsewhere, because names repeat across organizations.
+  Result<std::vector<store::Organization>> organizations = store_.listOrganizations();
+  if (!organizations) {
+    return std::unexpected(organizations.error());
+  }
+  for (const store::Organization& organization : *organizations) {
+    if (organization.id == context.admin_key.organization_id) {
+      continue;
+    }
+    Result<store::Project> project = store_.findProject(organization.id, id_or_name);
+    if (project && project->id == id_or_name) {
+      return project;
+    }
+    if (!project && project.error().code != ErrorCode::kNotFound) {
+      return project;
+    }
+  }
+  return fail(ErrorCode::kNotFound, "project " + id_or_name + " not found");
 }
 
 const catalog::ProviderSpec* AdminApi::findProvider(const std::string& provider_id) const {

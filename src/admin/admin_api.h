@@ -9,6 +9,7 @@
 #pragma once
 
 #include <boost/json/object.hpp>
+#include <cstdint>
 #include <functional>
 #include <optional>
 #include <span>
@@ -40,14 +41,27 @@ struct ApiResponse {
   std::vector<std::pair<std::string, std::string>> headers;
 };
 
+// The proxy's circuit-breaker state of one pool credential, as tracked by this instance.
+struct CredentialHealth {
+  std::string state = "closed";  // "closed" | "open" | "half_open"
+  int64_t consecutive_failures = 0;
+  int64_t opened_at = 0;  // Unix milliseconds when the circuit last opened; 0 = never
+};
+
 struct AdminApiOptions {
-  // Called after every change that affects the proxy (tokens, agents, keys, modes), so the
-  // proxy rebuilds its snapshot before the change is acknowledged.
+  // Called after every change that affects the proxy (tokens, agents, keys, modes, pool
+  // credentials, fulfilled concierge requests), so the proxy rebuilds its snapshot before the
+  // change is acknowledged.
   std::function<void()> on_config_change;
+  // Reports a pool credential's circuit state for GET /pools. When unset, every credential
+  // reads as closed with no failures.
+  std::function<CredentialHealth(const std::string& credential_id)> credential_health;
 };
 
 // One request as a route handler sees it, defined in admin/request_context.h.
 struct RequestContext;
+// A credential read from a request body, defined in admin/credential_input.h.
+struct CredentialInput;
 
 class AdminApi {
  public:
@@ -78,6 +92,13 @@ class AdminApi {
   // Resolves {} by id or, when the query names a project (?project=P), by name in it.
   Result<store::Agent> findAgent(const RequestContext& context, const std::string& id_or_name);
   Result<store::AgentToken> findToken(const RequestContext& context, const std::string& token_id);
+  // A concierge request of a project in the caller's organization; operators reach every
+  // organization's.
+  Result<store::ConciergeRequest> findConciergeRequest(const RequestContext& context,
+                                                       const std::string& request_id);
+  // A project by id in any organization, or by name in the caller's, for operator routes.
+  Result<store::Project> findProjectForOperator(const RequestContext& context,
+                                                const std::string& id_or_name);
   const catalog::ProviderSpec* findProvider(const std::string& provider_id) const;
 
   // The project's data key, unwrapped. An empty `key_id` picks the project's newest key.
@@ -86,15 +107,28 @@ class AdminApi {
     Secret key;
   };
   Result<DataKeyMaterial> projectDataKey(const std::string& project_id, std::string_view key_id);
+  // The shared pool's data key, unwrapped; created on first use. Every pool credential,
+  // shared or dedicated, is encrypted under it, because the operator owns them all.
+  Result<DataKeyMaterial> poolDataKey(int64_t now);
   // The active BYOK credential of a provider in a project, or nullopt.
   Result<std::optional<store::Credential>> activeCredential(const std::string& project_id,
                                                             const std::string& provider);
-  // Encrypts `api_key` as a new credential that replaces the active one.
+  // Encrypts `input` as a new BYOK credential that replaces the active one.
   Result<store::Credential> storeCredential(const store::Project& project,
-                                            const std::string& provider, const Secret& api_key,
-                                            const std::string& label, int64_t now);
+                                            const std::string& provider,
+                                            const CredentialInput& input, const std::string& label,
+                                            int64_t now);
+  // Encrypts `input` under the pool data key as a credential of `scope` ("shared", or
+  // "dedicated" to `project_id`). The result is not stored yet.
+  Result<store::Credential> sealPoolCredential(
+      const CredentialInput& input, const std::string& scope, const std::string& project_id,
+      const std::string& provider, const std::string& label, int64_t rpm_limit, int64_t now);
   Result<boost::json::object> providerEntry(const store::Project& project,
                                             const catalog::ProviderSpec& spec);
+  // kConflict naming the provider's availability tier when the project may not use `mode`.
+  Result<void> checkModeAllowed(const store::Project& project, const catalog::ProviderSpec& spec,
+                                const std::string& mode);
+  boost::json::object poolEntry(const store::Credential& credential) const;
 
   Result<ApiResponse> healthz(const RequestContext& context);
   Result<ApiResponse> readyz(const RequestContext& context);
@@ -103,6 +137,8 @@ class AdminApi {
   Result<ApiResponse> listProjects(const RequestContext& context);
   Result<ApiResponse> getProject(const RequestContext& context);
   Result<ApiResponse> queryLedger(const RequestContext& context);
+
+  Result<ApiResponse> listCatalog(const RequestContext& context);
 
   Result<ApiResponse> listProviders(const RequestContext& context);
   Result<ApiResponse> getProvider(const RequestContext& context);
@@ -121,6 +157,24 @@ class AdminApi {
   Result<ApiResponse> getToken(const RequestContext& context);
   Result<ApiResponse> revokeToken(const RequestContext& context);
   Result<ApiResponse> patchToken(const RequestContext& context);
+
+  Result<ApiResponse> addPoolCredential(const RequestContext& context);
+  Result<ApiResponse> listPools(const RequestContext& context);
+  Result<ApiResponse> disablePoolCredential(const RequestContext& context);
+  Result<ApiResponse> enablePoolCredential(const RequestContext& context);
+  Result<ApiResponse> setPoolCredentialStatus(const RequestContext& context,
+                                              const std::string& status);
+
+  Result<ApiResponse> createConciergeRequest(const RequestContext& context);
+  Result<ApiResponse> listProjectConciergeRequests(const RequestContext& context);
+  Result<ApiResponse> listConciergeRequests(const RequestContext& context);
+  Result<ApiResponse> getConciergeRequest(const RequestContext& context);
+  Result<ApiResponse> fulfillConciergeRequest(const RequestContext& context);
+  Result<ApiResponse> rejectConciergeRequest(const RequestContext& context);
+
+  Result<ApiResponse> createAdminKey(const RequestContext& context);
+  Result<ApiResponse> listAdminKeys(const RequestContext& context);
+  Result<ApiResponse> revokeAdminKey(const RequestContext& context);
 
   store::Store& store_;
   const vault::Vault& vault_;

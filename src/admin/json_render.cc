@@ -23,14 +23,28 @@ boost::json::value nullIfEmpty(const std::string& text) {
   return boost::json::string(text);
 }
 
-std::string_view tokenStatus(const store::AgentToken& token, int64_t now) {
-  if (token.revoked_at != 0) {
+std::string_view lifetimeStatus(int64_t revoked_at, int64_t expires_at, int64_t now) {
+  if (revoked_at != 0) {
     return "revoked";
   }
-  if (token.expires_at != 0 && token.expires_at <= now) {
+  if (expires_at != 0 && expires_at <= now) {
     return "expired";
   }
   return "active";
+}
+
+std::string_view authSchemeName(catalog::AuthSpec::Scheme scheme) {
+  switch (scheme) {
+    case catalog::AuthSpec::Scheme::kBearer:
+      return "bearer";
+    case catalog::AuthSpec::Scheme::kHeader:
+      return "header";
+    case catalog::AuthSpec::Scheme::kBasic:
+      return "basic";
+    case catalog::AuthSpec::Scheme::kQuery:
+      return "query";
+  }
+  return "unknown";
 }
 
 }  // namespace
@@ -79,7 +93,7 @@ boost::json::object renderToken(const store::AgentToken& token, int64_t now) {
       {"hint", tokens::tokenHint(token.token_hash)},
       {"scopes", std::move(scopes)},
       {"models", std::move(models)},
-      {"status", tokenStatus(token, now)},
+      {"status", lifetimeStatus(token.revoked_at, token.expires_at, now)},
       {"expires_at", renderTime(token.expires_at)},
       {"revoked_at", renderTime(token.revoked_at)},
       {"created_at", renderTime(token.created_at)},
@@ -96,6 +110,7 @@ boost::json::object renderLedgerRow(const store::LedgerRow& row) {
       {"token_id", row.token_id},
       {"provider", row.provider},
       {"mode", row.mode},
+      {"credential_id", nullIfEmpty(row.credential_id)},
       {"method", row.method},
       {"path", row.path},
       {"upstream_status", row.upstream_status},
@@ -130,11 +145,78 @@ boost::json::object renderProviderEntry(const catalog::ProviderSpec& spec,
   }
 
   return {
-      {"provider", spec.id},       {"display_name", spec.display_name},
-      {"category", spec.category}, {"availability", catalog::availabilityName(spec.availability)},
-      {"mode", std::move(mode)},   {"status", status},
-      {"key", std::move(key)},     {"key_fingerprint", std::move(key_fingerprint)},
-      {"key_set_at", std::move(key_set_at)}, {"key_label", std::move(key_label)},
+      {"provider", spec.id},
+      {"display_name", spec.display_name},
+      {"category", spec.category},
+      {"availability", catalog::availabilityName(spec.availability)},
+      {"mode", std::move(mode)},
+      {"status", status},
+      {"key", std::move(key)},
+      {"key_fingerprint", std::move(key_fingerprint)},
+      {"key_set_at", std::move(key_set_at)},
+      {"key_label", std::move(key_label)},
+  };
+}
+
+boost::json::object renderCatalogEntry(const catalog::ProviderSpec& spec) {
+  boost::json::array fields;
+  for (const std::string& field : spec.credential_fields) {
+    fields.emplace_back(field);
+  }
+  return {
+      {"id", spec.id},
+      {"display_name", spec.display_name},
+      {"category", spec.category},
+      {"availability", catalog::availabilityName(spec.availability)},
+      {"auth_scheme", authSchemeName(spec.auth.scheme)},
+      {"credential_fields", std::move(fields)},
+      {"metering", spec.metering},
+  };
+}
+
+boost::json::object renderPoolCredential(const store::Credential& credential,
+                                         boost::json::object health) {
+  return {
+      {"id", credential.id},
+      {"provider", credential.provider},
+      {"scope", credential.scope},
+      {"project_id", nullIfEmpty(credential.project_id)},
+      {"status", credential.status},
+      {"label", nullIfEmpty(credential.label)},
+      {"key", credential.mask},
+      {"key_fingerprint", credential.fingerprint},
+      {"rpm_limit", credential.rpm_limit},
+      {"created_at", renderTime(credential.created_at)},
+      {"health", std::move(health)},
+  };
+}
+
+boost::json::object renderConciergeRequest(const store::ConciergeRequest& request) {
+  return {
+      {"id", request.id},
+      {"project_id", request.project_id},
+      {"provider", request.provider},
+      {"note", nullIfEmpty(request.note)},
+      {"status", request.status},
+      {"reason", nullIfEmpty(request.reason)},
+      {"credential_id", nullIfEmpty(request.credential_id)},
+      {"created_at", renderTime(request.created_at)},
+      {"updated_at", renderTime(request.updated_at)},
+  };
+}
+
+boost::json::object renderAdminKey(const store::AdminKey& key, int64_t now) {
+  return {
+      {"id", key.id},
+      {"name", key.name},
+      {"role", key.role},
+      {"operator", key.is_operator},
+      {"organization_id", key.organization_id},
+      {"hint", tokens::tokenHint(key.key_hash)},
+      {"status", lifetimeStatus(key.revoked_at, key.expires_at, now)},
+      {"expires_at", renderTime(key.expires_at)},
+      {"revoked_at", renderTime(key.revoked_at)},
+      {"created_at", renderTime(key.created_at)},
   };
 }
 

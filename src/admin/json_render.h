@@ -31,6 +31,20 @@ boost::json::object renderProviderEntry(const catalog::ProviderSpec& spec,
                                         const store::ProviderSetting* setting,
                                         const store::Credential* credential);
 
+// One catalog entry for GET /catalog: id, names, tier, auth scheme, credential fields (empty
+// for one plain key) and metering kind.
+boost::json::object renderCatalogEntry(const catalog::ProviderSpec& spec);
+
+// A marketplace pool credential: mask and fingerprint, never the key. `health` is the proxy's
+// circuit state of it, {state, consecutive_failures, opened_at}.
+boost::json::object renderPoolCredential(const store::Credential& credential,
+                                         boost::json::object health);
+
+boost::json::object renderConciergeRequest(const store::ConciergeRequest& request);
+
+// An admin API key by id, name and hint; `now` decides the derived status like renderToken.
+boost::json::object renderAdminKey(const store::AdminKey& key, int64_t now);
+
 // {"error": {"type": "keystore_error", "code", "message", "request_id"}}.
 boost::json::object renderError(const Error& error, std::string_view request_id);
 

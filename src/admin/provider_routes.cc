@@ -1,62 +1,17 @@
-// Routes for a project's provider settings and BYOK credentials.
+// Routes for the catalog, a project's provider settings and its BYOK credentials.
 #include <algorithm>
 #include <boost/json/array.hpp>
 
 #include "admin/admin_api.h"
+#include "admin/credential_input.h"
 #include "admin/json_body.h"
 #include "admin/json_render.h"
 #include "admin/request_context.h"
-#include "common/mask.h"
 #include "common/random.h"
 
 namespace keystore::admin {
 
 namespace {
-
-constexpr size_t kMaxApiKeyBytes = 4096;
-constexpr size_t kMaxLabelBytes = 100;
-
-// Rejects values that cannot be a provider key before anything is stored. A mask sent back
-// from a read (say, by a form that round-trips what it displayed) would otherwise replace
-// the working key with a useless one.
-Result<void> validateApiKey(const Secret& api_key) {
-  std::string_view text = api_key.reveal();
-  if (text.empty()) {
-    return fail(ErrorCode::kInvalidRequest, "\"api_key\" must not be empty");
-  }
-  if (text.size() > kMaxApiKeyBytes) {
-    return fail(ErrorCode::kInvalidRequest, "\"api_key\" is longer than 4096 bytes");
-  }
-  if (looksLikeMask(text)) {
-    return fail(ErrorCode::kInvalidRequest, "the value looks like a masked key; send the full key");
-  }
-  // The key travels in an HTTP header, where whitespace and control characters would split
-  // or corrupt it.
-  bool printable = std::all_of(text.begin(), text.end(), [](char c) {
-    auto byte = static_cast<unsigned char>(c);
-    return byte > 0x20 && byte < 0x7f;
-  });
-  if (!printable) {
-    return fail(ErrorCode::kInvalidRequest,
-                "\"api_key\" contains whitespace, a control character or a non-ASCII "
-                "character; send the key exactly as the provider issued it");
-  }
-  return {};
-}
-
-Result<void> validateLabel(const std::string& label) {
-  if (label.size() > kMaxLabelBytes) {
-    return fail(ErrorCode::kInvalidRequest, "\"label\" is longer than 100 bytes");
-  }
-  bool has_control = std::any_of(label.begin(), label.end(), [](char c) {
-    auto byte = static_cast<unsigned char>(c);
-    return byte < 0x20 || byte == 0x7f;
-  });
-  if (has_control) {
-    return fail(ErrorCode::kInvalidRequest, "\"label\" must not contain control characters");
-  }
-  return {};
-}
 
 // The active BYOK credential of `provider` among `credentials`: the newest with status
 // "active", or null.
@@ -91,34 +46,25 @@ Error unknownProvider(const std::string& provider) {
 
 // The members of a PATCH or PUT body, checked before anything is written.
 struct ProviderChange {
-  std::optional<Secret> api_key;
+  std::optional<CredentialInput> credential;
   OptionalField<std::string> label;
   std::optional<std::string> mode;
   std::optional<std::string> status;
 };
 
-Result<ProviderChange> readProviderChange(boost::json::object& body) {
+Result<ProviderChange> readProviderChange(boost::json::object& body,
+                                          const catalog::ProviderSpec& spec) {
   ProviderChange change;
 
-  Result<std::optional<Secret>> api_key = takeSecretString(body, "api_key");
-  if (!api_key) {
-    return std::unexpected(api_key.error());
+  Result<std::optional<CredentialInput>> credential = takeCredential(body, spec);
+  if (!credential) {
+    return std::unexpected(credential.error());
   }
-  if (*api_key) {
-    if (auto valid = validateApiKey(**api_key); !valid) {
-      return std::unexpected(valid.error());
-    }
-  }
-  change.api_key = std::move(*api_key);
+  change.credential = std::move(*credential);
 
-  Result<OptionalField<std::string>> label = readString(body, "label");
+  Result<OptionalField<std::string>> label = readLabel(body);
   if (!label) {
     return std::unexpected(label.error());
-  }
-  if (label->value) {
-    if (auto valid = validateLabel(*label->value); !valid) {
-      return std::unexpected(valid.error());
-    }
   }
   change.label = std::move(*label);
 
@@ -126,10 +72,7 @@ Result<ProviderChange> readProviderChange(boost::json::object& body) {
   if (!mode) {
     return std::unexpected(mode.error());
   }
-  if (mode->value == "marketplace") {
-    return fail(ErrorCode::kInvalidRequest, "marketplace mode is not available yet");
-  }
-  if (mode->value && *mode->value != "byok") {
+  if (mode->value && *mode->value != "byok" && *mode->value != "marketplace") {
     return fail(ErrorCode::kInvalidRequest, "\"mode\" must be \"byok\" or \"marketplace\"");
   }
   change.mode = mode->value;
@@ -143,6 +86,12 @@ Result<ProviderChange> readProviderChange(boost::json::object& body) {
   }
   change.status = status->value;
   return change;
+}
+
+// The mode a project gets for a provider it has not configured: marketplace where that is the
+// only choice, BYOK everywhere else.
+std::string defaultMode(const catalog::ProviderSpec& spec) {
+  return spec.availability == catalog::Availability::kMarketplace ? "marketplace" : "byok";
 }
 
 }  // namespace
@@ -188,8 +137,8 @@ Result<std::optional<store::Credential>> AdminApi::activeCredential(const std::s
 
 Result<store::Credential> AdminApi::storeCredential(const store::Project& project,
                                                     const std::string& provider,
-                                                    const Secret& api_key, const std::string& label,
-                                                    int64_t now) {
+                                                    const CredentialInput& input,
+                                                    const std::string& label, int64_t now) {
   Result<DataKeyMaterial> data_key = projectDataKey(project.id, "");
   if (!data_key) {
     return std::unexpected(data_key.error());
@@ -200,14 +149,14 @@ Result<store::Credential> AdminApi::storeCredential(const store::Project& projec
   credential.project_id = project.id;
   credential.provider = provider;
   credential.label = label;
-  credential.mask = maskCredential(api_key.reveal());
-  credential.fingerprint = credentialFingerprint(api_key.reveal());
+  credential.mask = input.mask;
+  credential.fingerprint = input.fingerprint;
   credential.data_key_id = data_key->key_id;
   credential.created_at = now;
 
   vault::CredentialBinding binding{project.id, provider, credential.id};
   Result<std::string> ciphertext =
-      vault::Vault::encryptCredential(data_key->key, data_key->key_id, binding, api_key);
+      vault::Vault::encryptCredential(data_key->key, data_key->key_id, binding, input.plaintext);
   if (!ciphertext) {
     return std::unexpected(ciphertext.error());
   }
@@ -295,21 +244,31 @@ Result<ApiResponse> AdminApi::changeProvider(const RequestContext& context, bool
   if (!body) {
     return std::unexpected(body.error());
   }
-  auto known = key_route ? rejectUnknownMembers(*body, {"api_key", "label"})
-                         : rejectUnknownMembers(*body, {"api_key", "label", "mode", "status"});
+  auto known =
+      key_route ? rejectUnknownMembers(*body, {"api_key", "credential", "label"})
+                : rejectUnknownMembers(*body, {"api_key", "credential", "label", "mode", "status"});
   if (!known) {
     return std::unexpected(known.error());
   }
-  Result<ProviderChange> change = readProviderChange(*body);
+  Result<ProviderChange> change = readProviderChange(*body, *spec);
   if (!change) {
     return std::unexpected(change.error());
   }
-  if (key_route && !change->api_key) {
-    return fail(ErrorCode::kInvalidRequest, "\"api_key\" is required");
-  }
-  if (!change->api_key && !change->label.present && !change->mode && !change->status) {
+  if (key_route && !change->credential) {
     return fail(ErrorCode::kInvalidRequest,
-                "nothing to change; send at least one of api_key, label, mode and status");
+                "\"" + std::string(credentialMemberName(*spec)) + "\" is required");
+  }
+  if (!change->credential && !change->label.present && !change->mode && !change->status) {
+    return fail(ErrorCode::kInvalidRequest, "nothing to change; send at least one of " +
+                                                std::string(credentialMemberName(*spec)) +
+                                                ", label, mode and status");
+  }
+  if (spec->availability == catalog::Availability::kMarketplace &&
+      (change->credential || change->label.present)) {
+    return fail(ErrorCode::kConflict,
+                "provider " + spec->id +
+                    " has availability marketplace: it takes no BYOK key; use mode marketplace, "
+                    "which uses the operator's credentials");
   }
 
   Result<std::vector<store::ProviderSetting>> settings = store_.listProviderSettings(project->id);
@@ -321,11 +280,33 @@ Result<ApiResponse> AdminApi::changeProvider(const RequestContext& context, bool
   if (!previous) {
     return std::unexpected(previous.error());
   }
-  if (!change->api_key && change->label.present && !previous->has_value()) {
+  if (!change->credential && change->label.present && !previous->has_value()) {
     return fail(ErrorCode::kByokKeyMissing,
                 "no key is stored for " + spec->id + " in project " + project->name +
                     "; set one with PUT /api/v1/projects/" + project->name + "/providers/" +
                     spec->id + "/key before giving it a label");
+  }
+
+  bool new_setting = current_setting == nullptr &&
+                     (change->credential.has_value() || change->mode || change->status);
+  store::ProviderSetting setting;
+  if (current_setting != nullptr) {
+    setting = *current_setting;
+  } else {
+    setting.mode = defaultMode(*spec);
+  }
+  setting.project_id = project->id;
+  setting.provider = spec->id;
+  setting.mode = change->mode.value_or(setting.mode);
+  setting.status = change->status.value_or(setting.status);
+  setting.updated_at = context.now;
+  // A requested mode is always checked. A stored one is checked again when the provider is
+  // switched on, because the catalog's tier may have changed since it was chosen.
+  bool enabling = setting.status == "enabled" && (new_setting || change->status);
+  if (change->mode || enabling) {
+    if (auto allowed = checkModeAllowed(*project, *spec, setting.mode); !allowed) {
+      return std::unexpected(allowed.error());
+    }
   }
 
   // Credential first, then the setting: a key stored without its setting is harmless, while
@@ -334,9 +315,9 @@ Result<ApiResponse> AdminApi::changeProvider(const RequestContext& context, bool
   if (change->label.present) {
     label = change->label.value.value_or("");
   }
-  if (change->api_key) {
+  if (change->credential) {
     Result<store::Credential> stored =
-        storeCredential(*project, spec->id, *change->api_key, label, context.now);
+        storeCredential(*project, spec->id, *change->credential, label, context.now);
     if (!stored) {
       return std::unexpected(stored.error());
     }
@@ -355,24 +336,15 @@ Result<ApiResponse> AdminApi::changeProvider(const RequestContext& context, bool
     if (!plaintext) {
       return std::unexpected(plaintext.error());
     }
+    CredentialInput same{std::move(*plaintext), old.mask, old.fingerprint};
     Result<store::Credential> stored =
-        storeCredential(*project, spec->id, *plaintext, label, context.now);
+        storeCredential(*project, spec->id, same, label, context.now);
     if (!stored) {
       return std::unexpected(stored.error());
     }
   }
 
-  bool new_setting = current_setting == nullptr && change->api_key.has_value();
   if (change->mode || change->status || new_setting) {
-    store::ProviderSetting setting;
-    if (current_setting != nullptr) {
-      setting = *current_setting;
-    }
-    setting.project_id = project->id;
-    setting.provider = spec->id;
-    setting.mode = change->mode.value_or(setting.mode);
-    setting.status = change->status.value_or(setting.status);
-    setting.updated_at = context.now;
     if (auto stored = store_.putProviderSetting(setting); !stored) {
       return std::unexpected(stored.error());
     }
@@ -384,6 +356,53 @@ Result<ApiResponse> AdminApi::changeProvider(const RequestContext& context, bool
     return std::unexpected(entry.error());
   }
   return jsonResponse(200, *entry);
+}
+
+Result<void> AdminApi::checkModeAllowed(const store::Project& project,
+                                        const catalog::ProviderSpec& spec,
+                                        const std::string& mode) {
+  using catalog::Availability;
+  if (mode == "byok" && spec.availability == Availability::kMarketplace) {
+    return fail(ErrorCode::kConflict,
+                "provider " + spec.id +
+                    " has availability marketplace: it has no BYOK mode; use mode marketplace");
+  }
+  if (mode != "marketplace") {
+    return {};
+  }
+  if (spec.availability == Availability::kByok) {
+    return fail(ErrorCode::kConflict,
+                "provider " + spec.id +
+                    " has availability byok: it has no marketplace credentials; use mode byok "
+                    "with your own key");
+  }
+  if (spec.availability != Availability::kConcierge) {
+    return {};
+  }
+
+  Result<std::vector<store::ConciergeRequest>> fulfilled =
+      store_.listConciergeRequests(project.id, "fulfilled");
+  if (!fulfilled) {
+    return std::unexpected(fulfilled.error());
+  }
+  bool provisioned = std::any_of(
+      fulfilled->begin(), fulfilled->end(),
+      [&](const store::ConciergeRequest& request) { return request.provider == spec.id; });
+  if (!provisioned) {
+    return fail(ErrorCode::kConflict,
+                "provider " + spec.id + " has availability concierge: marketplace mode needs a " +
+                    "fulfilled concierge request; file one with POST /api/v1/projects/" +
+                    project.name + "/concierge and wait for the operator, or use mode byok");
+  }
+  return {};
+}
+
+Result<ApiResponse> AdminApi::listCatalog(const RequestContext&) {
+  boost::json::array items;
+  for (const catalog::ProviderSpec& spec : catalog_.providers()) {
+    items.push_back(renderCatalogEntry(spec));
+  }
+  return listResponse(std::move(items));
 }
 
 }  // namespace keystore::admin

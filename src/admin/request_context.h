@@ -34,6 +34,10 @@ ApiResponse jsonResponse(int status, const boost::json::value& body);
 // {"data": items}, the shape of every list.
 ApiResponse listResponse(boost::json::array items);
 
+// kForbidden unless the caller's admin key is an operator key. Operator routes check this
+// before reading anything, so a non-operator learns nothing about the objects named.
+Result<void> requireOperator(const RequestContext& context);
+
 // Checks a project or agent name: 1 to 64 letters, digits, '.', '-' or '_', starting with a
 // letter or digit, so it can stand in a URL path and a shell command unquoted. A name may not
 // start with `id_prefix` + '_' (e.g. "prj_"), because lookups try ids before names.

@@ -203,6 +203,9 @@ void addClientCommands(CLI::App& app, int& exit_code) {
   addProviderCommands(app, exit_code);
   addAgentCommands(app, exit_code);
   addTokenCommands(app, exit_code);
+  addPoolCommands(app, exit_code);
+  addConciergeCommands(app, exit_code);
+  addAdminKeyCommands(app, exit_code);
 }
 
 }  // namespace keystore::cli

@@ -59,5 +59,8 @@ void addProjectCommands(CLI::App& app, int& exit_code);
 void addProviderCommands(CLI::App& app, int& exit_code);
 void addAgentCommands(CLI::App& app, int& exit_code);
 void addTokenCommands(CLI::App& app, int& exit_code);
+void addPoolCommands(CLI::App& app, int& exit_code);
+void addConciergeCommands(CLI::App& app, int& exit_code);
+void addAdminKeyCommands(CLI::App& app, int& exit_code);
 
 }  // namespace keystore::cli

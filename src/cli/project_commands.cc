@@ -1,6 +1,4 @@
 // `keystore project …` and `keystore provider …`.
-#include <openssl/crypto.h>
-
 #include <algorithm>
 #include <boost/json/serialize.hpp>
 #include <iostream>
@@ -8,7 +6,7 @@
 
 #include "cli/cli.h"
 #include "cli/command_support.h"
-#include "cli/secret_input.h"
+#include "cli/credential_body.h"
 #include "cli/table.h"
 
 namespace keystore::cli {
@@ -23,6 +21,13 @@ struct ProjectCreateOptions {
 struct ProjectOptions {
   CommonOptions common;
   std::string project;
+};
+
+struct SwitchOptions {
+  CommonOptions common;
+  std::string provider;
+  std::string project;
+  std::string mode;
 };
 
 struct SetKeyOptions {
@@ -97,10 +102,11 @@ int listProviders(const ProjectOptions& options) {
 
   std::vector<std::vector<std::string>> rows;
   for (const boost::json::value& provider : providers) {
-    rows.push_back({stringField(provider, "provider"), stringField(provider, "mode"),
-                    stringField(provider, "status"), keyMask(provider)});
+    rows.push_back({stringField(provider, "provider"), stringField(provider, "availability"),
+                    stringField(provider, "mode"), stringField(provider, "status"),
+                    keyMask(provider)});
   }
-  std::cout << formatTable({"NAME", "MODE", "STATUS", "KEY"}, rows);
+  std::cout << formatTable({"NAME", "AVAILABILITY", "MODE", "STATUS", "KEY"}, rows);
   return kExitOk;
 }
 
@@ -115,38 +121,29 @@ int setProviderKey(const SetKeyOptions& options, const std::vector<std::string>&
         " < key.txt) or run it in a terminal to be prompted");
     return kExitUsage;
   }
-  // A key typed in place of the provider would otherwise be sent in the URL and echoed in
-  // the error message.
-  bool provider_shaped =
-      !options.provider.empty() && options.provider.size() <= 64 &&
-      std::all_of(options.provider.begin(), options.provider.end(), [](char c) {
-        return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_';
-      });
-  if (!provider_shaped) {
+  if (!isProviderIdShaped(options.provider)) {
     printError(
         "PROVIDER must be a provider id such as openai (lowercase letters, digits, '-' and "
         "'_'); run keystore provider list --project PROJECT to see them");
     return kExitUsage;
   }
 
-  Result<Secret> key = readSecret("API key for " + options.provider + " (input is hidden): ");
-  if (!key) {
-    printError(key.error().message);
-    return kExitUsage;
-  }
-  boost::json::object fields{{"api_key", key->reveal()}};
+  boost::json::object fields;
   if (!options.label.empty()) {
     fields["label"] = options.label;
   }
-  Secret body(boost::json::serialize(fields));
-  boost::json::string& copy = fields["api_key"].as_string();
-  OPENSSL_cleanse(copy.data(), copy.size());
+  Result<Secret> body = readCredentialBody(
+      "API key for " + options.provider + " (input is hidden): ", std::move(fields));
+  if (!body) {
+    printError(body.error().message);
+    return kExitUsage;
+  }
 
   int exit_code = kExitOk;
   auto provider =
       callApi(options.common, "PUT",
               apiTarget({"projects", options.project, "providers", options.provider, "key"}),
-              body.reveal(), exit_code);
+              body->reveal(), exit_code);
   if (!provider) {
     return exit_code;
   }
@@ -155,6 +152,36 @@ int setProviderKey(const SetKeyOptions& options, const std::vector<std::string>&
   } else {
     std::cout << "stored key " << keyMask(*provider) << " for " << options.provider
               << " in project " << options.project << "\n";
+  }
+  return kExitOk;
+}
+
+// PATCHes the provider setting; `mode` is left out when empty.
+int switchProvider(const SwitchOptions& options, std::string_view status) {
+  if (!isProviderIdShaped(options.provider)) {
+    printError(
+        "PROVIDER must be a provider id such as openai; run keystore provider list "
+        "--project PROJECT to see them");
+    return kExitUsage;
+  }
+  boost::json::object fields{{"status", status}};
+  if (!options.mode.empty()) {
+    fields["mode"] = options.mode;
+  }
+
+  int exit_code = kExitOk;
+  auto provider = callApi(options.common, "PATCH",
+                          apiTarget({"projects", options.project, "providers", options.provider}),
+                          boost::json::serialize(fields), exit_code);
+  if (!provider) {
+    return exit_code;
+  }
+  if (options.common.json) {
+    printJson(*provider);
+  } else {
+    std::cout << options.provider << " in project " << options.project << " is now "
+              << stringField(*provider, "status") << " (mode " << stringField(*provider, "mode")
+              << ", key " << keyMask(*provider) << ")\n";
   }
   return kExitOk;
 }
@@ -183,7 +210,7 @@ void addProjectCommands(CLI::App& app, int& exit_code) {
 
 void addProviderCommands(CLI::App& app, int& exit_code) {
   CLI::App* provider =
-      app.add_subcommand("provider", "Show providers and store their keys in a project");
+      app.add_subcommand("provider", "Show, enable and disable providers and store their keys");
   provider->require_subcommand(1);
 
   auto list_options = std::make_shared<ProjectOptions>();
@@ -194,9 +221,37 @@ void addProviderCommands(CLI::App& app, int& exit_code) {
     runCommand(exit_code, [&] { return listProviders(*list_options); });
   });
 
+  auto enable_options = std::make_shared<SwitchOptions>();
+  CLI::App* enable = provider->add_subcommand(
+      "enable", "Enable a provider in a project, in BYOK or marketplace mode");
+  enable->add_option("PROVIDER", enable_options->provider, "Provider id, e.g. openai")->required();
+  enable->add_option("--project", enable_options->project, "Project id or name")->required();
+  enable
+      ->add_option("--mode", enable_options->mode,
+                   "byok to use the project's own key, marketplace to use the operator's pool")
+      ->required()
+      ->check(CLI::IsMember({"byok", "marketplace"}));
+  addCommonOptions(*enable, enable_options->common);
+  enable->callback([enable_options, &exit_code] {
+    runCommand(exit_code, [&] { return switchProvider(*enable_options, "enabled"); });
+  });
+
+  auto disable_options = std::make_shared<SwitchOptions>();
+  CLI::App* disable = provider->add_subcommand(
+      "disable", "Disable a provider in a project: the proxy refuses its requests");
+  disable->add_option("PROVIDER", disable_options->provider, "Provider id, e.g. openai")
+      ->required();
+  disable->add_option("--project", disable_options->project, "Project id or name")->required();
+  addCommonOptions(*disable, disable_options->common);
+  disable->callback([disable_options, &exit_code] {
+    runCommand(exit_code, [&] { return switchProvider(*disable_options, "disabled"); });
+  });
+
   auto set_key_options = std::make_shared<SetKeyOptions>();
   CLI::App* set_key = provider->add_subcommand(
-      "set-key", "Store a provider API key (BYOK), read from standard input or a hidden prompt");
+      "set-key",
+      "Store a provider key (BYOK), read from standard input or a hidden prompt; a JSON object "
+      "there is a credential with several fields");
   set_key->add_option("PROVIDER", set_key_options->provider, "Provider id, e.g. openai")
       ->required();
   set_key->add_option("--project", set_key_options->project, "Project id or name")->required();

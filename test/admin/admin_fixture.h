@@ -1,6 +1,6 @@
 // AdminApiTest: an AdminApi over a fresh SQLite store in a temporary directory, the built-in
 // catalog and a vault with a fixed test master key, plus two organizations with an owner key
-// each, for the management API tests.
+// each and an operator owner key in the first, for the management API tests.
 #pragma once
 
 #include <gtest/gtest.h>
@@ -76,6 +76,7 @@ class AdminApiTest : public ::testing::Test {
     org_b_ = createOrganization("org-b");
     key_a_ = createAdminKey(org_a_, "owner");
     key_b_ = createAdminKey(org_b_, "owner");
+    operator_key_ = createAdminKey(org_a_, "owner", 0, 0, true);
   }
 
   void TearDown() override {
@@ -92,7 +93,8 @@ class AdminApiTest : public ::testing::Test {
 
   // Creates an admin key of `role` in the organization and returns its plaintext.
   std::string createAdminKey(const std::string& organization_id, const std::string& role,
-                             int64_t expires_at = 0, int64_t revoked_at = 0) {
+                             int64_t expires_at = 0, int64_t revoked_at = 0,
+                             bool is_operator = false) {
     Secret key = tokens::generateAdminKey();
     store::AdminKey record;
     record.key_hash = tokens::hashToken(key.reveal());
@@ -101,6 +103,7 @@ class AdminApiTest : public ::testing::Test {
     record.organization_id = organization_id;
     record.expires_at = expires_at;
     record.revoked_at = revoked_at;
+    record.is_operator = is_operator;
     record.created_at = nowUnixMillis();
     auto created = store_->createAdminKey(record);
     EXPECT_TRUE(created.has_value()) << (created ? "" : created.error().message);
@@ -131,6 +134,12 @@ class AdminApiTest : public ::testing::Test {
   CallResult call(const std::string& method, const std::string& target,
                   const std::string& body = "") {
     return callWithKey(key_a_, method, target, body);
+  }
+
+  // Calls the API as the operator (an owner of organization A).
+  CallResult callAsOperator(const std::string& method, const std::string& target,
+                            const std::string& body = "") {
+    return callWithKey(operator_key_, method, target, body);
   }
 
   // Creates a project as organization A and returns its id.
@@ -180,6 +189,36 @@ class AdminApiTest : public ::testing::Test {
     return std::nullopt;
   }
 
+  // The plaintext of a pool credential, decrypted with the pool data key and the binding of
+  // its scope, or nullopt when it does not decrypt.
+  std::optional<std::string> poolPlaintext(const std::string& credential_id) {
+    auto credential = store_->getCredential(credential_id);
+    EXPECT_TRUE(credential.has_value());
+    auto keys = store_->listDataKeys();
+    EXPECT_TRUE(keys.has_value());
+    if (!credential || !keys) {
+      return std::nullopt;
+    }
+    for (const store::DataKey& data_key : *keys) {
+      if (data_key.key_id != credential->data_key_id || !data_key.project_id.empty()) {
+        continue;
+      }
+      auto unwrapped = vault_->unwrapDataKey("", data_key.key_id, data_key.wrapped);
+      EXPECT_TRUE(unwrapped.has_value());
+      if (!unwrapped) {
+        return std::nullopt;
+      }
+      auto plaintext = vault::Vault::decryptCredential(
+          *unwrapped, {credential->project_id, credential->provider, credential->id},
+          credential->ciphertext);
+      if (!plaintext) {
+        return std::nullopt;
+      }
+      return std::string(plaintext->reveal());
+    }
+    return std::nullopt;
+  }
+
   std::filesystem::path directory_;
   std::unique_ptr<store::Store> store_;
   std::unique_ptr<catalog::Catalog> catalog_;
@@ -190,6 +229,7 @@ class AdminApiTest : public ::testing::Test {
   std::string org_b_;
   std::string key_a_;
   std::string key_b_;
+  std::string operator_key_;
 };
 
 }  // namespace keystore::admin

@@ -185,16 +185,13 @@ TEST_F(AdminApiTest, InvalidKeysRejected) {
   putKey("demo", "openai", std::string(4096, 'a'));
 }
 
-TEST_F(AdminApiTest, MarketplaceModeNotAvailable) {
+TEST_F(AdminApiTest, InvalidModeRejected) {
   createProject("demo");
   putKey("demo", "openai", kOpenAiKey);
-  CallResult result =
-      call("PATCH", "/api/v1/projects/demo/providers/openai", R"({"mode":"marketplace"})");
-  EXPECT_EQ(result.response.status, 400);
-  EXPECT_EQ(result.errorMessage(), "marketplace mode is not available yet");
-
   CallResult other = call("PATCH", "/api/v1/projects/demo/providers/openai", R"({"mode":"free"})");
   EXPECT_EQ(other.response.status, 400);
+  EXPECT_EQ(other.errorCode(), "invalid_request");
+  EXPECT_EQ(other.errorMessage(), "\"mode\" must be \"byok\" or \"marketplace\"");
   EXPECT_EQ(call("GET", "/api/v1/projects/demo/providers/openai").str("/mode"), "byok");
 }
 
@@ -238,8 +235,10 @@ TEST_F(AdminApiTest, ProviderWritesNotifyConfigChange) {
   call("PATCH", "/api/v1/projects/demo/providers/openai", R"({"status":"disabled"})");
   EXPECT_EQ(config_changes_, before + 2);
   call("GET", "/api/v1/projects/demo/providers");
-  call("PATCH", "/api/v1/projects/demo/providers/openai", R"({"mode":"marketplace"})");
+  call("PATCH", "/api/v1/projects/demo/providers/openai", R"({"mode":"free"})");
   EXPECT_EQ(config_changes_, before + 2);
+  call("PATCH", "/api/v1/projects/demo/providers/openai", R"({"mode":"marketplace"})");
+  EXPECT_EQ(config_changes_, before + 3);
 }
 
 }  // namespace

@@ -349,3 +349,141 @@ export async function waitForLedger(ks, projectId, count, { timeoutMs = 3000, se
   const response = await ks.api('GET', `/api/v1/projects/${projectId}/ledger`);
   return response.json?.data ?? rows;
 }
+
+// Calls the admin API and fails the test unless the response has `status`. Returns the parsed
+// body.
+export async function apiExpect(ks, method, apiPath, body, status) {
+  const response = await ks.api(method, apiPath, body);
+  assert.equal(response.status, status, `${method} ${apiPath} returned ${response.status}, expected ${status}: ${response.text}`);
+  return response.json;
+}
+
+// Stores a BYOK credential through the admin API and enables the provider in BYOK mode.
+// `secret` is a plain key (string) or the fields of a multi-field credential (object).
+export async function configureByok(ks, projectId, provider, secret) {
+  const body = typeof secret === 'string' ? { api_key: secret } : { credential: secret };
+  await apiExpect(ks, 'PUT', `/api/v1/projects/${projectId}/providers/${provider}/key`, body, 200);
+  return apiExpect(ks, 'PATCH', `/api/v1/projects/${projectId}/providers/${provider}`, { mode: 'byok', status: 'enabled' }, 200);
+}
+
+// Adds a marketplace pool credential with the operator key the first start created; `secret`
+// as in configureByok. Options: scope ('shared' or 'dedicated'), project (dedicated only),
+// label, rpmLimit. Returns the pool credential entry.
+export async function addPoolCredential(ks, provider, secret, { scope = 'shared', project, label, rpmLimit } = {}) {
+  const body = typeof secret === 'string' ? { api_key: secret } : { credential: secret };
+  body.scope = scope;
+  if (project !== undefined) {
+    body.project = project;
+  }
+  if (label !== undefined) {
+    body.label = label;
+  }
+  if (rpmLimit !== undefined) {
+    body.rpm_limit = rpmLimit;
+  }
+  const entry = await apiExpect(ks, 'POST', `/api/v1/pools/${provider}/credentials`, body, 201);
+  assert.match(entry?.id ?? '', /^cred_/, `the pool credential id starts with cred_: ${JSON.stringify(entry)}`);
+  return entry;
+}
+
+// Switches a project's provider to marketplace mode and enables it.
+export function enableMarketplace(ks, projectId, provider) {
+  return apiExpect(ks, 'PATCH', `/api/v1/projects/${projectId}/providers/${provider}`, { mode: 'marketplace', status: 'enabled' }, 200);
+}
+
+// Runs the concierge flow for a concierge-tier provider: the project requests it, the operator
+// fulfils the request with `secret` (as in configureByok), and the project switches to
+// marketplace mode. Returns the fulfilled request ({id, status, credential_id, ...}).
+export async function fulfillConcierge(ks, projectId, provider, secret, { note = 'needed by an e2e test' } = {}) {
+  const request = await apiExpect(ks, 'POST', `/api/v1/projects/${projectId}/concierge`, { provider, note }, 201);
+  assert.equal(request?.status, 'open', `a new concierge request is open: ${JSON.stringify(request)}`);
+  const body = typeof secret === 'string' ? { api_key: secret } : { credential: secret };
+  const fulfilled = await apiExpect(ks, 'POST', `/api/v1/concierge/${request.id}/fulfill`, body, 200);
+  assert.equal(fulfilled?.status, 'fulfilled', `the concierge request is fulfilled: ${JSON.stringify(fulfilled)}`);
+  assert.match(fulfilled?.credential_id ?? '', /^cred_/, 'the fulfilled request names its credential');
+  await enableMarketplace(ks, projectId, provider);
+  return fulfilled;
+}
+
+// Asserts the single ledger row of a project: provider, mode, upstream status and, when given,
+// the credential id (a RegExp or an exact string). Returns the row.
+export async function assertOneLedgerRow(ks, projectId, { provider, mode, upstreamStatus, credentialId, path }) {
+  const rows = await waitForLedger(ks, projectId, 1);
+  assert.equal(rows.length, 1, `project ${projectId} has exactly one ledger row: ${JSON.stringify(rows)}`);
+  const [row] = rows;
+  assert.equal(row.provider, provider, `the ledger row names provider ${provider}`);
+  assert.equal(row.mode, mode, `the ledger row has mode ${mode}`);
+  assert.equal(row.upstream_status, upstreamStatus, `the ledger row has upstream status ${upstreamStatus}`);
+  if (credentialId instanceof RegExp) {
+    assert.match(row.credential_id ?? '', credentialId, 'the ledger row names the credential it used');
+  } else if (credentialId !== undefined) {
+    assert.equal(row.credential_id, credentialId, 'the ledger row names the credential it used');
+  }
+  if (path !== undefined) {
+    assert.equal(row.path, path, `the ledger row has path ${path}`);
+  }
+  return row;
+}
+
+// Runs the CLI and asserts that it exits with `code` (1 for a refused request, 2 for a usage
+// error); returns {stdout, stderr}.
+export async function cliFails(ks, args, code, options = {}) {
+  const result = await ks.cli(args, options);
+  assert.equal(result.code, code, `keystore ${args.join(' ')} exits ${code}; stdout: ${result.stdout}; stderr: ${result.stderr}`);
+  return result;
+}
+
+// Calls the admin API with another admin key than the server's first one.
+export function apiWithKey(ks, adminKey, method, apiPath, body) {
+  return ks.api(method, apiPath, body, { auth: false, headers: { authorization: `Bearer ${adminKey}` } });
+}
+
+// Creates an admin API key with the server's first (owner and operator) key; returns the
+// created entry, whose `key` is the new key.
+export async function createAdminKey(ks, { name = 'test-key', role = 'owner', operator = false } = {}) {
+  const response = await ks.api('POST', '/api/v1/admin-keys', { name, role, operator });
+  assert.equal(response.status, 201, `POST /api/v1/admin-keys returns 201: ${response.text}`);
+  assert.match(response.json?.key ?? '', /^ksa_[0-9a-f]{64}$/, 'the created admin key is ksa_ and 64 lowercase hex');
+  return response.json;
+}
+
+// Adds a credential to a marketplace pool through `pool add`, with `secret` (a key, or an
+// object of credential fields) on standard input. `dedicated` names a project; without it the
+// credential is shared. Returns the pool entry.
+export async function addPoolCredentialWithCli(ks, provider, secret, { dedicated, label, rpm } = {}) {
+  const args = ['pool', 'add', provider];
+  if (dedicated === undefined) {
+    args.push('--shared');
+  } else {
+    args.push('--dedicated', dedicated);
+  }
+  if (label !== undefined) {
+    args.push('--label', label);
+  }
+  if (rpm !== undefined) {
+    args.push('--rpm', String(rpm));
+  }
+  const input = typeof secret === 'string' ? `${secret}\n` : `${JSON.stringify(secret)}\n`;
+  const entry = await cliJson(ks, args, { input });
+  assert.match(entry.id ?? '', /^cred_/, 'pool add returns a credential id starting with cred_');
+  return entry;
+}
+
+// The mask the server shows for a key: "…" and the key's last 4 characters. Keys of 24
+// characters or more also keep their prefix up to the last '-' or '_' within the first 8
+// characters, cut to a quarter of the key less 4 characters. Keys under 16 show only "…".
+export function maskOf(key) {
+  if (key.length < 16) {
+    return '…';
+  }
+  let prefix = 0;
+  if (key.length >= 24) {
+    for (let i = 0; i < 8; i += 1) {
+      if (key[i] === '-' || key[i] === '_') {
+        prefix = i + 1;
+      }
+    }
+    prefix = Math.min(prefix, Math.floor(key.length / 4) - 4);
+  }
+  return `${key.slice(0, prefix)}…${key.slice(-4)}`;
+}

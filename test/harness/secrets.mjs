@@ -62,3 +62,28 @@ export function findSecrets(haystack, secrets) {
 export function containsSecret(text, secret) {
   return Buffer.from(String(text)).includes(Buffer.from(secret));
 }
+
+// Keys of the providers added with the marketplace: a BYOK key each, and the key the operator
+// provisions in the pool (shared, or dedicated through a concierge request).
+export const kGroqKey = 'gsk_test_BYOK_0001';
+export const kGroqPoolKey = 'gsk_test_POOL_0002';
+export const kPineconeKey = 'pcsk_test_BYOK_0001';
+export const kPineconePoolKey = 'pcsk_test_POOL_0002';
+export const kNeonPoolKey = 'napi_test_POOL_0002';
+export const kStripeKey = 'sk_test_BYOK_STRIPE_0001';
+export const kTavilyKey = 'tvly-test-BYOK-0001';
+export const kOpenAiPoolKey = 'sk-test-OPENAI-POOL-0002';
+export const kAnthropicPoolKey = 'sk-ant-test-POOL-0002';
+export const kResendPoolKey = 're_test_POOL_0002';
+
+// Twilio credentials have two fields. The account SID is not secret but must reach Twilio in
+// the path and the Basic user name. The agent has only a placeholder SID.
+export const kTwilioByok = Object.freeze({
+  account_sid: 'AC0123456789abcdef0123456789abcd01',
+  auth_token: 'twilio-test-auth-BYOK-0001',
+});
+export const kTwilioPool = Object.freeze({
+  account_sid: 'ACfedcba9876543210fedcba9876543202',
+  auth_token: 'twilio-test-auth-POOL-0002',
+});
+export const kTwilioPlaceholderSid = 'AC00000000000000000000000000000000';

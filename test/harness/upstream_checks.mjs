@@ -4,6 +4,7 @@
 import assert from 'node:assert/strict';
 
 import { rawHeaderValues } from '../mocks/recorder.mjs';
+import { findSecrets } from './secrets.mjs';
 
 const kCredentialHeaders = ['authorization', 'x-api-key', 'api-key', 'proxy-authorization', 'cookie'];
 
@@ -28,4 +29,24 @@ export function assertNoToken(record, token) {
   const headers = record.rawHeaders.join('\n');
   assert.ok(!headers.includes(hex), 'the agent token is not in any upstream header');
   assert.ok(!record.body.includes(Buffer.from(hex)), 'the agent token is not in the upstream body');
+}
+
+// Asserts that the agent token appears in no form (plaintext, percent-encoded, base64 at any
+// offset, so also inside a Basic header) in the URL, headers or body of `record`.
+export function assertNoTokenInAnyForm(record, token) {
+  const hits = findSecrets(
+    Buffer.concat([Buffer.from(`${record.url}\n${record.rawHeaders.join('\n')}\n`), record.body]),
+    { 'agent token': token },
+  );
+  assert.deepEqual(hits, [], 'the agent token reaches the upstream in no form');
+}
+
+// Asserts for every request in `requests` what assertSingleCredential and
+// assertNoTokenInAnyForm assert for one.
+export function assertEveryRequestClean(requests, name, value, token) {
+  assert.ok(requests.length > 0, 'the upstream received at least one request');
+  for (const record of requests) {
+    assertSingleCredential(record, name, value);
+    assertNoTokenInAnyForm(record, token);
+  }
 }
