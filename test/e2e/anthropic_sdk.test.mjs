@@ -12,8 +12,10 @@ import Anthropic from '@anthropic-ai/sdk';
 import { kInputTokens, kMessageReply, kOutputTokens } from '../mocks/anthropic.mjs';
 import { rawHeaderValues } from '../mocks/recorder.mjs';
 import { assertNoToken, assertSingleCredential } from '../harness/upstream_checks.mjs';
-import { kAnthropicKey } from '../harness/secrets.mjs';
+import { kAnthropicKey, kAnthropicPoolKey } from '../harness/secrets.mjs';
 import { startStack } from '../harness/stack.mjs';
+import { addPoolCredential, assertOneLedgerRow, enableMarketplace, provision } from '../harness/keystore.mjs';
+import { assertEveryRequestClean } from '../harness/upstream_checks.mjs';
 
 const kRequest = {
   model: 'claude-sonnet-4-5',
@@ -130,5 +132,57 @@ describe('anthropic SDK through the proxy', () => {
       return true;
     });
     assert.equal(stack.mocks.anthropic.requests.length, 0, 'the upstream received no request');
+  });
+});
+
+// A second project uses a dedicated pool credential, which the proxy prefers to the shared one.
+describe('anthropic SDK in marketplace mode', () => {
+  let stack;
+  let dedicated;
+  let market;
+
+  before(async () => {
+    stack = await startStack();
+    market = await provision(stack.ks, { project: 'proj-market', agent: 'agent-market' });
+    await addPoolCredential(stack.ks, 'anthropic', 'sk-ant-test-SHARED-0003', { scope: 'shared' });
+    dedicated = await addPoolCredential(stack.ks, 'anthropic', kAnthropicPoolKey, {
+      scope: 'dedicated',
+      project: market.projectId,
+    });
+    await enableMarketplace(stack.ks, market.projectId, 'anthropic');
+    stack.mocks.anthropic.setExpectedCredential(kAnthropicPoolKey);
+  });
+
+  after(async () => {
+    await stack?.close();
+  });
+
+  beforeEach(() => {
+    stack.clearMocks();
+  });
+
+  test('streamed message uses dedicated key', async () => {
+    const client = new Anthropic({
+      apiKey: market.token,
+      baseURL: `${stack.ks.proxyUrl}/v1/anthropic`,
+      maxRetries: 0,
+      timeout: 30000,
+    });
+    const stream = await client.messages.create({ ...kRequest, stream: true });
+    let text = '';
+    for await (const event of stream) {
+      if (event.type === 'content_block_delta' && event.delta.type === 'text_delta') {
+        text += event.delta.text;
+      }
+    }
+    assert.equal(text, kMessageReply, 'streamed text equals the mock content');
+    assert.equal(stack.mocks.anthropic.requests.length, 1, 'the anthropic mock received exactly one request');
+    assertEveryRequestClean(stack.mocks.anthropic.requests, 'x-api-key', kAnthropicPoolKey, market.token);
+    await assertOneLedgerRow(stack.ks, market.projectId, {
+      provider: 'anthropic',
+      mode: 'marketplace',
+      upstreamStatus: 200,
+      credentialId: dedicated.id,
+    });
   });
 });

@@ -9,8 +9,10 @@ import OpenAI from 'openai';
 
 import { kChatReply, kEmbedding, kUsage } from '../mocks/openai.mjs';
 import { assertNoToken, assertSingleCredential } from '../harness/upstream_checks.mjs';
-import { kOpenAiKey } from '../harness/secrets.mjs';
+import { kOpenAiKey, kOpenAiPoolKey } from '../harness/secrets.mjs';
 import { startStack } from '../harness/stack.mjs';
+import { addPoolCredential, assertOneLedgerRow, enableMarketplace, provision, waitForLedger } from '../harness/keystore.mjs';
+import { assertEveryRequestClean } from '../harness/upstream_checks.mjs';
 
 // The mock sends its whole stream at once, so the SDK's loop must end as soon as the proxy
 // ends the response.
@@ -111,5 +113,90 @@ describe('openai SDK through the proxy', () => {
       },
     );
     assert.equal(stack.mocks.openai.requests.length, 0, 'the upstream received no request');
+  });
+});
+
+// A second project uses the operator's shared pool while the stack's project keeps its own key.
+describe('openai SDK in marketplace mode', () => {
+  let stack;
+  let pooled;
+  let market;
+
+  before(async () => {
+    stack = await startStack();
+    pooled = await addPoolCredential(stack.ks, 'openai', kOpenAiPoolKey, { scope: 'shared' });
+    market = await provision(stack.ks, { project: 'proj-market', agent: 'agent-market' });
+    await enableMarketplace(stack.ks, market.projectId, 'openai');
+  });
+
+  after(async () => {
+    await stack?.close();
+  });
+
+  beforeEach(() => {
+    stack.clearMocks();
+  });
+
+  function clientFor(token) {
+    return new OpenAI({ apiKey: token, baseURL: `${stack.ks.proxyUrl}/v1/openai/v1`, maxRetries: 0, timeout: 30000 });
+  }
+
+  test('chat completion uses shared pool key', async () => {
+    stack.mocks.openai.setExpectedCredential(kOpenAiPoolKey);
+    const completion = await clientFor(market.token).chat.completions.create({
+      model: 'gpt-4o-mini',
+      messages: [{ role: 'user', content: 'Say hello' }],
+    });
+    assert.equal(completion.choices[0].message.content, kChatReply, 'content is the mock reply');
+    assert.equal(stack.mocks.openai.requests.length, 1, 'the openai mock received exactly one request');
+    assertEveryRequestClean(stack.mocks.openai.requests, 'authorization', `Bearer ${kOpenAiPoolKey}`, market.token);
+    await assertOneLedgerRow(stack.ks, market.projectId, {
+      provider: 'openai',
+      mode: 'marketplace',
+      upstreamStatus: 200,
+      credentialId: pooled.id,
+    });
+  });
+
+  test('byok project keeps its own key', async () => {
+    stack.mocks.openai.setExpectedCredential(kOpenAiKey);
+    const result = await clientFor(stack.project.token).embeddings.create({ model: 'text-embedding-3-small', input: 'hello' });
+    assert.deepEqual(result.data[0].embedding, kEmbedding, 'the embedding equals the mock vector');
+    assertEveryRequestClean(stack.mocks.openai.requests, 'authorization', `Bearer ${kOpenAiKey}`, stack.project.token);
+  });
+
+  // Runs last because the rejected key stays in the installation's pool.
+  test('pool key answering 401 is replaced', async () => {
+    const rejected = await addPoolCredential(stack.ks, 'openai', 'sk-test-OPENAI-REVOKED-0003', { scope: 'shared' });
+    const project = await provision(stack.ks, { project: 'proj-retry', agent: 'agent-retry' });
+    await enableMarketplace(stack.ks, project.projectId, 'openai');
+    stack.mocks.openai.setExpectedCredential(kOpenAiPoolKey);
+
+    // The least recently used key goes first, so the new, never used key is tried on the first
+    // request. Whether it is tried again on the second depends on when its failure counted as use.
+    for (let i = 0; i < 2; i += 1) {
+      const completion = await clientFor(project.token).chat.completions.create({
+        model: 'gpt-4o-mini',
+        messages: [{ role: 'user', content: 'Say hello' }],
+      });
+      assert.equal(completion.choices[0].message.content, kChatReply, 'content is the mock reply');
+    }
+    const keys = stack.mocks.openai.requests.map((record) => record.headers.authorization);
+    const rejectedTries = keys.filter((key) => key === 'Bearer sk-test-OPENAI-REVOKED-0003').length;
+    assert.ok(rejectedTries >= 1, 'the rejected key was tried');
+    assert.equal(keys.length, 2 + rejectedTries, 'every request rejected with 401 was sent once more');
+    assert.equal(keys.at(-1), `Bearer ${kOpenAiPoolKey}`, 'the last request used the working key');
+    keys.forEach((key, i) => {
+      if (key !== `Bearer ${kOpenAiPoolKey}`) {
+        assert.equal(keys[i + 1], `Bearer ${kOpenAiPoolKey}`, 'a 401 is followed by a request with the other key');
+      }
+    });
+    const rows = await waitForLedger(stack.ks, project.projectId, 2);
+    assert.equal(rows.length, 2, `one ledger row per client request: ${JSON.stringify(rows)}`);
+    for (const row of rows) {
+      assert.equal(row.upstream_status, 200, 'the ledger row has the relayed status 200');
+      assert.equal(row.credential_id, pooled.id, 'the ledger row names the key that answered');
+      assert.notEqual(row.credential_id, rejected.id, 'the ledger row does not name the rejected key');
+    }
   });
 });

@@ -7,8 +7,10 @@ import { after, before, beforeEach, describe, test } from 'node:test';
 import { Resend } from 'resend';
 
 import { assertNoToken, assertSingleCredential } from '../harness/upstream_checks.mjs';
-import { kResendKey } from '../harness/secrets.mjs';
+import { kResendKey, kResendPoolKey } from '../harness/secrets.mjs';
 import { startStack } from '../harness/stack.mjs';
+import { addPoolCredential, assertOneLedgerRow, enableMarketplace, provision } from '../harness/keystore.mjs';
+import { assertEveryRequestClean } from '../harness/upstream_checks.mjs';
 
 const kEmail = {
   from: 'Agent <agent@example.test>',
@@ -65,5 +67,49 @@ describe('resend SDK through the proxy', () => {
     assert.equal(data, null, 'no data');
     assert.ok(error, 'an error is returned');
     assert.equal(stack.mocks.resend.requests.length, 0, 'the upstream received no request');
+  });
+});
+
+describe('resend SDK in marketplace mode', () => {
+  let stack;
+  let pooled;
+  let market;
+  let previousBaseUrl;
+
+  before(async () => {
+    stack = await startStack();
+    pooled = await addPoolCredential(stack.ks, 'resend', kResendPoolKey, { scope: 'shared' });
+    market = await provision(stack.ks, { project: 'proj-market', agent: 'agent-market' });
+    await enableMarketplace(stack.ks, market.projectId, 'resend');
+    stack.mocks.resend.setExpectedCredential(kResendPoolKey);
+    previousBaseUrl = process.env.RESEND_BASE_URL;
+    process.env.RESEND_BASE_URL = `${stack.ks.proxyUrl}/v1/resend`;
+  });
+
+  after(async () => {
+    if (previousBaseUrl === undefined) {
+      delete process.env.RESEND_BASE_URL;
+    } else {
+      process.env.RESEND_BASE_URL = previousBaseUrl;
+    }
+    await stack?.close();
+  });
+
+  beforeEach(() => {
+    stack.clearMocks();
+  });
+
+  test('emails.send uses shared pool key', async () => {
+    const { data, error } = await new Resend(market.token).emails.send(kEmail);
+    assert.equal(error, null, `no error: ${JSON.stringify(error)}`);
+    assert.equal(data?.id, stack.mocks.resend.sentEmailIds.at(-1), 'the id is the one the mock answered');
+    assert.equal(stack.mocks.resend.requests.length, 1, 'the resend mock received exactly one request');
+    assertEveryRequestClean(stack.mocks.resend.requests, 'authorization', `Bearer ${kResendPoolKey}`, market.token);
+    await assertOneLedgerRow(stack.ks, market.projectId, {
+      provider: 'resend',
+      mode: 'marketplace',
+      upstreamStatus: 200,
+      credentialId: pooled.id,
+    });
   });
 });

@@ -82,4 +82,28 @@ describe('two instances on one database', () => {
     const resumed = await first.api('PATCH', `/api/v1/agents/${stack.project.agentId}`, { status: 'active' });
     assert.equal(resumed.status, 200, `resume through the first instance: ${resumed.text}`);
   });
+
+  test('key replacement and mode switch reach other instance', async () => {
+    const token = await mintToken(first, stack.project.agentId);
+    await sleep(1000);
+    assert.equal((await chat(second, token.token)).status, 200, 'the token works before the change');
+
+    // A replaced key: the other instance sends the new one with its next request.
+    const replaced = 'sk-test-OPENAI-REPLACED-0002';
+    stack.mocks.openai.setExpectedCredential(undefined);
+    stack.clearMocks();
+    const put = await first.api('PUT', `/api/v1/projects/${stack.project.projectId}/providers/openai/key`, { api_key: replaced });
+    assert.equal(put.status, 200, `key replaced through the first instance: ${put.text}`);
+    await sleep(1000);
+    assert.equal((await chat(second, token.token)).status, 200);
+    assert.deepEqual(stack.mocks.openai.requests.map((request) => request.headers.authorization), [`Bearer ${replaced}`]);
+
+    // A switch to marketplace mode with an empty pool: the other instance stops using the key.
+    stack.clearMocks();
+    const patched = await first.api('PATCH', `/api/v1/projects/${stack.project.projectId}/providers/openai`, { mode: 'marketplace' });
+    assert.equal(patched.status, 200, `mode switched through the first instance: ${patched.text}`);
+    await sleep(1000);
+    assertKeystoreError(await chat(second, token.token), 503, 'no_capacity', 'second instance after the switch');
+    assert.equal(stack.mocks.openai.requests.length, 0, 'the replaced key is not used in marketplace mode');
+  });
 });

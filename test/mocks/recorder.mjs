@@ -89,6 +89,46 @@ export function bearerCredential(req) {
   return credential.length > 0 ? credential : null;
 }
 
+// Decodes a JSON body; an empty body is undefined.
+export function parseJsonBody(body) {
+  if (body.length === 0) {
+    return undefined;
+  }
+  try {
+    return JSON.parse(body.toString('utf8'));
+  } catch {
+    throw new Error('request body is not valid JSON');
+  }
+}
+
+// Decodes an application/x-www-form-urlencoded body into an object; a repeated field becomes
+// an array of its values, in order.
+export function parseFormBody(body) {
+  const fields = {};
+  for (const [name, value] of new URLSearchParams(body.toString('utf8'))) {
+    if (name in fields) {
+      fields[name] = [].concat(fields[name], value);
+    } else {
+      fields[name] = value;
+    }
+  }
+  return fields;
+}
+
+// Returns the decoded user name and password of an `Authorization: Basic` header, or null.
+export function basicCredential(req) {
+  const value = req.headers.authorization;
+  if (typeof value !== 'string' || !value.startsWith('Basic ')) {
+    return null;
+  }
+  const decoded = Buffer.from(value.slice('Basic '.length), 'base64').toString('utf8');
+  const colon = decoded.indexOf(':');
+  if (colon === -1) {
+    return null;
+  }
+  return { username: decoded.slice(0, colon), password: decoded.slice(colon + 1) };
+}
+
 export function sleep(ms) {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
@@ -97,11 +137,14 @@ export function sleep(ms) {
 //   name                        used in logs and assertion messages
 //   credentialOf(req)           the credential the request carries in the provider's scheme
 //   errorBody(status, message)  the provider's error body for an HTTP status
+//   parseBody(body, req)        optional: decodes the body Buffer into ctx.json, throwing an
+//                               Error whose message becomes the 400 response; default JSON
 //   handle(ctx)                 answers a request that passed the behaviours and the
 //                               credential check; ctx = {req, res, body, json, mock, behavior}
 // Options: tls = {key, cert} for HTTPS; expectedCredential makes any other credential a 401.
 export async function startRecordingServer(provider, options = {}) {
   let behavior = kDefaultBehavior;
+  let expectedCredential = options.expectedCredential;
   const requests = [];
   const sseLog = [];
   const sockets = new Set();
@@ -121,6 +164,10 @@ export async function startRecordingServer(provider, options = {}) {
     },
     setBehavior(next = {}) {
       behavior = Object.freeze({ ...next });
+    },
+    // Replaces the expectedCredential option; undefined accepts any credential.
+    setExpectedCredential(value) {
+      expectedCredential = value;
     },
     clear() {
       requests.length = 0;
@@ -178,7 +225,7 @@ export async function startRecordingServer(provider, options = {}) {
     }
 
     const credential = provider.credentialOf(req);
-    const expected = options.expectedCredential;
+    const expected = expectedCredential;
     if (credential === null || (expected !== undefined && credential !== expected)) {
       sendJson(res, 401, provider.errorBody(401, 'missing or invalid API key'));
       return;
@@ -220,9 +267,9 @@ export async function startRecordingServer(provider, options = {}) {
 
     let json;
     try {
-      json = body.length > 0 ? JSON.parse(body.toString('utf8')) : undefined;
-    } catch {
-      sendJson(res, 400, provider.errorBody(400, 'request body is not valid JSON'));
+      json = provider.parseBody ? provider.parseBody(body, req) : parseJsonBody(body);
+    } catch (error) {
+      sendJson(res, 400, provider.errorBody(400, error.message));
       return;
     }
     setHeaders(res, current.responseHeaders);
