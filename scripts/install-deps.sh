@@ -10,7 +10,7 @@ build_packages=(
   libssl-dev libsqlite3-dev libpq-dev libhiredis-dev libspdlog-dev libcli11-dev libtomlplusplus-dev
 )
 test_packages=(
-  libgtest-dev libgmock-dev libbenchmark-dev openssl
+  libgtest-dev libgmock-dev libbenchmark-dev openssl sqlite3
   postgresql redis-server
 )
 bench_packages=(nginx wrk jq curl iproute2)

@@ -59,10 +59,23 @@ std::optional<std::string> RequestContext::queryValue(std::string_view name) con
 Result<void> requireOperator(const RequestContext& context) {
   if (!context.admin_key.is_operator) {
     return fail(ErrorCode::kForbidden, "admin API key " + context.admin_key.id +
-                                           " is not an operator key; marketplace pools and the "
-                                           "concierge queue need an operator key");
+                                           " is not an operator key; marketplace pools, prices "
+                                           "and the concierge queue need an operator key");
   }
   return {};
+}
+
+Result<int64_t> parseTimeBound(std::string_view name, const std::string& text, int64_t now) {
+  if (std::optional<int64_t> time = parseRfc3339(text)) {
+    return *time;
+  }
+  if (std::optional<int64_t> ago = parseDurationMillis(text)) {
+    return now - *ago;
+  }
+  return fail(ErrorCode::kInvalidRequest,
+              "query parameter " + std::string(name) +
+                  " must be an RFC 3339 time such as 2025-01-31T12:00:00Z or a duration such "
+                  "as 24h");
 }
 
 ApiResponse jsonResponse(int status, const boost::json::value& body) {
@@ -119,7 +132,10 @@ std::span<const AdminApi::Route> AdminApi::routes() {
       {"GET", "/api/v1/projects", &AdminApi::listProjects},
       {"POST", "/api/v1/projects", &AdminApi::createProject},
       {"GET", "/api/v1/projects/{}", &AdminApi::getProject},
+      {"PATCH", "/api/v1/projects/{}", &AdminApi::patchProject},
       {"GET", "/api/v1/projects/{}/ledger", &AdminApi::queryLedger},
+      {"GET", "/api/v1/projects/{}/usage", &AdminApi::usageReport},
+      {"GET", "/api/v1/projects/{}/invoices/{}", &AdminApi::getInvoice},
 
       {"GET", "/api/v1/catalog", &AdminApi::listCatalog},
 
@@ -145,6 +161,10 @@ std::span<const AdminApi::Route> AdminApi::routes() {
       {"POST", "/api/v1/pools/{}/credentials", &AdminApi::addPoolCredential},
       {"POST", "/api/v1/pools/credentials/{}/disable", &AdminApi::disablePoolCredential},
       {"POST", "/api/v1/pools/credentials/{}/enable", &AdminApi::enablePoolCredential},
+
+      {"GET", "/api/v1/prices", &AdminApi::listPrices},
+      {"POST", "/api/v1/prices", &AdminApi::createPrice},
+      {"GET", "/api/v1/prices/current", &AdminApi::listCurrentPrices},
 
       {"GET", "/api/v1/projects/{}/concierge", &AdminApi::listProjectConciergeRequests},
       {"POST", "/api/v1/projects/{}/concierge", &AdminApi::createConciergeRequest},

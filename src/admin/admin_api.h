@@ -50,8 +50,8 @@ struct CredentialHealth {
 
 struct AdminApiOptions {
   // Called after every change that affects the proxy (tokens, agents, keys, modes, pool
-  // credentials, fulfilled concierge requests), so the proxy rebuilds its snapshot before the
-  // change is acknowledged.
+  // credentials, fulfilled concierge requests, limits, budgets, prices), so the proxy rebuilds
+  // its snapshot before the change is acknowledged.
   std::function<void()> on_config_change;
   // Reports a pool credential's circuit state for GET /pools. When unset, every credential
   // reads as closed with no failures.
@@ -100,6 +100,8 @@ class AdminApi {
   Result<store::Project> findProjectForOperator(const RequestContext& context,
                                                 const std::string& id_or_name);
   const catalog::ProviderSpec* findProvider(const std::string& provider_id) const;
+  // The ?provider= filter of a list: "" when absent, kUnknownProvider when not in the catalog.
+  Result<std::string> readProviderFilter(const RequestContext& context) const;
 
   // The project's data key, unwrapped. An empty `key_id` picks the project's newest key.
   struct DataKeyMaterial {
@@ -136,7 +138,10 @@ class AdminApi {
   Result<ApiResponse> createProject(const RequestContext& context);
   Result<ApiResponse> listProjects(const RequestContext& context);
   Result<ApiResponse> getProject(const RequestContext& context);
+  Result<ApiResponse> patchProject(const RequestContext& context);
   Result<ApiResponse> queryLedger(const RequestContext& context);
+  Result<ApiResponse> usageReport(const RequestContext& context);
+  Result<ApiResponse> getInvoice(const RequestContext& context);
 
   Result<ApiResponse> listCatalog(const RequestContext& context);
 
@@ -164,6 +169,10 @@ class AdminApi {
   Result<ApiResponse> enablePoolCredential(const RequestContext& context);
   Result<ApiResponse> setPoolCredentialStatus(const RequestContext& context,
                                               const std::string& status);
+
+  Result<ApiResponse> createPrice(const RequestContext& context);
+  Result<ApiResponse> listPrices(const RequestContext& context);
+  Result<ApiResponse> listCurrentPrices(const RequestContext& context);
 
   Result<ApiResponse> createConciergeRequest(const RequestContext& context);
   Result<ApiResponse> listProjectConciergeRequests(const RequestContext& context);

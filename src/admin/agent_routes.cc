@@ -4,6 +4,7 @@
 #include "admin/admin_api.h"
 #include "admin/json_body.h"
 #include "admin/json_render.h"
+#include "admin/limit_fields.h"
 #include "admin/request_context.h"
 #include "common/random.h"
 
@@ -11,20 +12,56 @@ namespace keystore::admin {
 
 namespace {
 
-// Limits above this are surely typos, because a workload that large should not be limited.
-constexpr int64_t kMaxLimit = 1'000'000'000;
+// The limit and budget members of an agent's POST or PATCH body.
+struct AgentLimitFields {
+  OptionalField<int64_t> rpm_limit;
+  OptionalField<int64_t> rpd_limit;
+  OptionalField<int64_t> tpm_limit;
+  OptionalField<int64_t> budget_cents;
+  OptionalField<int64_t> budget_warn_percent;
 
-Result<OptionalField<int64_t>> readLimit(const boost::json::object& body, std::string_view name) {
-  Result<OptionalField<int64_t>> limit = readInteger(body, name, true);
-  if (!limit) {
-    return limit;
+  bool anyPresent() const {
+    return rpm_limit.present || rpd_limit.present || tpm_limit.present || budget_cents.present ||
+           budget_warn_percent.present;
   }
-  if (limit->value && (*limit->value < 1 || *limit->value > kMaxLimit)) {
-    return fail(ErrorCode::kInvalidRequest, "\"" + std::string(name) +
-                                                "\" must be from 1 to 1000000000, or null for "
-                                                "no limit");
+
+  // Sets the members present in the body; null clears a value.
+  void applyTo(store::Agent& agent) const {
+    auto apply = [](const OptionalField<int64_t>& field, std::optional<int64_t>& target) {
+      if (field.present) {
+        target = field.value;
+      }
+    };
+    apply(rpm_limit, agent.rpm_limit);
+    apply(rpd_limit, agent.rpd_limit);
+    apply(tpm_limit, agent.tpm_limit);
+    apply(budget_cents, agent.budget_cents);
+    apply(budget_warn_percent, agent.budget_warn_percent);
   }
-  return limit;
+};
+
+Result<AgentLimitFields> readAgentLimits(const boost::json::object& body) {
+  AgentLimitFields fields;
+  for (auto [name, field] :
+       {std::pair{"rpm_limit", &fields.rpm_limit}, std::pair{"rpd_limit", &fields.rpd_limit},
+        std::pair{"tpm_limit", &fields.tpm_limit}}) {
+    Result<OptionalField<int64_t>> limit = readRateLimit(body, name);
+    if (!limit) {
+      return std::unexpected(limit.error());
+    }
+    *field = *limit;
+  }
+  Result<OptionalField<int64_t>> budget = readBudgetCents(body, "budget_cents");
+  if (!budget) {
+    return std::unexpected(budget.error());
+  }
+  fields.budget_cents = *budget;
+  Result<OptionalField<int64_t>> warn = readWarnPercent(body, "budget_warn_percent");
+  if (!warn) {
+    return std::unexpected(warn.error());
+  }
+  fields.budget_warn_percent = *warn;
+  return fields;
 }
 
 }  // namespace
@@ -39,7 +76,9 @@ Result<ApiResponse> AdminApi::createAgent(const RequestContext& context) {
   if (!body) {
     return std::unexpected(body.error());
   }
-  if (auto known = rejectUnknownMembers(*body, {"name", "rpm_limit", "rpd_limit"}); !known) {
+  auto known = rejectUnknownMembers(*body, {"name", "rpm_limit", "rpd_limit", "tpm_limit",
+                                            "budget_cents", "budget_warn_percent"});
+  if (!known) {
     return std::unexpected(known.error());
   }
   Result<std::string> name = readRequiredString(*body, "name");
@@ -49,22 +88,17 @@ Result<ApiResponse> AdminApi::createAgent(const RequestContext& context) {
   if (auto valid = validateName("name", *name, "agt"); !valid) {
     return std::unexpected(valid.error());
   }
-  Result<OptionalField<int64_t>> rpm_limit = readLimit(*body, "rpm_limit");
-  if (!rpm_limit) {
-    return std::unexpected(rpm_limit.error());
-  }
-  Result<OptionalField<int64_t>> rpd_limit = readLimit(*body, "rpd_limit");
-  if (!rpd_limit) {
-    return std::unexpected(rpd_limit.error());
+  Result<AgentLimitFields> limits = readAgentLimits(*body);
+  if (!limits) {
+    return std::unexpected(limits.error());
   }
 
   store::Agent agent;
   agent.id = newId("agt");
   agent.project_id = project->id;
   agent.name = *name;
-  agent.rpm_limit = rpm_limit->value;
-  agent.rpd_limit = rpd_limit->value;
   agent.created_at = context.now;
+  limits->applyTo(agent);
 
   Result<store::Agent> created = store_.createAgent(agent);
   if (!created) {
@@ -113,7 +147,8 @@ Result<ApiResponse> AdminApi::patchAgent(const RequestContext& context) {
   if (!body) {
     return std::unexpected(body.error());
   }
-  auto known = rejectUnknownMembers(*body, {"status", "name", "rpm_limit", "rpd_limit"});
+  auto known = rejectUnknownMembers(*body, {"status", "name", "rpm_limit", "rpd_limit", "tpm_limit",
+                                            "budget_cents", "budget_warn_percent"});
   if (!known) {
     return std::unexpected(known.error());
   }
@@ -135,17 +170,14 @@ Result<ApiResponse> AdminApi::patchAgent(const RequestContext& context) {
       return std::unexpected(valid.error());
     }
   }
-  Result<OptionalField<int64_t>> rpm_limit = readLimit(*body, "rpm_limit");
-  if (!rpm_limit) {
-    return std::unexpected(rpm_limit.error());
+  Result<AgentLimitFields> limits = readAgentLimits(*body);
+  if (!limits) {
+    return std::unexpected(limits.error());
   }
-  Result<OptionalField<int64_t>> rpd_limit = readLimit(*body, "rpd_limit");
-  if (!rpd_limit) {
-    return std::unexpected(rpd_limit.error());
-  }
-  if (!status->present && !name->present && !rpm_limit->present && !rpd_limit->present) {
+  if (!status->present && !name->present && !limits->anyPresent()) {
     return fail(ErrorCode::kInvalidRequest,
-                "nothing to change; send at least one of status, name, rpm_limit and rpd_limit");
+                "nothing to change; send at least one of status, name, rpm_limit, rpd_limit, "
+                "tpm_limit, budget_cents and budget_warn_percent");
   }
   // Revocation is final so that a leaked agent cannot be quietly brought back.
   if (agent->status == "revoked" && status->value && *status->value != "revoked") {
@@ -157,12 +189,7 @@ Result<ApiResponse> AdminApi::patchAgent(const RequestContext& context) {
   store::Agent updated = *agent;
   updated.status = status->value.value_or(updated.status);
   updated.name = name->value.value_or(updated.name);
-  if (rpm_limit->present) {
-    updated.rpm_limit = rpm_limit->value;
-  }
-  if (rpd_limit->present) {
-    updated.rpd_limit = rpd_limit->value;
-  }
+  limits->applyTo(updated);
 
   if (auto stored = store_.updateAgent(updated); !stored) {
     if (stored.error().code == ErrorCode::kConflict) {

@@ -1,6 +1,7 @@
 #include "admin/json_render.h"
 
 #include <boost/json/array.hpp>
+#include <boost/json/parse.hpp>
 
 #include "common/clock.h"
 #include "tokens/agent_token.h"
@@ -21,6 +22,22 @@ boost::json::value nullIfEmpty(const std::string& text) {
     return nullptr;
   }
   return boost::json::string(text);
+}
+
+// A ledger row's recorded prices as an object from unit name to micro-dollars per million
+// units; {} for a row that applied no price.
+boost::json::object renderRowPrices(const std::string& prices) {
+  if (prices.empty()) {
+    return {};
+  }
+  boost::system::error_code error;
+  boost::json::value parsed = boost::json::parse(prices, error);
+  // NOTE: the ledger writer only stores objects; anything else renders as {} rather than
+  // failing the whole ledger page.
+  if (error || !parsed.is_object()) {
+    return {};
+  }
+  return std::move(parsed.as_object());
 }
 
 std::string_view lifetimeStatus(int64_t revoked_at, int64_t expires_at, int64_t now) {
@@ -56,11 +73,34 @@ boost::json::value renderTime(int64_t unix_millis) {
   return boost::json::string(formatRfc3339(unix_millis));
 }
 
-boost::json::object renderProject(const store::Project& project) {
+std::string decimalDollars(int64_t micros) {
+  constexpr int64_t kMicrosPerDollar = 1'000'000;
+  // Negated in unsigned arithmetic, so that the most negative int64 has a magnitude too.
+  uint64_t magnitude = micros < 0 ? 0 - static_cast<uint64_t>(micros) : micros;
+  std::string text = micros < 0 ? "-" : "";
+  text += std::to_string(magnitude / kMicrosPerDollar);
+
+  uint64_t fraction = magnitude % kMicrosPerDollar;
+  if (fraction == 0) {
+    return text;
+  }
+  std::string digits = std::to_string(fraction);
+  digits.insert(0, 6 - digits.size(), '0');
+  digits.erase(digits.find_last_not_of('0') + 1);
+  return text + "." + digits;
+}
+
+boost::json::object renderProject(const store::Project& project,
+                                  const store::ProjectLimits& limits) {
   return {
       {"id", project.id},
       {"name", project.name},
       {"organization_id", project.organization_id},
+      {"default_rpm", optionalInteger(limits.default_rpm)},
+      {"default_rpd", optionalInteger(limits.default_rpd)},
+      {"default_tpm", optionalInteger(limits.default_tpm)},
+      {"budget_cents", optionalInteger(limits.budget_cents)},
+      {"budget_warn_percent", optionalInteger(limits.budget_warn_percent)},
       {"created_at", renderTime(project.created_at)},
   };
 }
@@ -73,6 +113,9 @@ boost::json::object renderAgent(const store::Agent& agent) {
       {"status", agent.status},
       {"rpm_limit", optionalInteger(agent.rpm_limit)},
       {"rpd_limit", optionalInteger(agent.rpd_limit)},
+      {"tpm_limit", optionalInteger(agent.tpm_limit)},
+      {"budget_cents", optionalInteger(agent.budget_cents)},
+      {"budget_warn_percent", optionalInteger(agent.budget_warn_percent)},
       {"created_at", renderTime(agent.created_at)},
   };
 }
@@ -118,6 +161,77 @@ boost::json::object renderLedgerRow(const store::LedgerRow& row) {
       {"bytes_in", row.bytes_in},
       {"bytes_out", row.bytes_out},
       {"latency_ms", row.latency_ms},
+      {"model", nullIfEmpty(row.model)},
+      {"units", renderUnits(row.units)},
+      {"usage_reported", row.usage_reported},
+      {"prices", renderRowPrices(row.prices)},
+      {"cost_micros", row.cost_micros},
+      {"billable", row.billable},
+  };
+}
+
+boost::json::object renderUnits(const store::UnitCounts& units) {
+  boost::json::object rendered;
+  for (size_t i = 0; i < store::kUsageUnits.size(); ++i) {
+    rendered[store::kUsageUnits[i]] = units.*store::kUnitCountFields[i];
+  }
+  return rendered;
+}
+
+boost::json::object renderPrice(const store::Price& price) {
+  return {
+      {"id", price.id},
+      {"provider", price.provider},
+      {"model", nullIfEmpty(price.model)},
+      {"unit", price.unit},
+      {"usd_per_million", decimalDollars(price.micros_per_million)},
+      {"micros_per_million", price.micros_per_million},
+      {"effective_from", renderTime(price.effective_from)},
+      {"created_at", renderTime(price.created_at)},
+  };
+}
+
+boost::json::object renderUsageRow(const store::UsageReportRow& row) {
+  boost::json::object rendered{{"key", row.key}};
+  for (auto& member : renderUsageTotal(row)) {
+    rendered.emplace(member.key(), std::move(member.value()));
+  }
+  return rendered;
+}
+
+boost::json::object renderUsageTotal(const store::UsageReportRow& row) {
+  return {
+      {"requests", row.request_count},
+      {"units", renderUnits(row.units)},
+      {"cost_micros", row.billable_cost_micros + row.byok_cost_micros},
+      {"billable_micros", row.billable_cost_micros},
+      {"byok_micros", row.byok_cost_micros},
+  };
+}
+
+boost::json::object renderInvoice(const store::Invoice& invoice, std::string_view month) {
+  boost::json::array lines;
+  for (const store::InvoiceLine& line : invoice.lines) {
+    lines.push_back(boost::json::object{
+        {"provider", line.provider},
+        {"model", nullIfEmpty(line.model)},
+        {"unit", line.unit},
+        {"units", line.units},
+        {"micros_per_million", line.micros_per_million},
+        {"usd_per_million", decimalDollars(line.micros_per_million)},
+        {"cost_micros", line.cost_micros},
+        {"billed_micros", line.billed_micros},
+        {"mode", line.billable ? "marketplace" : "byok"},
+    });
+  }
+  return {
+      {"project_id", invoice.project_id},
+      {"month", month},
+      {"period_start", renderTime(invoice.month_start)},
+      {"period_end", renderTime(invoice.month_end)},
+      {"lines", std::move(lines)},
+      {"total_billed_micros", invoice.billed_micros},
+      {"total_list_price_micros", invoice.billed_micros + invoice.byok_list_micros},
   };
 }
 

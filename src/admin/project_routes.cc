@@ -1,9 +1,12 @@
-// Routes for projects and their ledger.
+// Routes for projects, their limits and budget, and their ledger.
 #include <boost/json/array.hpp>
+#include <map>
+#include <tuple>
 
 #include "admin/admin_api.h"
 #include "admin/json_body.h"
 #include "admin/json_render.h"
+#include "admin/limit_fields.h"
 #include "admin/request_context.h"
 #include "common/clock.h"
 #include "common/random.h"
@@ -15,18 +18,11 @@ namespace {
 constexpr int kDefaultLedgerLimit = 100;
 constexpr int kMaxLedgerLimit = 1000;
 
-// A ledger bound: RFC 3339 text, or a duration meaning that long before `now` ("24h").
-Result<int64_t> parseTimeBound(std::string_view name, const std::string& text, int64_t now) {
-  if (std::optional<int64_t> time = parseRfc3339(text)) {
-    return *time;
-  }
-  if (std::optional<int64_t> ago = parseDurationMillis(text)) {
-    return now - *ago;
-  }
-  return fail(ErrorCode::kInvalidRequest,
-              "query parameter " + std::string(name) +
-                  " must be an RFC 3339 time such as 2025-01-31T12:00:00Z or a duration such "
-                  "as 24h");
+// The limits of a project that has never set any.
+store::ProjectLimits unsetLimits(const std::string& project_id) {
+  store::ProjectLimits limits;
+  limits.project_id = project_id;
+  return limits;
 }
 
 Result<int> parseLimit(const std::string& text) {
@@ -79,7 +75,7 @@ Result<ApiResponse> AdminApi::createProject(const RequestContext& context) {
   }
   // The proxy's snapshot contains the data keys, so a new project is a configuration change.
   notifyConfigChange();
-  return jsonResponse(201, renderProject(*created));
+  return jsonResponse(201, renderProject(*created, unsetLimits(created->id)));
 }
 
 Result<ApiResponse> AdminApi::listProjects(const RequestContext& context) {
@@ -88,10 +84,21 @@ Result<ApiResponse> AdminApi::listProjects(const RequestContext& context) {
   if (!projects) {
     return std::unexpected(projects.error());
   }
+  // The store lists every organization's limits at once; only this organization's are shown.
+  Result<std::vector<store::ProjectLimits>> all_limits = store_.listProjectLimits();
+  if (!all_limits) {
+    return std::unexpected(all_limits.error());
+  }
+  std::map<std::string, const store::ProjectLimits*, std::less<>> limits_by_project;
+  for (const store::ProjectLimits& limits : *all_limits) {
+    limits_by_project[limits.project_id] = &limits;
+  }
 
   boost::json::array items;
   for (const store::Project& project : *projects) {
-    items.push_back(renderProject(project));
+    auto limits = limits_by_project.find(project.id);
+    items.push_back(renderProject(
+        project, limits != limits_by_project.end() ? *limits->second : unsetLimits(project.id)));
   }
   return listResponse(std::move(items));
 }
@@ -101,7 +108,64 @@ Result<ApiResponse> AdminApi::getProject(const RequestContext& context) {
   if (!project) {
     return std::unexpected(project.error());
   }
-  return jsonResponse(200, renderProject(*project));
+  Result<store::ProjectLimits> limits = store_.getProjectLimits(project->id);
+  if (!limits) {
+    return std::unexpected(limits.error());
+  }
+  return jsonResponse(200, renderProject(*project, *limits));
+}
+
+Result<ApiResponse> AdminApi::patchProject(const RequestContext& context) {
+  Result<store::Project> project = findProject(context, context.params[0]);
+  if (!project) {
+    return std::unexpected(project.error());
+  }
+
+  Result<boost::json::object> body = parseObjectBody(context.request.body);
+  if (!body) {
+    return std::unexpected(body.error());
+  }
+  auto known = rejectUnknownMembers(
+      *body, {"default_rpm", "default_rpd", "default_tpm", "budget_cents", "budget_warn_percent"});
+  if (!known) {
+    return std::unexpected(known.error());
+  }
+  Result<store::ProjectLimits> limits = store_.getProjectLimits(project->id);
+  if (!limits) {
+    return std::unexpected(limits.error());
+  }
+
+  using LimitReader =
+      Result<OptionalField<int64_t>> (*)(const boost::json::object&, std::string_view);
+  const std::tuple<const char*, LimitReader, std::optional<int64_t>*> kMembers[] = {
+      {"default_rpm", readRateLimit, &limits->default_rpm},
+      {"default_rpd", readRateLimit, &limits->default_rpd},
+      {"default_tpm", readRateLimit, &limits->default_tpm},
+      {"budget_cents", readBudgetCents, &limits->budget_cents},
+      {"budget_warn_percent", readWarnPercent, &limits->budget_warn_percent},
+  };
+  bool any_present = false;
+  for (const auto& [name, reader, target] : kMembers) {
+    Result<OptionalField<int64_t>> field = reader(*body, name);
+    if (!field) {
+      return std::unexpected(field.error());
+    }
+    if (field->present) {
+      *target = field->value;
+      any_present = true;
+    }
+  }
+  if (!any_present) {
+    return fail(ErrorCode::kInvalidRequest,
+                "nothing to change; send at least one of default_rpm, default_rpd, default_tpm, "
+                "budget_cents and budget_warn_percent");
+  }
+
+  if (auto stored = store_.updateProjectLimits(*limits); !stored) {
+    return std::unexpected(stored.error());
+  }
+  notifyConfigChange();
+  return jsonResponse(200, renderProject(*project, *limits));
 }
 
 Result<ApiResponse> AdminApi::queryLedger(const RequestContext& context) {

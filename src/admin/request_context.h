@@ -38,6 +38,10 @@ ApiResponse listResponse(boost::json::array items);
 // before reading anything, so a non-operator learns nothing about the objects named.
 Result<void> requireOperator(const RequestContext& context);
 
+// A time bound of a query (since, until): RFC 3339 text, a date ("2025-01-31", midnight UTC), or
+// a duration meaning that long before `now` ("24h"). kInvalidRequest naming `name` otherwise.
+Result<int64_t> parseTimeBound(std::string_view name, const std::string& text, int64_t now);
+
 // Checks a project or agent name: 1 to 64 letters, digits, '.', '-' or '_', starting with a
 // letter or digit, so it can stand in a URL path and a shell command unquoted. A name may not
 // start with `id_prefix` + '_' (e.g. "prj_"), because lookups try ids before names.

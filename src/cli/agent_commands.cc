@@ -5,6 +5,8 @@
 
 #include "cli/cli.h"
 #include "cli/command_support.h"
+#include "cli/limit_options.h"
+#include "cli/report_format.h"
 #include "cli/table.h"
 #include "common/clock.h"
 
@@ -34,6 +36,22 @@ struct AgentOptions {
   std::string project;
 };
 
+struct AgentUpdateOptions {
+  AgentOptions target;
+  LimitOptions limits{{
+      {"rpm", "rpm_limit",
+       "Requests per minute per provider, or null to use the project's default"},
+      {"rpd", "rpd_limit",
+       "Requests per UTC day per provider, or null to use the project's default"},
+      {"tpm", "tpm_limit", "Tokens per minute per provider, or null to use the project's default"},
+      {"budget-cents", "budget_cents",
+       "Monthly (UTC calendar month) spending cap in cents, or null for no cap of the agent's "
+       "own"},
+      {"budget-warn-percent", "budget_warn_percent",
+       "Share of the budget, 1 to 100, at which a warning is sent, or null for no warning"},
+  }};
+};
+
 struct TokenCreateOptions {
   AgentOptions target;
   std::vector<std::string> scopes;
@@ -59,6 +77,14 @@ std::string limitText(const boost::json::value& agent, std::string_view name) {
     return "-";
   }
   return std::to_string(limit->as_int64());
+}
+
+std::string budgetText(const boost::json::value& object) {
+  const boost::json::value* cents = object.as_object().if_contains("budget_cents");
+  if (cents == nullptr || !cents->is_int64()) {
+    return "-";
+  }
+  return dollarsFromCents(cents->as_int64());
 }
 
 int createAgent(const AgentCreateOptions& options) {
@@ -108,9 +134,11 @@ int listAgents(const ProjectOptions& options) {
   for (const boost::json::value& agent : agents) {
     rows.push_back({stringField(agent, "id"), stringField(agent, "name"),
                     stringField(agent, "status"), limitText(agent, "rpm_limit"),
-                    limitText(agent, "rpd_limit"), shortTime(agent, "created_at")});
+                    limitText(agent, "rpd_limit"), limitText(agent, "tpm_limit"), budgetText(agent),
+                    shortTime(agent, "created_at")});
   }
-  std::cout << formatTable({"ID", "NAME", "STATUS", "RPM", "RPD", "CREATED"}, rows);
+  std::cout << formatTable({"ID", "NAME", "STATUS", "RPM", "RPD", "TPM", "BUDGET", "CREATED"},
+                           rows);
   return kExitOk;
 }
 
@@ -128,6 +156,43 @@ int setAgentStatus(const AgentOptions& options, std::string_view status) {
   } else {
     std::cout << "agent " << stringField(*agent, "name") << " (" << stringField(*agent, "id")
               << ") is now " << stringField(*agent, "status") << "\n";
+  }
+  return kExitOk;
+}
+
+// "rpm_limit 60, rpd_limit -, …" for the members of `object`; "-" marks an unset value.
+std::string limitSummary(const boost::json::value& object,
+                         std::initializer_list<std::string_view> members) {
+  std::string summary;
+  for (std::string_view member : members) {
+    summary += summary.empty() ? "" : ", ";
+    summary += std::string(member) + " " + limitText(object, member);
+  }
+  return summary;
+}
+
+int updateAgent(const AgentUpdateOptions& options) {
+  std::optional<boost::json::object> body = options.limits.body();
+  if (!body) {
+    return kExitUsage;
+  }
+
+  const AgentOptions& target = options.target;
+  int exit_code = kExitOk;
+  auto agent = callApi(target.common, "PATCH",
+                       apiTarget({"agents", target.agent}, projectQuery(target.project)),
+                       boost::json::serialize(*body), exit_code);
+  if (!agent) {
+    return exit_code;
+  }
+  if (target.common.json) {
+    printJson(*agent);
+  } else {
+    std::cout << "updated agent " << stringField(*agent, "name") << " ("
+              << stringField(*agent, "id") << "): "
+              << limitSummary(*agent, {"rpm_limit", "rpd_limit", "tpm_limit", "budget_cents",
+                                       "budget_warn_percent"})
+              << "\n";
   }
   return kExitOk;
 }
@@ -256,7 +321,7 @@ void addAgentTarget(CLI::App& command, AgentOptions& options, bool positional) {
 }  // namespace
 
 void addAgentCommands(CLI::App& app, int& exit_code) {
-  CLI::App* agent = app.add_subcommand("agent", "Create, list, pause and resume agents");
+  CLI::App* agent = app.add_subcommand("agent", "Create, list, update, pause and resume agents");
   agent->require_subcommand(1);
 
   auto create_options = std::make_shared<AgentCreateOptions>();
@@ -280,6 +345,15 @@ void addAgentCommands(CLI::App& app, int& exit_code) {
   addCommonOptions(*list, list_options->common);
   list->callback([list_options, &exit_code] {
     runCommand(exit_code, [&] { return listAgents(*list_options); });
+  });
+
+  auto update_options = std::make_shared<AgentUpdateOptions>();
+  CLI::App* update = agent->add_subcommand(
+      "update", "Set or clear an agent's rate limits and monthly budget; each value may be null");
+  addAgentTarget(*update, update_options->target, true);
+  update_options->limits.addTo(*update);
+  update->callback([update_options, &exit_code] {
+    runCommand(exit_code, [&] { return updateAgent(*update_options); });
   });
 
   for (auto [verb, status, help] :

@@ -206,6 +206,8 @@ void addClientCommands(CLI::App& app, int& exit_code) {
   addPoolCommands(app, exit_code);
   addConciergeCommands(app, exit_code);
   addAdminKeyCommands(app, exit_code);
+  addPriceCommands(app, exit_code);
+  addUsageCommands(app, exit_code);
 }
 
 }  // namespace keystore::cli

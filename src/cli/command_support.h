@@ -62,5 +62,8 @@ void addTokenCommands(CLI::App& app, int& exit_code);
 void addPoolCommands(CLI::App& app, int& exit_code);
 void addConciergeCommands(CLI::App& app, int& exit_code);
 void addAdminKeyCommands(CLI::App& app, int& exit_code);
+void addPriceCommands(CLI::App& app, int& exit_code);
+// `usage` and `invoice`.
+void addUsageCommands(CLI::App& app, int& exit_code);
 
 }  // namespace keystore::cli

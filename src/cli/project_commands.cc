@@ -7,6 +7,8 @@
 #include "cli/cli.h"
 #include "cli/command_support.h"
 #include "cli/credential_body.h"
+#include "cli/limit_options.h"
+#include "cli/report_format.h"
 #include "cli/table.h"
 
 namespace keystore::cli {
@@ -23,6 +25,27 @@ struct ProjectOptions {
   std::string project;
 };
 
+struct ProjectUpdateOptions {
+  CommonOptions common;
+  std::string project;
+  LimitOptions limits{{
+      {"rpm", "default_rpm",
+       "Requests per minute for each agent and provider that has no limit of its own, or null "
+       "to clear"},
+      {"rpd", "default_rpd",
+       "Requests per UTC day for each agent and provider that has no limit of its own, or null "
+       "to clear"},
+      {"tpm", "default_tpm",
+       "Tokens per minute for each agent and provider that has no limit of its own, or null to "
+       "clear"},
+      {"budget-cents", "budget_cents",
+       "Monthly (UTC calendar month) spending cap of the whole project in cents, or null for "
+       "no budget"},
+      {"budget-warn-percent", "budget_warn_percent",
+       "Share of the budget, 1 to 100, at which a warning is sent, or null for no warning"},
+  }};
+};
+
 struct SwitchOptions {
   CommonOptions common;
   std::string provider;
@@ -36,6 +59,26 @@ struct SetKeyOptions {
   std::string project;
   std::string label;
 };
+
+// The integer member `name` as text, or "-" when it is null or absent.
+std::string integerText(const boost::json::value& object, std::string_view name) {
+  const boost::json::object* fields = object.if_object();
+  const boost::json::value* value = fields != nullptr ? fields->if_contains(name) : nullptr;
+  if (value == nullptr || !value->is_int64()) {
+    return "-";
+  }
+  return std::to_string(value->as_int64());
+}
+
+std::string budgetText(const boost::json::value& project) {
+  const boost::json::object* fields = project.if_object();
+  const boost::json::value* cents =
+      fields != nullptr ? fields->if_contains("budget_cents") : nullptr;
+  if (cents == nullptr || !cents->is_int64()) {
+    return "-";
+  }
+  return dollarsFromCents(cents->as_int64());
+}
 
 int createProject(const ProjectCreateOptions& options) {
   int exit_code = kExitOk;
@@ -72,9 +115,39 @@ int listProjects(const CommonOptions& options) {
   std::vector<std::vector<std::string>> rows;
   for (const boost::json::value& project : projects) {
     rows.push_back({stringField(project, "id"), stringField(project, "name"),
+                    integerText(project, "default_rpm"), integerText(project, "default_rpd"),
+                    integerText(project, "default_tpm"), budgetText(project),
                     shortTime(project, "created_at")});
   }
-  std::cout << formatTable({"ID", "NAME", "CREATED"}, rows);
+  std::cout << formatTable({"ID", "NAME", "RPM", "RPD", "TPM", "BUDGET", "CREATED"}, rows);
+  return kExitOk;
+}
+
+int updateProject(const ProjectUpdateOptions& options) {
+  std::optional<boost::json::object> body = options.limits.body();
+  if (!body) {
+    return kExitUsage;
+  }
+
+  int exit_code = kExitOk;
+  auto project = callApi(options.common, "PATCH", apiTarget({"projects", options.project}),
+                         boost::json::serialize(*body), exit_code);
+  if (!project) {
+    return exit_code;
+  }
+  if (options.common.json) {
+    printJson(*project);
+    return kExitOk;
+  }
+  std::cout << "updated project " << stringField(*project, "name") << " ("
+            << stringField(*project, "id") << "): ";
+  std::string separator;
+  for (std::string_view member :
+       {"default_rpm", "default_rpd", "default_tpm", "budget_cents", "budget_warn_percent"}) {
+    std::cout << separator << member << " " << integerText(*project, member);
+    separator = ", ";
+  }
+  std::cout << "\n";
   return kExitOk;
 }
 
@@ -189,7 +262,8 @@ int switchProvider(const SwitchOptions& options, std::string_view status) {
 }  // namespace
 
 void addProjectCommands(CLI::App& app, int& exit_code) {
-  CLI::App* project = app.add_subcommand("project", "Create and list projects");
+  CLI::App* project =
+      app.add_subcommand("project", "Create, list and update projects and their limits");
   project->require_subcommand(1);
 
   auto create_options = std::make_shared<ProjectCreateOptions>();
@@ -205,6 +279,17 @@ void addProjectCommands(CLI::App& app, int& exit_code) {
   addCommonOptions(*list, *list_options);
   list->callback([list_options, &exit_code] {
     runCommand(exit_code, [&] { return listProjects(*list_options); });
+  });
+
+  auto update_options = std::make_shared<ProjectUpdateOptions>();
+  CLI::App* update = project->add_subcommand(
+      "update",
+      "Set or clear a project's default rate limits and monthly budget; each value may be null");
+  update->add_option("PROJECT", update_options->project, "Project id or name")->required();
+  update_options->limits.addTo(*update);
+  addCommonOptions(*update, update_options->common);
+  update->callback([update_options, &exit_code] {
+    runCommand(exit_code, [&] { return updateProject(*update_options); });
   });
 }
 
