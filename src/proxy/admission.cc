@@ -172,9 +172,9 @@ Result<Secret> findAgentToken(const http::fields& headers, std::string_view quer
   return candidates.result();
 }
 
-Result<Secret> admitRequest(std::string_view method, std::string_view target,
-                            const http::fields& headers, const catalog::Catalog& catalog,
-                            int64_t now_millis, AdmissionContext& context) {
+Result<void> admitRequest(std::string_view method, std::string_view target,
+                          const http::fields& headers, const catalog::Catalog& catalog,
+                          int64_t now_millis, AdmissionContext& context) {
   // Step 1: route.
   auto route = parseProxyTarget(target);
   if (!route) {
@@ -233,13 +233,16 @@ Result<Secret> admitRequest(std::string_view method, std::string_view target,
                     context.provider->id);
   }
 
-  // Step 6: the credential, from the source the project's mode names and no other.
+  // The provider must be enabled in a mode its tier allows. The credential itself is
+  // resolved by resolveCredential(), after the rate limits and budgets.
   if (setting == nullptr || !setting->enabled) {
     return fail(
         ErrorCode::kProviderNotConfigured,
         "provider " + context.provider->id + " is not enabled in project " + token.project_id);
   }
   context.mode = setting->mode;
+  context.setting = setting;
+  context.project = &project->second;
   auto availability = context.provider->availability;
   if (setting->mode == "marketplace") {
     // The tier is checked again here, so a catalog change that withdrew the marketplace
@@ -248,12 +251,7 @@ Result<Secret> admitRequest(std::string_view method, std::string_view target,
       return fail(ErrorCode::kProviderNotConfigured,
                   "provider " + context.provider->id + " is available only with your own key");
     }
-    context.dedicated_candidates = setting->dedicated;
-    if (auto shared = snapshot.shared_pools.find(context.provider->id);
-        shared != snapshot.shared_pools.end()) {
-      context.shared_candidates = shared->second;
-    }
-    return nextPoolCredential(context, now_millis);
+    return {};
   }
   if (setting->mode != "byok") {
     return fail(
@@ -264,22 +262,36 @@ Result<Secret> admitRequest(std::string_view method, std::string_view target,
     return fail(ErrorCode::kProviderNotConfigured,
                 "provider " + context.provider->id + " is available only through the marketplace");
   }
-  if (!setting->byok_credential) {
-    return fail(
-        ErrorCode::kByokKeyMissing,
-        "project " + token.project_id + " has no key stored for provider " + context.provider->id);
+  return {};
+}
+
+Result<Secret> resolveCredential(AdmissionContext& context, int64_t now_millis) {
+  // Step 6: the credential, from the source the project's mode names and no other.
+  const ProviderEntry& setting = *context.setting;
+  const std::string& project_id = context.token->project_id;
+  if (context.mode == "marketplace") {
+    context.dedicated_candidates = setting.dedicated;
+    const Snapshot& snapshot = *context.snapshot;
+    if (auto shared = snapshot.shared_pools.find(context.provider->id);
+        shared != snapshot.shared_pools.end()) {
+      context.shared_candidates = shared->second;
+    }
+    return nextPoolCredential(context, now_millis);
   }
-  context.credential_id = setting->byok_credential->id;
-  if (!project->second.data_key) {
+  if (!setting.byok_credential) {
+    return fail(ErrorCode::kByokKeyMissing,
+                "project " + project_id + " has no key stored for provider " + context.provider->id);
+  }
+  context.credential_id = setting.byok_credential->id;
+  if (!context.project->data_key) {
     return fail(ErrorCode::kByokKeyUnreadable, "the stored key for provider " +
                                                    context.provider->id +
                                                    " cannot be decrypted; store it again");
   }
   auto plaintext = vault::Vault::decryptCredential(
-      *project->second.data_key,
-      vault::CredentialBinding{token.project_id, context.provider->id,
-                               setting->byok_credential->id},
-      setting->byok_credential->ciphertext);
+      *context.project->data_key,
+      vault::CredentialBinding{project_id, context.provider->id, setting.byok_credential->id},
+      setting.byok_credential->ciphertext);
   if (!plaintext) {
     return fail(ErrorCode::kByokKeyUnreadable, "the stored key for provider " +
                                                    context.provider->id +

@@ -30,6 +30,9 @@ struct AdmissionContext {
   std::string mode;
   std::string credential_id;
   std::shared_ptr<const Snapshot> snapshot;
+  // The project and its provider setting, both inside `snapshot`, once admission found them.
+  const ProjectEntry* project = nullptr;
+  const ProviderEntry* setting = nullptr;
   // Marketplace mode: the credentials the request may use, the project's dedicated ones
   // first, the ids already tried, and the health of the one in use, to which the proxy
   // reports the upstream's verdict.
@@ -50,12 +53,17 @@ Result<Secret> findAgentToken(const boost::beast::http::fields& headers, std::st
 // admitting it), decrypts it and records it in `context`. kNoCapacity when none is usable.
 Result<Secret> nextPoolCredential(AdmissionContext& context, int64_t now_millis);
 
-// Runs steps 1 to 6 and returns the plaintext credential to inject: a key, or a JSON object of
-// fields for multi-field credentials. The Secret wipes it when the caller lets it go out of
-// scope after building the upstream request.
-Result<Secret> admitRequest(std::string_view method, std::string_view target,
-                            const boost::beast::http::fields& headers,
-                            const catalog::Catalog& catalog, int64_t now_millis,
-                            AdmissionContext& context);
+// Runs steps 1 to 4 and checks that the provider is enabled in a mode its tier allows. The
+// caller then applies rate limits and budgets (step 5) and calls resolveCredential.
+Result<void> admitRequest(std::string_view method, std::string_view target,
+                          const boost::beast::http::fields& headers,
+                          const catalog::Catalog& catalog, int64_t now_millis,
+                          AdmissionContext& context);
+
+// Step 6 for an admitted request: decrypts the project's BYOK key or picks a pool credential,
+// from the source the mode names and no other, and returns the plaintext to inject (a key, or
+// a JSON object of fields for multi-field credentials). The Secret wipes it when the caller
+// lets it go out of scope after building the upstream request.
+Result<Secret> resolveCredential(AdmissionContext& context, int64_t now_millis);
 
 }  // namespace keystore::proxy

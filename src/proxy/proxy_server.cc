@@ -28,6 +28,7 @@
 #include "proxy/admission.h"
 #include "proxy/header_rules.h"
 #include "proxy/model_scope.h"
+#include "proxy/request_meter.h"
 
 namespace keystore::proxy {
 
@@ -135,6 +136,14 @@ std::string newRequestId() {
 
 struct RequestRecord {
   std::string request_id;
+  // Metering state of a request that got past admission: the meter reading its usage and
+  // the budget reservation to settle with the real cost.
+  std::optional<RequestMeter> meter;
+  std::optional<limits::Reservation> reservation;
+  limits::BudgetCaps budget_caps;
+  bool finished = false;                // finish() ran: the row is written, the log line out
+  Clock::time_point upstream_sent{};    // when the request was written upstream
+  Clock::time_point upstream_header{};  // when the upstream's response header arrived
   std::string method;
   std::string provider;
   std::string path;
@@ -156,6 +165,24 @@ marketplace::Verdict credentialVerdict(const RequestRecord& record) {
   return status >= 200 ? marketplace::Verdict::kSuccess : marketplace::Verdict::kNeutral;
 }
 
+// What a rate_limited answer reports: its headers and the limit_type member of the body.
+struct RateDecisionView {
+  limits::RateDecision decision;
+  int64_t now_ms = 0;
+};
+
+// Milliseconds with three decimals, for x-keystore-overhead-ms.
+std::string formatMillis(Clock::duration duration) {
+  auto micros = std::chrono::duration_cast<std::chrono::microseconds>(duration).count();
+  if (micros < 0) {
+    micros = 0;
+  }
+  char text[32];
+  int size = std::snprintf(text, sizeof(text), "%lld.%03lld", static_cast<long long>(micros / 1000),
+                           static_cast<long long>(micros % 1000));
+  return std::string(text, static_cast<size_t>(size));
+}
+
 bool isTimeout(const boost::system::error_code& error) {
   return error == beast::error::timeout || error == asio::error::timed_out;
 }
@@ -164,20 +191,25 @@ bool isTimeout(const boost::system::error_code& error) {
 
 struct ProxyServer::Impl {
   Impl(ProxyOptions opts, const catalog::Catalog& cat, SnapshotHolder& snaps,
-       metering::LedgerWriter& led)
+       metering::LedgerWriter& led, limits::BudgetTracker& bud, telemetry::ProxyMetrics& met)
       : options(std::move(opts)),
         catalog(cat),
         snapshots(snaps),
         ledger(led),
+        budgets(bud),
+        metrics(met),
         tls(ssl::context::tls_client) {}
 
   ProxyOptions options;
   const catalog::Catalog& catalog;
   SnapshotHolder& snapshots;
   metering::LedgerWriter& ledger;
+  limits::BudgetTracker& budgets;
+  telemetry::ProxyMetrics& metrics;
   ssl::context tls;
   std::vector<std::unique_ptr<Worker>> workers;
   std::atomic<int> active_requests{0};
+  limits::RateLimiter rate_limiter;
 
   Result<void> setUpTls();
   Result<std::string> bind();
@@ -195,7 +227,7 @@ struct ProxyServer::Impl {
                            beast::tcp_stream& client, http::request<http::string_body>& request,
                            const catalog::ProviderSpec& provider, const Secret& credential,
                            unsigned client_version, bool client_keep_alive, RequestRecord& record,
-                           bool& reusable, AdmissionContext* failover,
+                           bool& reusable, AdmissionContext& context, AdmissionContext* failover,
                            std::optional<Secret>& next_credential);
   // Sets method, target and headers of `upstream` for `credential`, keeping its body.
   Result<void> prepareUpstream(const http::request<http::string_body>& client_request,
@@ -204,8 +236,9 @@ struct ProxyServer::Impl {
                                const std::string& request_id);
 
   awaitable<bool> writeError(beast::tcp_stream& client, const Error& error,
-                             const RequestRecord& record, unsigned version, bool keep_alive);
-  void finish(const RequestRecord& record, const AdmissionContext* context, bool write_ledger);
+                             const RequestRecord& record, unsigned version, bool keep_alive,
+                             const RateDecisionView* rate = nullptr);
+  void finish(RequestRecord& record, const AdmissionContext* context, bool write_ledger);
 };
 
 Result<void> ProxyServer::Impl::setUpTls() {
@@ -338,14 +371,26 @@ awaitable<void> ProxyServer::Impl::runSession(Worker& worker, tcp::socket socket
 
 awaitable<bool> ProxyServer::Impl::writeError(beast::tcp_stream& client, const Error& error,
                                               const RequestRecord& record, unsigned version,
-                                              bool keep_alive) {
+                                              bool keep_alive, const RateDecisionView* rate) {
   http::response<http::string_body> response{static_cast<http::status>(httpStatus(error.code)),
                                              version};
   response.set(http::field::content_type, "application/json");
   response.set("x-request-id", record.request_id);
+  std::string extra;
+  if (rate != nullptr) {
+    const limits::RateDecision& decision = rate->decision;
+    response.set(http::field::retry_after,
+                 std::to_string(decision.retryAfterSeconds(rate->now_ms)));
+    response.set("x-ratelimit-limit", std::to_string(decision.limit));
+    response.set("x-ratelimit-remaining", std::to_string(decision.remaining));
+    // Unix seconds, rounded up, when the limit has room again.
+    response.set("x-ratelimit-reset", std::to_string((decision.reset_at_ms + 999) / 1000));
+    extra = R"(,"limit_type":")" + std::string(limits::limitTypeName(decision.limit_type)) + "\"";
+  }
   response.body() = R"({"error":{"type":"keystore_error","code":")" +
                     std::string(errorCodeName(error.code)) + R"(","message":)" +
-                    jsonString(error.message) + R"(,"request_id":")" + record.request_id + "\"}}";
+                    jsonString(error.message) + R"(,"request_id":")" + record.request_id + "\"" +
+                    extra + "}}";
   response.keep_alive(keep_alive);
   response.prepare_payload();
   client.expires_after(options.idle_timeout);
@@ -353,11 +398,25 @@ awaitable<bool> ProxyServer::Impl::writeError(beast::tcp_stream& client, const E
   co_return !write_error && keep_alive;
 }
 
-void ProxyServer::Impl::finish(const RequestRecord& record, const AdmissionContext* context,
+void ProxyServer::Impl::finish(RequestRecord& record, const AdmissionContext* context,
                                bool write_ledger) {
+  if (record.finished) {
+    return;
+  }
+  record.finished = true;
   auto elapsed =
       std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - record.started);
   const TokenEntry* token = context ? context->token : nullptr;
+  std::string_view mode = context ? std::string_view(context->mode) : std::string_view{};
+  if (record.upstream_sent != Clock::time_point{}) {
+    // Upstream time runs from sending the request to the end of its answer, which is now.
+    auto upstream = Clock::now() - record.upstream_sent;
+    metrics.requestFinished(
+        record.provider, mode, record.outcome, upstream,
+        std::chrono::duration_cast<std::chrono::nanoseconds>(elapsed) - upstream);
+  } else {
+    metrics.requestFinished(record.provider, mode, record.outcome, std::nullopt, elapsed);
+  }
   std::string_view project = token ? std::string_view(token->project_id) : std::string_view{};
   std::string_view agent = token ? std::string_view(token->agent_id) : std::string_view{};
   std::string_view token_id = token ? std::string_view(token->token_id) : std::string_view{};
@@ -380,6 +439,11 @@ void ProxyServer::Impl::finish(const RequestRecord& record, const AdmissionConte
     context->health->report(credentialVerdict(record), nowUnixMillis());
   }
   if (!write_ledger || token == nullptr) {
+    // The request never reached the upstream, so its reservation is released uncharged.
+    if (record.reservation) {
+      (void)budgets.release(*record.reservation);
+      record.reservation.reset();
+    }
     return;
   }
   store::LedgerRow row;
@@ -398,6 +462,30 @@ void ProxyServer::Impl::finish(const RequestRecord& record, const AdmissionConte
   row.bytes_in = record.bytes_in;
   row.bytes_out = record.bytes_out;
   row.latency_ms = std::chrono::duration_cast<std::chrono::milliseconds>(elapsed).count();
+  if (record.meter) {
+    record.meter->fillRow(row, context->snapshot->prices, context->mode == "marketplace");
+    if (row.outcome == "usage_missing") {
+      metrics.usageMissing(record.provider);
+      spdlog::warn(R"({{"msg":"usage missing","request_id":"{}","provider":{}}})",
+                   record.request_id, jsonString(record.provider));
+    }
+    for (size_t i = 0; i < store::kUsageUnits.size(); ++i) {
+      metrics.usage(record.provider, row.mode, store::kUsageUnits[i],
+                    row.units.*store::kUnitCountFields[i]);
+    }
+    if (int64_t tokens = record.meter->tokensUsed(); tokens > 0) {
+      rate_limiter.recordTokens(token->agent_id, record.provider, tokens, row.time);
+    }
+  }
+  if (record.reservation) {
+    auto settled =
+        budgets.settle(*record.reservation, row.cost_micros, record.budget_caps, row.time);
+    record.reservation.reset();
+    if (!settled) {
+      spdlog::error("budget reservation of request {} could not be settled: {}", record.request_id,
+                    settled.error().message);
+    }
+  }
   if (options.ledger_strict) {
     ledger.appendDurable(std::move(row));
   } else {
@@ -442,14 +530,14 @@ awaitable<bool> ProxyServer::Impl::handleRequest(Worker& worker, beast::tcp_stre
 
   AdmissionContext context;
   context.snapshot = snapshots.current();
-  auto credential = admitRequest(header.method_string(), target, header, catalog, now_ms, context);
+  auto admitted = admitRequest(header.method_string(), target, header, catalog, now_ms, context);
   record.provider = context.provider ? context.provider->id : std::string{};
   record.path = context.route.path;
-  if (!credential) {
-    record.status = httpStatus(credential.error().code);
-    record.outcome = std::string(errorCodeName(credential.error().code));
+  if (!admitted) {
+    record.status = httpStatus(admitted.error().code);
+    record.outcome = std::string(errorCodeName(admitted.error().code));
     finish(record, &context, false);
-    co_return co_await writeError(client, credential.error(), record, version, keep_alive_on_error);
+    co_return co_await writeError(client, admitted.error(), record, version, keep_alive_on_error);
   }
 
   if (parser.content_length() && *parser.content_length() > options.max_request_bytes) {
@@ -514,6 +602,62 @@ awaitable<bool> ProxyServer::Impl::handleRequest(Worker& worker, beast::tcp_stre
                                   client_keep_alive);
   }
 
+  // Step 5: rate limits, then budgets, before any credential is touched.
+  const TokenEntry& token = *context.token;
+  const ProjectEntry& project = *context.project;
+  const AgentEntry& agent = context.snapshot->agents.at(token.agent_id);
+  limits::RateLimits rate_limits{agent.limits.rpm ? agent.limits.rpm : project.default_limits.rpm,
+                                 agent.limits.rpd ? agent.limits.rpd : project.default_limits.rpd,
+                                 agent.limits.tpm ? agent.limits.tpm : project.default_limits.tpm};
+  now_ms = nowUnixMillis();
+  if (rate_limits.rpm || rate_limits.rpd || rate_limits.tpm) {
+    RateDecisionView rate{rate_limiter.admit(token.agent_id, record.provider, rate_limits, now_ms),
+                          now_ms};
+    if (!rate.decision.allowed) {
+      Error limited{ErrorCode::kRateLimited,
+                    "agent " + token.agent_id + " is over its " +
+                        std::string(limits::limitTypeName(rate.decision.limit_type)) +
+                        " limit of " + std::to_string(rate.decision.limit) + " for provider " +
+                        record.provider};
+      record.status = 429;
+      record.outcome = "rate_limited";
+      metrics.rateLimited(record.provider, limits::limitTypeName(rate.decision.limit_type));
+      finish(record, &context, false);
+      co_return co_await writeError(client, limited, record, version, client_keep_alive, &rate);
+    }
+  }
+
+  record.meter.emplace(*context.provider, client_request.method_string(), context.route.path,
+                       client_request.body());
+  record.budget_caps = limits::BudgetCaps{agent.budget, project.budget};
+  // Spend is tracked for every request, so a cap set in the middle of a month counts what
+  // the month already cost; the worst case is estimated only where a cap applies.
+  int64_t worst_case = 0;
+  if (record.budget_caps.agent.cents || record.budget_caps.project.cents) {
+    worst_case = record.meter->worstCaseMicros(context.snapshot->prices, client_request.body());
+  }
+  auto reserved =
+      budgets.reserve(token.agent_id, token.project_id, worst_case, record.budget_caps, now_ms);
+  if (!reserved) {
+    Error exceeded = reserved.error().toError();
+    record.status = 402;
+    record.outcome = "budget_exceeded";
+    metrics.budgetRejected(reserved.error().scope == limits::BudgetScope::kAgent ? "agent"
+                                                                                 : "project");
+    finish(record, &context, false);
+    co_return co_await writeError(client, exceeded, record, version, client_keep_alive);
+  }
+  record.reservation = std::move(*reserved);
+
+  // Step 6: the credential.
+  auto credential = resolveCredential(context, now_ms);
+  if (!credential) {
+    record.status = httpStatus(credential.error().code);
+    record.outcome = std::string(errorCodeName(credential.error().code));
+    finish(record, &context, false);
+    co_return co_await writeError(client, credential.error(), record, version, client_keep_alive);
+  }
+
   Secret credential_in_use = std::move(*credential);
   http::request<http::string_body> upstream_request;
   upstream_request.body() = std::move(client_request.body());
@@ -559,11 +703,11 @@ awaitable<bool> ProxyServer::Impl::handleRequest(Worker& worker, beast::tcp_stre
       if (connection->secure) {
         keep_client = co_await exchange(*connection->secure, *connection, client, upstream_request,
                                         provider, credential_in_use, version, client_keep_alive,
-                                        record, reusable, failover, next_credential);
+                                        record, reusable, context, failover, next_credential);
       } else {
         keep_client = co_await exchange(*connection->plain, *connection, client, upstream_request,
                                         provider, credential_in_use, version, client_keep_alive,
-                                        record, reusable, failover, next_credential);
+                                        record, reusable, context, failover, next_credential);
       }
       if (record.outcome == "retry_on_fresh_connection" && connection->reused && attempt == 0) {
         continue;
@@ -675,14 +819,12 @@ awaitable<Result<std::unique_ptr<UpstreamConnection>>> ProxyServer::Impl::connec
 }
 
 template <typename Stream>
-awaitable<bool> ProxyServer::Impl::exchange(Stream& upstream, UpstreamConnection& connection,
-                                            beast::tcp_stream& client,
-                                            http::request<http::string_body>& request,
-                                            const catalog::ProviderSpec& provider,
-                                            const Secret& credential, unsigned client_version,
-                                            bool client_keep_alive, RequestRecord& record,
-                                            bool& reusable, AdmissionContext* failover,
-                                            std::optional<Secret>& next_credential) {
+awaitable<bool> ProxyServer::Impl::exchange(
+    Stream& upstream, UpstreamConnection& connection, beast::tcp_stream& client,
+    http::request<http::string_body>& request, const catalog::ProviderSpec& provider,
+    const Secret& credential, unsigned client_version, bool client_keep_alive,
+    RequestRecord& record, bool& reusable, AdmissionContext& context, AdmissionContext* failover,
+    std::optional<Secret>& next_credential) {
   reusable = false;
 
   connection.tcp().expires_after(options.idle_timeout);
@@ -691,6 +833,7 @@ awaitable<bool> ProxyServer::Impl::exchange(Stream& upstream, UpstreamConnection
     record.outcome = "retry_on_fresh_connection";
     co_return false;
   }
+  record.upstream_sent = Clock::now();
 
   // Interim 1xx responses (103 Early Hints) precede the final one on the same connection.
   // They are skipped here, because relaying one as final would leave the real response queued
@@ -741,6 +884,7 @@ awaitable<bool> ProxyServer::Impl::exchange(Stream& upstream, UpstreamConnection
   }
 
   auto& response = parser.get();
+  record.upstream_header = Clock::now();
   record.upstream_status = static_cast<int>(response.result_int());
   record.status = record.upstream_status;
   // A marketplace credential that was refused (401) or throttled (429) did no work upstream,
@@ -763,15 +907,26 @@ awaitable<bool> ProxyServer::Impl::exchange(Stream& upstream, UpstreamConnection
   cleanResponseHeaders(response.base(), needles);
   response.set("x-request-id", record.request_id);
   auto content_type = response[http::field::content_type];
+  if (record.meter) {
+    record.meter->onResponse(record.upstream_status, content_type);
+  }
   if (content_type.starts_with("text/event-stream")) {
     // Tell any buffering proxy in front (nginx) to pass events through as they come.
     response.set(http::field::cache_control, "no-cache");
     response.set("x-accel-buffering", "no");
   }
+  // Time spent inside the proxy: before the request went upstream, and since its answer
+  // arrived.
+  response.set("x-keystore-overhead-ms", formatMillis((record.upstream_sent - record.started) +
+                                                      (Clock::now() - record.upstream_header)));
   bool upstream_keep_alive = response.keep_alive();
-  // Transfer-Encoding is hop-by-hop and was dropped above. A body of unknown length is
-  // re-framed as chunked for the client, so its end is visible without closing.
-  if (!parser.is_done() && !parser.content_length()) {
+  // Transfer-Encoding is hop-by-hop and was dropped above. A body of unknown length, or one
+  // that the usage filter may shorten, is re-framed as chunked for the client, so its end is
+  // visible without closing.
+  bool reframe = !parser.is_done() && (!parser.content_length() ||
+                                       (record.meter && record.meter->filtersClientStream()));
+  if (reframe) {
+    response.erase(http::field::content_length);
     if (client_version >= 11) {
       response.chunked(true);
     } else {
@@ -790,24 +945,28 @@ awaitable<bool> ProxyServer::Impl::exchange(Stream& upstream, UpstreamConnection
   // When body bytes arrived together with the header (the usual small JSON response), the
   // first write below sends header and body in one system call. Otherwise (a stream whose
   // first event is still to come) the header goes out at once.
+  bool client_gone = false;
   if (connection.buffer.size() == 0 && !parser.is_done()) {
     client.expires_after(options.idle_timeout);
     auto [header_write_error, header_written] =
         co_await http::async_write_header(client, serializer, kNoThrow);
     if (header_write_error) {
-      record.outcome = "client_aborted";
-      co_return false;
+      client_gone = true;
+      connection.tcp().expires_after(options.abort_drain_timeout);
     }
   }
 
   std::string_view pending;
   std::string final_bytes;
   bool upstream_failed = false;
+  uint64_t drained = 0;
   while (true) {
     if (!parser.is_done() && pending.empty()) {
       response.body().data = relay_buffer;
       response.body().size = sizeof(relay_buffer);
-      connection.tcp().expires_after(options.idle_timeout);
+      if (!client_gone) {
+        connection.tcp().expires_after(options.idle_timeout);
+      }
       auto [read_error, read] =
           co_await http::async_read_some(upstream, connection.buffer, parser, kNoThrow);
       if (read_error == http::error::need_buffer) {
@@ -815,19 +974,46 @@ awaitable<bool> ProxyServer::Impl::exchange(Stream& upstream, UpstreamConnection
       }
       if (read_error) {
         upstream_failed = true;
-        record.outcome = isTimeout(read_error) ? "upstream_timeout" : "upstream_error";
+        if (!client_gone) {
+          record.outcome = isTimeout(read_error) ? "upstream_timeout" : "upstream_error";
+        }
         break;
       }
       size_t produced = sizeof(relay_buffer) - response.body().size;
-      pending = redactor.active() ? redactor.feed({relay_buffer, produced})
-                                  : std::string_view(relay_buffer, produced);
-      if (parser.is_done() && redactor.active()) {
-        // Nothing more will come, so whatever the redactor held back is final. feed()'s
-        // output is copied first because finish() reuses the buffer it points into.
-        final_bytes.assign(pending);
-        final_bytes.append(redactor.finish());
-        pending = final_bytes;
+      std::string_view upstream_bytes(relay_buffer, produced);
+      std::string_view client_bytes =
+          record.meter ? record.meter->onUpstreamBytes(upstream_bytes) : upstream_bytes;
+      if (client_gone) {
+        // The client left: the answer is read only so its usage is recorded, within bounds.
+        drained += produced;
+        if (drained > options.abort_drain_bytes) {
+          break;
+        }
+        continue;
       }
+      pending = redactor.active() ? redactor.feed(client_bytes) : client_bytes;
+      if (parser.is_done()) {
+        std::string_view tail =
+            record.meter ? record.meter->finishClientStream() : std::string_view{};
+        if (redactor.active() || !tail.empty()) {
+          // Nothing more will come, so whatever the filter and the redactor held back is
+          // final. The views are copied first because both reuse their buffers.
+          final_bytes.assign(pending);
+          if (!tail.empty()) {
+            final_bytes.append(redactor.active() ? redactor.feed(tail) : tail);
+          }
+          if (redactor.active()) {
+            final_bytes.append(redactor.finish());
+          }
+          pending = final_bytes;
+        }
+      }
+    }
+    if (client_gone) {
+      if (parser.is_done()) {
+        break;
+      }
+      continue;
     }
 
     if (!pending.empty()) {
@@ -841,6 +1027,12 @@ awaitable<bool> ProxyServer::Impl::exchange(Stream& upstream, UpstreamConnection
       response.body().size = 0;
     }
     response.body().more = !parser.is_done();
+    if (options.ledger_strict && parser.is_done() && !record.finished) {
+      // Strict sync: the row is committed before the last bytes of the response go out, so a
+      // client that saw its answer complete finds the row after any crash.
+      record.outcome = record.upstream_status >= 400 ? "upstream_error" : "ok";
+      finish(record, &context, true);
+    }
 
     client.expires_after(options.idle_timeout);
     auto [client_error, sent] = co_await http::async_write(client, serializer, kNoThrow);
@@ -848,12 +1040,18 @@ awaitable<bool> ProxyServer::Impl::exchange(Stream& upstream, UpstreamConnection
       client_error = {};
     }
     if (client_error) {
-      record.outcome = "client_aborted";
-      co_return false;
+      // Keep reading the upstream's answer, bounded in time and size, for its usage figure.
+      client_gone = true;
+      connection.tcp().expires_after(options.abort_drain_timeout);
+      continue;
     }
     if (serializer.is_done()) {
       break;
     }
+  }
+  if (client_gone) {
+    record.outcome = "client_aborted";
+    co_return false;
   }
   if (upstream_failed) {
     co_return false;  // HTTP/1.1 has no in-band error, so closing ends the client's body early
@@ -865,8 +1063,10 @@ awaitable<bool> ProxyServer::Impl::exchange(Stream& upstream, UpstreamConnection
 }
 
 ProxyServer::ProxyServer(ProxyOptions options, const catalog::Catalog& catalog,
-                         SnapshotHolder& snapshots, metering::LedgerWriter& ledger)
-    : impl_(std::make_unique<Impl>(std::move(options), catalog, snapshots, ledger)) {}
+                         SnapshotHolder& snapshots, metering::LedgerWriter& ledger,
+                         limits::BudgetTracker& budgets, telemetry::ProxyMetrics& metrics)
+    : impl_(std::make_unique<Impl>(std::move(options), catalog, snapshots, ledger, budgets,
+                                   metrics)) {}
 
 ProxyServer::~ProxyServer() {
   stop(std::chrono::milliseconds(0));

@@ -2,6 +2,9 @@
 
 #include <spdlog/spdlog.h>
 
+#include <set>
+#include <tuple>
+
 #include "common/clock.h"
 #include "tokens/agent_token.h"
 
@@ -34,7 +37,11 @@ Result<void> SnapshotHolder::refreshLocked(bool force) {
     return std::unexpected(generation.error());
   }
   auto previous = current();
-  if (!force && previous && previous->generation == *generation) {
+  // A scheduled price change needs a rebuild when it takes effect, even though nothing was
+  // written at that moment.
+  bool prices_due = previous && previous->prices_valid_until != 0 &&
+                    nowUnixMillis() >= previous->prices_valid_until;
+  if (!force && !prices_due && previous && previous->generation == *generation) {
     return {};
   }
   // The generation is read before the data, so a change committed during the build bumps
@@ -109,7 +116,47 @@ Result<std::shared_ptr<Snapshot>> SnapshotHolder::build(int64_t generation) {
     return std::unexpected(agents.error());
   }
   for (const auto& agent : *agents) {
-    snapshot->agents[agent.id] = AgentEntry{agent.status};
+    AgentEntry entry;
+    entry.status = agent.status;
+    entry.limits = limits::RateLimits{agent.rpm_limit, agent.rpd_limit, agent.tpm_limit};
+    entry.budget = limits::BudgetCap{agent.budget_cents, agent.budget_warn_percent};
+    snapshot->agents[agent.id] = std::move(entry);
+  }
+
+  auto project_limits = store_.listProjectLimits();
+  if (!project_limits) {
+    return std::unexpected(project_limits.error());
+  }
+  for (const auto& limits : *project_limits) {
+    auto& project = snapshot->projects[limits.project_id];
+    project.default_limits =
+        limits::RateLimits{limits.default_rpm, limits.default_rpd, limits.default_tpm};
+    project.budget = limits::BudgetCap{limits.budget_cents, limits.budget_warn_percent};
+  }
+
+  auto prices = store_.listPrices();
+  if (!prices) {
+    return std::unexpected(prices.error());
+  }
+  // listPrices is newest first, so the first row seen for a (provider, model, unit) that is
+  // already in effect is the one that applies.
+  int64_t now = nowUnixMillis();
+  std::set<std::tuple<std::string, std::string, std::string>> priced;
+  for (const auto& price : *prices) {
+    if (price.effective_from > now) {
+      if (snapshot->prices_valid_until == 0 || price.effective_from < snapshot->prices_valid_until) {
+        snapshot->prices_valid_until = price.effective_from;
+      }
+      continue;
+    }
+    if (!priced.emplace(price.provider, price.model, price.unit).second) {
+      continue;
+    }
+    if (auto set = snapshot->prices.set(price.provider, price.model, price.unit,
+                                        price.micros_per_million);
+        !set) {
+      spdlog::error("price {} cannot be used: {}", price.id, set.error().message);
+    }
   }
 
   auto all_tokens = store_.listAllTokens();

@@ -19,6 +19,9 @@
 
 #include "common/error.h"
 #include "common/secret.h"
+#include "limits/budget_tracker.h"
+#include "limits/cost_estimate.h"
+#include "limits/rate_limiter.h"
 #include "marketplace/credential_health.h"
 #include "store/store.h"
 #include "tokens/scope.h"
@@ -39,6 +42,9 @@ struct TokenEntry {
 
 struct AgentEntry {
   std::string status;  // "active" | "paused" | "revoked"
+  // The agent's own limits and budget; unset ones fall back to the project's defaults.
+  limits::RateLimits limits;
+  limits::BudgetCap budget;
 };
 
 struct CredentialEntry {
@@ -66,6 +72,8 @@ struct ProviderEntry {
 };
 
 struct ProjectEntry {
+  limits::RateLimits default_limits;  // per agent and provider, when the agent sets none
+  limits::BudgetCap budget;
   // Null when the data key could not be unwrapped (wrong master key, damaged row): every
   // credential of the project is then unreadable, and requests fail closed.
   std::shared_ptr<const Secret> data_key;
@@ -77,6 +85,10 @@ struct Snapshot {
   // The data key of the marketplace pool; null when there is none or it cannot be unwrapped.
   std::shared_ptr<const Secret> pool_data_key;
   std::unordered_map<std::string, PoolCredentials> shared_pools;  // by provider id
+  // The operator's prices in effect when the snapshot was built, and the time the next
+  // scheduled price change takes effect (0 = none), after which the snapshot is rebuilt.
+  limits::PriceTable prices;
+  int64_t prices_valid_until = 0;
   std::unordered_map<std::string, TokenEntry> tokens_by_hash;     // key: 64 hex digits
   std::unordered_map<std::string, AgentEntry> agents;
   std::unordered_map<std::string, ProjectEntry> projects;

@@ -21,12 +21,15 @@
 #include "common/clock.h"
 #include "common/private_file.h"
 #include "common/random.h"
+#include "limits/budget_tracker.h"
+#include "limits/utc_calendar.h"
 #include "marketplace/credential_health.h"
 #include "metering/ledger_writer.h"
 #include "proxy/proxy_server.h"
 #include "proxy/snapshot.h"
 #include "server/admin_listener.h"
 #include "store/sqlite/sqlite_store.h"
+#include "telemetry/proxy_metrics.h"
 #include "tokens/agent_token.h"
 #include "vault/master_key.h"
 #include "vault/vault.h"
@@ -101,6 +104,39 @@ Result<void> bootstrapAdminKey(store::Store& store, const std::string& data_dir)
     return std::unexpected(stored.error());
   }
   std::printf("created the first admin API key in %s (mode 0600)\n", path.c_str());
+  return {};
+}
+
+// The provider of a marketplace credential in `snapshot`, for labelling circuit changes.
+std::string providerOfPoolCredential(const proxy::Snapshot& snapshot,
+                                     const std::string& credential_id) {
+  auto holds = [&credential_id](const proxy::PoolCredentials& credentials) {
+    return std::any_of(credentials.begin(), credentials.end(),
+                       [&credential_id](const auto& entry) { return entry->id == credential_id; });
+  };
+  for (const auto& [provider, credentials] : snapshot.shared_pools) {
+    if (holds(credentials)) {
+      return provider;
+    }
+  }
+  for (const auto& [project_id, project] : snapshot.projects) {
+    for (const auto& [provider, setting] : project.providers) {
+      if (holds(setting.dedicated)) {
+        return provider;
+      }
+    }
+  }
+  return "other";
+}
+
+// Loads the current UTC month's spend per agent and project from the ledger into `budgets`.
+Result<void> seedBudgetSpend(store::Store& store, limits::BudgetTracker& budgets) {
+  int64_t now = nowUnixMillis();
+  auto spend = store.monthSpend(limits::utcMonthStart(now), limits::utcNextMonthStart(now));
+  if (!spend) {
+    return std::unexpected(spend.error());
+  }
+  budgets.seedSpend(now, spend->by_agent, spend->by_project);
   return {};
 }
 
@@ -296,12 +332,20 @@ int runServer(const ServeConfig& config) {
   }
   marketplace::HealthRegistry credential_health(marketplace::CircuitPolicy{
       .failure_threshold = config.circuit_failures, .cooldown_ms = *cooldown});
-  credential_health.setListener(
-      [](const std::string& credential_id, marketplace::CircuitState state) {
-        spdlog::warn(R"({{"msg":"circuit {}","credential_id":"{}"}})",
-                     marketplace::circuitStateName(state), credential_id);
-      });
+  std::vector<std::string> provider_ids;
+  for (const auto& spec : catalog->providers()) {
+    provider_ids.push_back(spec.id);
+  }
+  telemetry::ProxyMetrics metrics(provider_ids);
   proxy::SnapshotHolder snapshots(*store, vault, &credential_health);
+  credential_health.setListener(
+      [&metrics, &snapshots](const std::string& credential_id, marketplace::CircuitState state) {
+        std::string_view state_name = marketplace::circuitStateName(state);
+        std::string provider = providerOfPoolCredential(*snapshots.current(), credential_id);
+        metrics.circuitChanged(provider, state_name);
+        spdlog::warn(R"({{"msg":"circuit {}","credential_id":"{}","provider":"{}"}})", state_name,
+                     credential_id, provider);
+      });
   if (auto refreshed = snapshots.refresh(true); !refreshed) {
     fatal("cannot load the configuration: " + refreshed.error().message);
     return 1;
@@ -325,7 +369,12 @@ int runServer(const ServeConfig& config) {
   proxy_options.upstream_ca_file = config.upstream_ca_file;
   proxy_options.max_request_bytes = config.max_request_bytes;
   proxy_options.ledger_strict = config.ledger_sync == "strict";
-  proxy::ProxyServer proxy(proxy_options, *catalog, snapshots, ledger);
+  limits::BudgetTracker budgets;
+  if (auto seeded = seedBudgetSpend(*store, budgets); !seeded) {
+    fatal("cannot read this month's spend from the ledger: " + seeded.error().message);
+    return 1;
+  }
+  proxy::ProxyServer proxy(proxy_options, *catalog, snapshots, ledger, budgets, metrics);
 
   admin::AdminApiOptions api_options;
   api_options.on_config_change = [&snapshots] {
@@ -347,8 +396,17 @@ int runServer(const ServeConfig& config) {
   AdminListenerOptions admin_options;
   admin_options.host = admin_address->first;
   admin_options.port = admin_address->second;
-  AdminListener admin_listener(
-      admin_options, [&api](const admin::ApiRequest& request) { return api.handle(request); });
+  // Prometheus scrapes /metrics without a key: its labels name providers, modes and
+  // outcomes, never a tenant or a secret, and the admin listener is loopback by default.
+  AdminListener admin_listener(admin_options, [&api, &metrics](const admin::ApiRequest& request) {
+    if (request.target == "/metrics" && (request.method == "GET" || request.method == "HEAD")) {
+      admin::ApiResponse response;
+      response.content_type = "text/plain; version=0.0.4; charset=utf-8";
+      response.body = metrics.render();
+      return response;
+    }
+    return api.handle(request);
+  });
 
   auto proxy_bound = proxy.start();
   if (!proxy_bound) {
@@ -367,13 +425,23 @@ int runServer(const ServeConfig& config) {
 
   // Other instances sharing the database change it too; polling its generation picks up
   // their changes (a revoked token, a new key) within 200 ms.
+  // The month's spend is reloaded less often: it takes in what other instances spent, and
+  // costs a scan of the month's ledger rows.
   auto last_poll = std::chrono::steady_clock::now();
+  auto last_spend = last_poll;
   while (g_signal.load() == 0) {
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    if (std::chrono::steady_clock::now() - last_poll >= std::chrono::milliseconds(200)) {
-      last_poll = std::chrono::steady_clock::now();
+    auto now = std::chrono::steady_clock::now();
+    if (now - last_poll >= std::chrono::milliseconds(200)) {
+      last_poll = now;
       if (auto refreshed = snapshots.refresh(); !refreshed) {
         spdlog::error("configuration refresh failed: {}", refreshed.error().message);
+      }
+    }
+    if (now - last_spend >= std::chrono::seconds(10)) {
+      last_spend = now;
+      if (auto seeded = seedBudgetSpend(*store, budgets); !seeded) {
+        spdlog::error("reloading this month's spend failed: {}", seeded.error().message);
       }
     }
   }

@@ -41,10 +41,27 @@ function assertStreamHeaders(response) {
   assert.ok(encoding === undefined || encoding === 'identity', `the stream is not re-encoded: ${encoding}`);
 }
 
-function assertTimely(mock, response, label) {
-  const sent = Buffer.concat(mock.sseLog.map((event) => event.bytes));
+// The events of an OpenAI stream as the client should see them. The proxy asks the upstream
+// for usage when the client did not, so the upstream adds "usage":null to each chunk and a
+// final usage-only chunk; the proxy takes both out again.
+function clientVisible(sseLog) {
+  const visible = [];
+  for (const event of sseLog) {
+    const text = event.bytes.toString('utf8');
+    const json = text.startsWith('data: {') ? JSON.parse(text.slice(6)) : undefined;
+    if (Array.isArray(json?.choices) && json.choices.length === 0 && json.usage) {
+      continue;
+    }
+    visible.push({ at: event.at, bytes: Buffer.from(text.replaceAll(',"usage":null', '')) });
+  }
+  return visible;
+}
+
+function assertTimely(mock, response, label, { usageInjected = false } = {}) {
+  const events = usageInjected ? clientVisible(mock.sseLog) : mock.sseLog;
+  const sent = Buffer.concat(events.map((event) => event.bytes));
   assert.ok(response.body.equals(sent), `${label}: the client received exactly the bytes the mock sent`);
-  for (const { index, delayMs } of eventDelays(mock.sseLog, response.chunks)) {
+  for (const { index, delayMs } of eventDelays(events, response.chunks)) {
     assert.ok(
       delayMs < kMaxEventDelayMs,
       `${label}: event ${index} reached the client ${delayMs.toFixed(0)} ms after the mock sent it (limit ${kMaxEventDelayMs} ms)`,
@@ -90,9 +107,10 @@ describe('SSE streaming', () => {
         json: chatStream,
       });
       assert.equal(response.status, 200, `status is 200: ${response.text.slice(0, 300)}`);
-      assert.equal(stack.mocks.openai.sseLog.length, 13, 'the mock sent 13 events (role, 10 content, finish, DONE)');
+      assert.equal(stack.mocks.openai.sseLog.length, 14, 'the mock sent 14 events (role, 10 content, finish, usage, DONE)');
       assertStreamHeaders(response);
-      assertTimely(stack.mocks.openai, response, 'openai');
+      assertTimely(stack.mocks.openai, response, 'openai', { usageInjected: true });
+      assert.ok(!response.text.includes('"usage"'), 'the client stream has no usage member it did not ask for');
     });
   }
 
@@ -106,7 +124,7 @@ describe('SSE streaming', () => {
       timeoutMs: 20000,
     });
     assert.equal(response.status, 200, `status is 200: ${response.text.slice(0, 300)}`);
-    assertTimely(stack.mocks.openai, response, 'openai keep-alive');
+    assertTimely(stack.mocks.openai, response, 'openai keep-alive', { usageInjected: true });
     const lastSentAt = stack.mocks.openai.sseLog.at(-1).at;
     const endDelayMs = response.endedAt - lastSentAt;
     assert.ok(

@@ -30,7 +30,7 @@ class PoolSelectionTest : public ::testing::Test {
     entry.agent_id = "agt_1";
     entry.project_id = "p1";
     snapshot_->tokens_by_hash.emplace(tokens::hashToken(token_), entry);
-    snapshot_->agents["agt_1"] = AgentEntry{"active"};
+    snapshot_->agents["agt_1"].status = "active";
     snapshot_->projects["p1"].data_key =
         std::make_shared<const Secret>(std::string(project_key_.reveal()));
   }
@@ -70,7 +70,11 @@ class PoolSelectionTest : public ::testing::Test {
     http::fields headers;
     headers.set(http::field::authorization, "Bearer " + token_);
     context.snapshot = snapshot_;
-    return admitRequest("POST", target, headers, catalog_, now, context);
+    auto admitted = admitRequest("POST", target, headers, catalog_, now, context);
+    if (!admitted) {
+      return std::unexpected(admitted.error());
+    }
+    return resolveCredential(context, now);
   }
 
   catalog::Catalog catalog_;

@@ -1,0 +1,210 @@
+#include "proxy/request_meter.h"
+
+#include <spdlog/spdlog.h>
+
+#include <boost/json/parse.hpp>
+#include <boost/json/value.hpp>
+
+namespace keystore::proxy {
+
+namespace {
+
+// Request bodies up to this size are parsed for their model and batch size. Larger ones are
+// priced at the provider's default prices, because parsing them on the request path costs
+// more than the estimate gains.
+constexpr size_t kMaxParsedBody = 1 << 20;
+constexpr int64_t kBytesPerToken = 4;
+constexpr __int128 kMillion = 1'000'000;
+// The member the upstream adds to each chunk once usage is requested, compact and spaced.
+constexpr std::string_view kNullUsage[] = {R"(,"usage":null)", R"(, "usage": null)"};
+
+int64_t ceilDiv(int64_t value, int64_t divisor) {
+  return (value + divisor - 1) / divisor;
+}
+
+}  // namespace
+
+RequestMeter::RequestMeter(const catalog::ProviderSpec& provider, std::string_view method,
+                           std::string_view path, std::string& body)
+    : provider_(provider),
+      method_(method),
+      path_(path),
+      request_bytes_(static_cast<int64_t>(body.size())) {
+  if (tokenKind() || path_.ends_with("/emails/batch")) {
+    if (body.size() <= kMaxParsedBody && !body.empty() && (body[0] == '{' || body[0] == '[')) {
+      boost::system::error_code error;
+      boost::json::value document = boost::json::parse(body, error);
+      if (!error && document.is_object()) {
+        if (const auto* model = document.get_object().if_contains("model");
+            model != nullptr && model->is_string()) {
+          request_model_ = std::string(model->get_string());
+        }
+      } else if (!error && document.is_array()) {
+        item_count_ = std::max<int64_t>(1, static_cast<int64_t>(document.get_array().size()));
+      }
+    }
+    if (tokenKind()) {
+      output_request_ = limits::readOutputRequest(body);
+    }
+  }
+  // A streamed chat completion reports usage only when asked. Asking changes what the upstream
+  // sends, so the extra chunk is filtered out of the client's stream below.
+  if (provider_.metering == "openai" && method_ == "POST" && path_.ends_with("/chat/completions")) {
+    if (auto rewritten = metering::addStreamUsageOption(body)) {
+      body = std::move(*rewritten);
+      filter_.emplace();
+    }
+  }
+  auto extractor = metering::makeUsageExtractor(
+      provider_.metering, metering::UsageRequest{method_, path_, std::string_view(body)});
+  if (extractor) {
+    extractor_ = std::move(*extractor);
+  } else {
+    spdlog::error("no usage extractor for provider {}: {}", provider_.id,
+                  extractor.error().message);
+  }
+}
+
+bool RequestMeter::tokenKind() const {
+  return provider_.metering == "openai" || provider_.metering == "anthropic";
+}
+
+int64_t RequestMeter::worstCaseMicros(const limits::PriceTable& prices,
+                                      std::string_view body) const {
+  limits::CostEstimateInput input;
+  input.provider = provider_.id;
+  input.model = request_model_;
+  input.metering_kind = provider_.metering;
+  input.body_bytes = static_cast<int64_t>(body.size());
+  input.output = output_request_;
+  input.item_count = item_count_;
+  return limits::estimateWorstCase(prices, input).micros;
+}
+
+void RequestMeter::onResponse(int status, std::string_view content_type) {
+  upstream_status_ = status;
+  filtering_ = filter_.has_value() && content_type.starts_with("text/event-stream");
+  if (extractor_) {
+    extractor_->onResponse(status, content_type);
+  }
+}
+
+std::string_view RequestMeter::onUpstreamBytes(std::string_view bytes) {
+  if (extractor_) {
+    extractor_->onBody(bytes);
+  }
+  if (!filtering_) {
+    relayed_bytes_ += static_cast<int64_t>(bytes.size());
+    return bytes;
+  }
+  filtered_.clear();
+  filter_->write(bytes, filtered_);
+  std::string_view out = stripNullUsage(filtered_, false);
+  relayed_bytes_ += static_cast<int64_t>(out.size());
+  return out;
+}
+
+std::string_view RequestMeter::finishClientStream() {
+  filtered_.clear();
+  if (!filtering_) {
+    return filtered_;
+  }
+  filter_->finish(filtered_);
+  std::string_view out = stripNullUsage(filtered_, true);
+  relayed_bytes_ += static_cast<int64_t>(out.size());
+  return out;
+}
+
+std::string_view RequestMeter::stripNullUsage(std::string_view bytes, bool last) {
+  std::string input = std::move(held_);
+  held_.clear();
+  input.append(bytes);
+  stripped_.clear();
+  size_t pos = 0;
+  while (pos < input.size()) {
+    bool removed = false;
+    for (std::string_view pattern : kNullUsage) {
+      if (std::string_view(input).substr(pos).starts_with(pattern)) {
+        pos += pattern.size();
+        removed = true;
+        break;
+      }
+    }
+    if (removed) {
+      continue;
+    }
+    // A tail that is the start of a pattern waits for the next bytes.
+    if (!last && input[pos] == ',') {
+      std::string_view tail = std::string_view(input).substr(pos);
+      bool partial = false;
+      for (std::string_view pattern : kNullUsage) {
+        if (tail.size() < pattern.size() && pattern.starts_with(tail)) {
+          partial = true;
+        }
+      }
+      if (partial) {
+        held_.assign(tail);
+        break;
+      }
+    }
+    stripped_.push_back(input[pos]);
+    ++pos;
+  }
+  return stripped_;
+}
+
+void RequestMeter::fillRow(store::LedgerRow& row, const limits::PriceTable& prices, bool billable) {
+  metering::Usage usage;
+  if (extractor_) {
+    usage = extractor_->finish();
+  }
+  // The model the upstream received is the one billed: the request's, exactly as forwarded.
+  // The response often names a dated version ("gpt-4o-mini-2024-07-18") that the price table
+  // does not list, so it is used only when the request named none.
+  row.model = request_model_.empty() ? usage.model : request_model_;
+  row.billable = billable;
+  row.usage_reported = usage.reported;
+  // Providers do not bill requests they refused or failed, and neither does Keystore: a row
+  // without an upstream response, or with an error status, carries no units and no price.
+  if (row.upstream_status < 200 || row.upstream_status >= 400) {
+    row.units = store::UnitCounts{};
+    row.prices.clear();
+    row.cost_micros = 0;
+    return;
+  }
+  store::UnitCounts units;
+  units.input_tokens = usage.input_tokens;
+  units.cached_input_tokens = usage.cached_input_tokens;
+  units.output_tokens = usage.output_tokens;
+  units.requests = std::max<int64_t>(usage.requests, 1);
+  units.emails = usage.emails;
+  units.messages = usage.messages;
+  units.read_units = usage.read_units;
+  units.write_units = usage.write_units;
+  if (tokenKind() && !usage.reported) {
+    // The provider will bill this request, so an unknown count must not read as zero: the
+    // bytes sent and relayed give an estimate, and the outcome marks it as one.
+    units.input_tokens = ceilDiv(request_bytes_, kBytesPerToken);
+    units.output_tokens = ceilDiv(relayed_bytes_, kBytesPerToken);
+    if (row.outcome == "ok" || row.outcome == "client_aborted") {
+      row.outcome = "usage_missing";
+    }
+  }
+  row.units = units;
+  tokens_used_ = units.input_tokens + units.cached_input_tokens + units.output_tokens;
+
+  // One rounding per row: the exact sum of units times prices, then half up to whole
+  // micro-dollars.
+  limits::UnitPrices unit_prices = prices.pricesFor(provider_.id, row.model);
+  __int128 total = 0;
+  for (size_t i = 0; i < unit_prices.size(); ++i) {
+    if (unit_prices[i]) {
+      total += static_cast<__int128>(units.*store::kUnitCountFields[i]) * *unit_prices[i];
+    }
+  }
+  __int128 cost = (total + kMillion / 2) / kMillion;
+  row.cost_micros = cost > INT64_MAX ? INT64_MAX : static_cast<int64_t>(cost);
+  row.prices = limits::formatPricesJson(unit_prices);
+}
+
+}  // namespace keystore::proxy
