@@ -70,7 +70,8 @@ describe('metering', () => {
 
   before(async () => {
     upstream = await startChatUpstream();
-    ks = await startKeystore({ upstreams: { openai: upstream.url } });
+    // Nothing listens on port 1, so anthropic requests fail before reaching any upstream.
+    ks = await startKeystore({ upstreams: { openai: upstream.url, anthropic: 'http://127.0.0.1:1' } });
   });
 
   after(async () => {
@@ -220,11 +221,11 @@ describe('metering', () => {
     assert.equal(first.status, 200, first.text);
     await waitForLedger(ks, projectId, 1);
 
-    // Now $0.04 per request: $0.05 left, so exactly one of 20 concurrent requests fits.
+    // Now $0.04 per request: $0.05 left, so exactly one of 50 concurrent requests fits.
     await apiExpect(ks, 'POST', '/api/v1/prices', { provider: 'openai', model: 'budget-model', unit: 'requests', usd_per_million: '40000' }, 201);
     await sleep(300);
     upstream.requests.length = 0;
-    const responses = await Promise.all(Array.from({ length: 20 }, () => chat(token, { model: 'budget-model' })));
+    const responses = await Promise.all(Array.from({ length: 50 }, () => chat(token, { model: 'budget-model' })));
     const admitted = responses.filter((response) => response.status === 200);
     const refused = responses.filter((response) => response.status !== 200);
     assert.equal(admitted.length, 1, `statuses: ${responses.map((response) => response.status)}`);
@@ -239,6 +240,28 @@ describe('metering', () => {
     assert.equal(total, 950000 + 40000 + 2 * 22);
   });
 
+  test('reservation released when the upstream is unreachable', async () => {
+    const { projectId, token } = await newProject();
+    await apiExpect(ks, 'PUT', `/api/v1/projects/${projectId}/providers/anthropic/key`, { api_key: 'sk-ant-test-METER-0001' }, 200);
+    await apiExpect(ks, 'PATCH', `/api/v1/projects/${projectId}/providers/anthropic`, { mode: 'byok', status: 'enabled' }, 200);
+    // $0.60 a request against a $1.00 budget: a second reservation fits only if the first
+    // one was released.
+    await apiExpect(ks, 'PATCH', `/api/v1/projects/${projectId}`, { budget_cents: 100 }, 200);
+    await apiExpect(ks, 'POST', '/api/v1/prices', { provider: 'anthropic', unit: 'requests', usd_per_million: '600000' }, 201);
+    await sleep(300);
+    for (let i = 0; i < 3; i += 1) {
+      const response = await proxyRequest(ks, {
+        path: '/v1/anthropic/v1/messages',
+        token,
+        headers: { 'anthropic-version': '2023-06-01' },
+        json: { model: 'claude-haiku-4-5', max_tokens: 16, messages: [{ role: 'user', content: 'hi' }] },
+      });
+      assertKeystoreError(response, 502, 'upstream_unreachable', `attempt ${i}`);
+    }
+    const rows = await waitForLedger(ks, projectId, 3);
+    assert.deepEqual(rows.map((row) => row.cost_micros), [0, 0, 0]);
+  });
+
   test('the admin listener serves Prometheus metrics without a key', async () => {
     const response = await fetch(`${ks.adminUrl}/metrics`);
     assert.equal(response.status, 200);
@@ -247,7 +270,7 @@ describe('metering', () => {
     assert.match(text, /# TYPE keystore_proxy_requests_total counter/);
     assert.match(text, /keystore_proxy_requests_total\{provider="openai",mode="byok",outcome="ok"\} [1-9]\d*/);
     assert.match(text, /keystore_rate_limit_rejections_total\{provider="openai",limit_type="rpm"\} [1-9]/);
-    assert.match(text, /keystore_budget_rejections_total\{scope="project"\} 19/);
+    assert.match(text, /keystore_budget_rejections_total\{scope="project"\} 49/);
     assert.match(text, /keystore_proxy_overhead_seconds_bucket\{provider="openai",le="\+Inf"\} [1-9]/);
     assert.ok(!text.includes('sk-test-METER'), 'no key in the metrics');
   });
