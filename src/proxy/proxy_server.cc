@@ -484,6 +484,22 @@ void ProxyServer::Impl::finish(RequestRecord& record, const AdmissionContext* co
     if (!settled) {
       spdlog::error("budget reservation of request {} could not be settled: {}", record.request_id,
                     settled.error().message);
+    } else {
+      // Each threshold is reported once a month per agent or project.
+      const std::pair<bool, std::string_view> events[] = {
+          {settled->agent_warning, "budget.warning"},
+          {settled->project_warning, "budget.warning"},
+          {settled->agent_exceeded, "budget.exceeded"},
+          {settled->project_exceeded, "budget.exceeded"},
+      };
+      for (size_t i = 0; i < std::size(events); ++i) {
+        if (events[i].first) {
+          bool agent_scope = i % 2 == 0;
+          spdlog::warn(R"({{"msg":"{}","scope":"{}","id":"{}","request_id":"{}"}})",
+                       events[i].second, agent_scope ? "agent" : "project",
+                       agent_scope ? token->agent_id : token->project_id, record.request_id);
+        }
+      }
     }
   }
   if (options.ledger_strict) {

@@ -240,6 +240,36 @@ describe('metering', () => {
     assert.equal(total, 950000 + 40000 + 2 * 22);
   });
 
+  test('tokens-per-minute limit counts reported usage', async () => {
+    const { agentId, token } = await newProject();
+    // Each call reports 12 + 34 = 46 tokens; a limit of 50 admits the second call (46 used)
+    // and refuses the third (92 used).
+    await apiExpect(ks, 'PATCH', `/api/v1/agents/${agentId}`, { tpm_limit: 50 }, 200);
+    await sleep(300);
+    assert.equal((await chat(token)).status, 200);
+    await sleep(100);
+    assert.equal((await chat(token)).status, 200);
+    await sleep(100);
+    const limited = await chat(token);
+    const body = assertKeystoreError(limited, 429, 'rate_limited');
+    assert.equal(body.error.limit_type, 'tpm');
+    assert.equal(responseHeaderValues(limited, 'x-ratelimit-limit')[0], '50');
+  });
+
+  test('budget warning logged once at the threshold', async () => {
+    const { projectId, agentId, token } = await newProject();
+    await apiExpect(ks, 'PATCH', `/api/v1/agents/${agentId}`, { budget_cents: 100, budget_warn_percent: 50 }, 200);
+    await apiExpect(ks, 'POST', '/api/v1/prices', { provider: 'openai', model: 'warn-model', unit: 'requests', usd_per_million: '300000' }, 201);
+    await sleep(300);
+    for (let i = 0; i < 3; i += 1) {
+      assert.equal((await chat(token, { model: 'warn-model', max_tokens: 1 })).status, 200);
+    }
+    await waitForLedger(ks, projectId, 3);
+    const warnings = ks.stderrText().split('\n').filter((line) => line.includes('"msg":"budget.warning"') && line.includes(agentId));
+    assert.equal(warnings.length, 1, `one warning line: ${warnings}`);
+    assert.match(warnings[0], /"scope":"agent"/);
+  });
+
   test('reservation released when the upstream is unreachable', async () => {
     const { projectId, token } = await newProject();
     await apiExpect(ks, 'PUT', `/api/v1/projects/${projectId}/providers/anthropic/key`, { api_key: 'sk-ant-test-METER-0001' }, 200);
