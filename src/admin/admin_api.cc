@@ -128,6 +128,7 @@ std::span<const AdminApi::Route> AdminApi::routes() {
   static const Route kRoutes[] = {
       {"GET", "/healthz", &AdminApi::healthz, false},
       {"GET", "/readyz", &AdminApi::readyz, false},
+      {"GET", "/api/v1/openapi.json", &AdminApi::openapi, false},
 
       {"GET", "/api/v1/projects", &AdminApi::listProjects},
       {"POST", "/api/v1/projects", &AdminApi::createProject},

@@ -2,7 +2,8 @@
 //
 // The admin listener parses each HTTP request, hands it to handle() on a worker thread (the
 // API calls the blocking Store) and writes the returned response. Every route except
-// /healthz and /readyz requires an admin API key (`Authorization: Bearer ksa_…`).
+// /healthz, /readyz and /api/v1/openapi.json requires an admin API key
+// (`Authorization: Bearer ksa_…`).
 //
 // Thread-safety: handle() may be called concurrently; the API holds no mutable state of its
 // own beyond what the Store serializes.
@@ -72,13 +73,22 @@ class AdminApi {
   // with the status of its code, and an internal failure is logged with the request id.
   ApiResponse handle(const ApiRequest& request);
 
+  // One entry of the route table, for tests and documentation checks.
+  struct RouteInfo {
+    std::string_view method;
+    std::string_view path;  // template, "{}" stands for one path segment
+    bool needs_key = true;
+  };
+  // Every route handle() serves, in table order.
+  static std::vector<RouteInfo> routeTable();
+
  private:
   using Handler = Result<ApiResponse> (AdminApi::*)(const RequestContext&);
   struct Route {
     std::string_view method;
     std::string_view path;  // template, "{}" stands for one path segment
     Handler handler;
-    bool needs_key = true;  // false only for the health checks
+    bool needs_key = true;  // false only for the health checks and the OpenAPI document
   };
   static std::span<const Route> routes();
 
@@ -134,6 +144,8 @@ class AdminApi {
 
   Result<ApiResponse> healthz(const RequestContext& context);
   Result<ApiResponse> readyz(const RequestContext& context);
+  // The OpenAPI document, without a key: it holds no data.
+  Result<ApiResponse> openapi(const RequestContext& context);
 
   Result<ApiResponse> createProject(const RequestContext& context);
   Result<ApiResponse> listProjects(const RequestContext& context);
