@@ -72,9 +72,9 @@ class UpstreamPool {
       if (idle_for >= options_.pool_idle_timeout || connection->buffer.size() > 0) {
         continue;
       }
-      // A connection used moments ago is rarely closed already, so the probe, one system
-      // call, is spent only on connections idle long enough for an upstream timeout to hit.
-      if (idle_for < std::chrono::milliseconds(250) || stillOpen(*connection)) {
+      // A pooled connection the upstream closed since its last use reads as end of stream;
+      // one non-blocking peek finds it before a request is sent on it.
+      if (stillOpen(*connection)) {
         connection->reused = true;
         return connection;
       }
@@ -530,6 +530,12 @@ awaitable<bool> ProxyServer::Impl::handleRequest(Worker& worker, beast::tcp_stre
     response.body() = R"({"status":"ok"})";
     response.keep_alive(keep_alive_on_error);
     response.prepare_payload();
+    if (header.method() == http::verb::head) {
+      // HEAD gets the header with the body's length and no body.
+      http::response_serializer<http::string_body> serializer(response);
+      auto [error, written] = co_await http::async_write_header(client, serializer, kNoThrow);
+      co_return !error && keep_alive_on_error;
+    }
     auto [error, written] = co_await http::async_write(client, response, kNoThrow);
     co_return !error && keep_alive_on_error;
   }
@@ -1009,20 +1015,19 @@ awaitable<bool> ProxyServer::Impl::exchange(
       }
       pending = redactor.active() ? redactor.feed(client_bytes) : client_bytes;
       if (parser.is_done()) {
+        // Nothing more will come, so whatever the filter and the redactor held back is final.
+        // `pending` is copied before the meter is asked for its tail, because both views may
+        // point into buffers that the next call reuses.
+        final_bytes.assign(pending);
         std::string_view tail =
             record.meter ? record.meter->finishClientStream() : std::string_view{};
-        if (redactor.active() || !tail.empty()) {
-          // Nothing more will come, so whatever the filter and the redactor held back is
-          // final. The views are copied first because both reuse their buffers.
-          final_bytes.assign(pending);
-          if (!tail.empty()) {
-            final_bytes.append(redactor.active() ? redactor.feed(tail) : tail);
-          }
-          if (redactor.active()) {
-            final_bytes.append(redactor.finish());
-          }
-          pending = final_bytes;
+        if (!tail.empty()) {
+          final_bytes.append(redactor.active() ? redactor.feed(tail) : tail);
         }
+        if (redactor.active()) {
+          final_bytes.append(redactor.finish());
+        }
+        pending = final_bytes;
       }
     }
     if (client_gone) {

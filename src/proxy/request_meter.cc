@@ -2,17 +2,24 @@
 
 #include <spdlog/spdlog.h>
 
-#include <boost/json/parse.hpp>
-#include <boost/json/value.hpp>
+#include "metering/usage_body.h"
 
 namespace keystore::proxy {
 
 namespace {
 
-// Request bodies up to this size are parsed for their model and batch size. Larger ones are
-// priced at the provider's default prices, because parsing them on the request path costs
-// more than the estimate gains.
-constexpr size_t kMaxParsedBody = 1 << 20;
+// The endpoints whose answers report token usage. Other calls of a token-metered provider
+// (model lists, files, deletions) are counted as plain requests, never estimated as tokens.
+bool expectsUsage(std::string_view path) {
+  path = metering::pathWithoutQuery(path);
+  for (std::string_view suffix :
+       {"/chat/completions", "/completions", "/responses", "/embeddings", "/messages"}) {
+    if (path.ends_with(suffix)) {
+      return true;
+    }
+  }
+  return false;
+}
 constexpr int64_t kBytesPerToken = 4;
 constexpr __int128 kMillion = 1'000'000;
 // The member the upstream adds to each chunk once usage is requested, compact and spaced.
@@ -31,22 +38,18 @@ RequestMeter::RequestMeter(const catalog::ProviderSpec& provider, std::string_vi
       path_(path),
       request_bytes_(static_cast<int64_t>(body.size())) {
   if (tokenKind() || path_.ends_with("/emails/batch")) {
-    if (body.size() <= kMaxParsedBody && !body.empty() && (body[0] == '{' || body[0] == '[')) {
-      boost::system::error_code error;
-      boost::json::value document = boost::json::parse(body, error);
-      if (!error && document.is_object()) {
-        if (const auto* model = document.get_object().if_contains("model");
-            model != nullptr && model->is_string()) {
-          request_model_ = std::string(model->get_string());
-        }
-      } else if (!error && document.is_array()) {
-        item_count_ = std::max<int64_t>(1, static_cast<int64_t>(document.get_array().size()));
-      }
+    // One streaming scan whatever the body size, so a large request is priced by its model
+    // like a small one.
+    metering::RequestBodyFacts facts = metering::readRequestBody(body);
+    request_model_ = facts.model;
+    if (facts.array_size) {
+      item_count_ = std::max<int64_t>(1, *facts.array_size);
     }
     if (tokenKind()) {
       output_request_ = limits::readOutputRequest(body);
     }
   }
+  usage_expected_ = tokenKind() && method_ == "POST" && expectsUsage(path_);
   // A streamed chat completion reports usage only when asked. Asking changes what the upstream
   // sends, so the extra chunk is filtered out of the client's stream below.
   if (provider_.metering == "openai" && method_ == "POST" && path_.ends_with("/chat/completions")) {
@@ -74,7 +77,9 @@ int64_t RequestMeter::worstCaseMicros(const limits::PriceTable& prices,
   limits::CostEstimateInput input;
   input.provider = provider_.id;
   input.model = request_model_;
-  input.metering_kind = provider_.metering;
+  // A call that reports no tokens costs at most one request.
+  input.metering_kind = usage_expected_ || !tokenKind() ? std::string_view(provider_.metering)
+                                                        : std::string_view("requests");
   input.body_bytes = static_cast<int64_t>(body.size());
   input.output = output_request_;
   input.item_count = item_count_;
@@ -105,14 +110,18 @@ std::string_view RequestMeter::onUpstreamBytes(std::string_view bytes) {
 }
 
 std::string_view RequestMeter::finishClientStream() {
-  filtered_.clear();
+  // The bytes returned by the last onUpstreamBytes() may still be unsent, so the tail is built
+  // in buffers of its own.
+  tail_.clear();
   if (!filtering_) {
-    return filtered_;
+    return tail_;
   }
-  filter_->finish(filtered_);
-  std::string_view out = stripNullUsage(filtered_, true);
-  relayed_bytes_ += static_cast<int64_t>(out.size());
-  return out;
+  filter_->finish(tail_);
+  std::string tail_input = std::move(tail_);
+  tail_ = std::string(stripNullUsage(tail_input, true));
+  stripped_.clear();
+  relayed_bytes_ += static_cast<int64_t>(tail_.size());
+  return tail_;
 }
 
 std::string_view RequestMeter::stripNullUsage(std::string_view bytes, bool last) {
@@ -181,7 +190,7 @@ void RequestMeter::fillRow(store::LedgerRow& row, const limits::PriceTable& pric
   units.messages = usage.messages;
   units.read_units = usage.read_units;
   units.write_units = usage.write_units;
-  if (tokenKind() && !usage.reported) {
+  if (usage_expected_ && !usage.reported) {
     // The provider will bill this request, so an unknown count must not read as zero: the
     // bytes sent and relayed give an estimate, and the outcome marks it as one.
     units.input_tokens = ceilDiv(request_bytes_, kBytesPerToken);

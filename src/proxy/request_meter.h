@@ -74,7 +74,9 @@ class RequestMeter {
   bool filtering_ = false;  // the response is an event stream and the filter applies
   std::string filtered_;
   std::string stripped_;
-  std::string held_;  // a tail that may begin a "usage":null member split across reads
+  std::string tail_;             // finishClientStream's result, apart from the buffers above
+  bool usage_expected_ = false;  // a token-metered call whose response reports usage
+  std::string held_;             // a tail that may begin a "usage":null member split across reads
   int upstream_status_ = 0;
   int64_t relayed_bytes_ = 0;
   int64_t tokens_used_ = 0;

@@ -29,12 +29,33 @@ async function startChatUpstream() {
       const body = raw.length > 0 ? JSON.parse(raw.toString('utf8')) : {};
       upstream.requests.push({ headers: req.headers, raw, body });
       const { parts = 3, intervalMs = 0, omitUsage = false } = upstream.behavior;
+      if (req.method === 'GET') {
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.end(JSON.stringify({ object: 'list', data: [{ id: 'gpt-4o-mini', object: 'model', owned_by: 'system' }] }));
+        return;
+      }
       if (!body.stream) {
         res.writeHead(200, { 'content-type': 'application/json' });
         res.end(JSON.stringify({ id: 'chatcmpl-m', object: 'chat.completion', model: 'gpt-4o-mini', choices: [{ index: 0, message: { role: 'assistant', content: 'hi' }, finish_reason: 'stop' }], usage: kUsage }));
         return;
       }
       const withUsage = body.stream_options?.include_usage === true && !omitUsage;
+      if (upstream.behavior.contentLength) {
+        // The whole stream in one body with a Content-Length, as some OpenAI-compatible servers
+        // send a short stream.
+        const events = [];
+        for (let i = 0; i < parts; i += 1) {
+          events.push(`data: ${JSON.stringify({ object: 'chat.completion.chunk', choices: [{ index: 0, delta: { content: `part-${i} ` } }], usage: null })}\n\n`);
+        }
+        if (withUsage) {
+          events.push(`data: ${JSON.stringify({ object: 'chat.completion.chunk', choices: [], usage: kUsage })}\n\n`);
+        }
+        events.push('data: [DONE]\n\n');
+        const text = events.join('');
+        res.writeHead(200, { 'content-type': 'text/event-stream', 'content-length': Buffer.byteLength(text) });
+        res.end(text);
+        return;
+      }
       res.writeHead(200, { 'content-type': 'text/event-stream' });
       const chunk = (choices, extra = {}) => `data: ${JSON.stringify({ id: 'chatcmpl-m', object: 'chat.completion.chunk', model: 'gpt-4o-mini', choices, ...(body.stream_options?.include_usage ? { usage: null } : {}), ...extra })}\n\n`;
       for (let i = 0; i < parts; i += 1) {
@@ -119,6 +140,28 @@ describe('metering', () => {
     assert.equal(row.units.input_tokens, 12);
     assert.equal(row.units.output_tokens, 34);
     assert.equal(row.usage_reported, true);
+  });
+
+  test('stream with Content-Length ends intact', async () => {
+    const { projectId, token } = await newProject();
+    upstream.behavior = { contentLength: true, parts: 2 };
+    const response = await chat(token, { stream: true });
+    assert.equal(response.status, 200, response.text);
+    const expected = [0, 1].map((i) => `data: ${JSON.stringify({ object: 'chat.completion.chunk', choices: [{ index: 0, delta: { content: `part-${i} ` } }] })}\n\n`).join('') + 'data: [DONE]\n\n';
+    assert.equal(response.text, expected);
+    const [row] = await waitForLedger(ks, projectId, 1);
+    assert.equal(row.units.output_tokens, 34);
+  });
+
+  test('model list is one plain request', async () => {
+    const { projectId, token } = await newProject();
+    const response = await proxyRequest(ks, { method: 'GET', path: '/v1/openai/v1/models', token });
+    assert.equal(response.status, 200, response.text);
+    const [row] = await waitForLedger(ks, projectId, 1);
+    assert.equal(row.outcome, 'ok');
+    assert.equal(row.units.requests, 1);
+    assert.equal(row.units.output_tokens, 0, 'no tokens estimated for a call that reports none');
+    assert.equal(row.units.input_tokens, 0);
   });
 
   test('stream without usage is usage_missing', async () => {
