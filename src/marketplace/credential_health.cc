@@ -32,12 +32,22 @@ int64_t CredentialHealth::windowCount(int64_t now_ms) const {
 }
 
 bool CredentialHealth::tryAcquire(int64_t now_ms, int64_t rpm_limit) {
+  bool half_opened = false;
+  bool acquired = tryAcquireLocked(now_ms, rpm_limit, half_opened);
+  if (half_opened && listener_ != nullptr && *listener_) {
+    (*listener_)(id_, CircuitState::kHalfOpen);
+  }
+  return acquired;
+}
+
+bool CredentialHealth::tryAcquireLocked(int64_t now_ms, int64_t rpm_limit, bool& half_opened) {
   std::lock_guard lock(mutex_);
   if (state_ == CircuitState::kOpen) {
     if (now_ms - opened_at_ms_ < policy_.cooldown_ms) {
       return false;
     }
     state_ = CircuitState::kHalfOpen;
+    half_opened = true;
   }
   if (state_ == CircuitState::kHalfOpen && probe_in_flight_) {
     return false;

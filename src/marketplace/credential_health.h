@@ -52,8 +52,8 @@ struct HealthView {
 
 class CredentialHealth {
  public:
-  // Called with the credential id and the new state whenever the circuit opens or closes,
-  // outside the lock.
+  // Called with the credential id and the new state whenever the circuit opens, turns
+  // half-open for a probe, or closes, outside the lock.
   using StateListener = std::function<void(const std::string&, CircuitState)>;
 
   CredentialHealth(std::string credential_id, const CircuitPolicy& policy,
@@ -72,6 +72,7 @@ class CredentialHealth {
 
  private:
   int64_t windowCount(int64_t now_ms) const;
+  bool tryAcquireLocked(int64_t now_ms, int64_t rpm_limit, bool& half_opened);
 
   const std::string id_;
   const CircuitPolicy& policy_;

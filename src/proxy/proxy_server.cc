@@ -144,6 +144,11 @@ struct RequestRecord {
   bool finished = false;                // finish() ran: the row is written, the log line out
   Clock::time_point upstream_sent{};    // when the request was written upstream
   Clock::time_point upstream_header{};  // when the upstream's response header arrived
+  // Overhead is counted from when the request body was read, less the time spent waiting
+  // for upstream headers in every attempt (a failover makes several).
+  Clock::time_point body_read{};
+  Clock::duration upstream_waited{};
+  std::optional<Clock::duration> overhead;
   std::string method;
   std::string provider;
   std::string path;
@@ -411,9 +416,9 @@ void ProxyServer::Impl::finish(RequestRecord& record, const AdmissionContext* co
   if (record.upstream_sent != Clock::time_point{}) {
     // Upstream time runs from sending the request to the end of its answer, which is now.
     auto upstream = Clock::now() - record.upstream_sent;
-    metrics.requestFinished(
-        record.provider, mode, record.outcome, upstream,
-        std::chrono::duration_cast<std::chrono::nanoseconds>(elapsed) - upstream);
+    auto overhead = record.overhead.value_or(elapsed - upstream);
+    metrics.requestFinished(record.provider, mode, record.outcome, upstream,
+                            std::chrono::duration_cast<std::chrono::nanoseconds>(overhead));
   } else {
     metrics.requestFinished(record.provider, mode, record.outcome, std::nullopt, elapsed);
   }
@@ -603,6 +608,7 @@ awaitable<bool> ProxyServer::Impl::handleRequest(Worker& worker, beast::tcp_stre
     co_return false;
   }
 
+  record.body_read = Clock::now();
   auto& client_request = parser.get();
   bool client_keep_alive = client_request.keep_alive();
   // Content-Type is a singleton field; with two, the check below and the upstream could read
@@ -907,6 +913,7 @@ awaitable<bool> ProxyServer::Impl::exchange(
 
   auto& response = parser.get();
   record.upstream_header = Clock::now();
+  record.upstream_waited += record.upstream_header - record.upstream_sent;
   record.upstream_status = static_cast<int>(response.result_int());
   record.status = record.upstream_status;
   // A marketplace credential that was refused (401) or throttled (429) did no work upstream,
@@ -937,10 +944,10 @@ awaitable<bool> ProxyServer::Impl::exchange(
     response.set(http::field::cache_control, "no-cache");
     response.set("x-accel-buffering", "no");
   }
-  // Time spent inside the proxy: before the request went upstream, and since its answer
-  // arrived.
-  response.set("x-keystore-overhead-ms", formatMillis((record.upstream_sent - record.started) +
-                                                      (Clock::now() - record.upstream_header)));
+  // Time spent inside the proxy since the request body was read, less the waits for the
+  // upstream's headers, so slow uploads and failover attempts do not count.
+  record.overhead = (Clock::now() - record.body_read) - record.upstream_waited;
+  response.set("x-keystore-overhead-ms", formatMillis(*record.overhead));
   bool upstream_keep_alive = response.keep_alive();
   // Transfer-Encoding is hop-by-hop and was dropped above. A body of unknown length, or one
   // that the usage filter may shorten, is re-framed as chunked for the client, so its end is

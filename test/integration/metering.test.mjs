@@ -153,6 +153,24 @@ describe('metering', () => {
     assert.equal(row.units.output_tokens, 34);
   });
 
+  test('overhead excludes a slow upload', async () => {
+    const { token } = await newProject();
+    const payload = JSON.stringify({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }] });
+    const overhead = await new Promise((resolve, reject) => {
+      const req = http.request(new URL('/v1/openai/v1/chat/completions', ks.proxyUrl), {
+        method: 'POST',
+        headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) },
+      }, (res) => {
+        res.resume();
+        res.on('end', () => resolve(res.headers['x-keystore-overhead-ms']));
+      });
+      req.on('error', reject);
+      req.flushHeaders();
+      setTimeout(() => req.end(payload), 700);
+    });
+    assert.ok(Number(overhead) < 300, `overhead ${overhead} ms leaves out the 700 ms upload`);
+  });
+
   test('model list is one plain request', async () => {
     const { projectId, token } = await newProject();
     const response = await proxyRequest(ks, { method: 'GET', path: '/v1/openai/v1/models', token });

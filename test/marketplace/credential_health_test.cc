@@ -67,7 +67,7 @@ TEST_F(CredentialHealthTest, HalfOpenAdmitsOneProbeThenCloses) {
   health->report(Verdict::kSuccess, later + 2);
   EXPECT_EQ(health->view(later + 2).state, CircuitState::kClosed);
   EXPECT_TRUE(health->tryAcquire(later + 3, 0));
-  EXPECT_EQ(events_, (std::vector<std::string>{"c1:open", "c1:closed"}));
+  EXPECT_EQ(events_, (std::vector<std::string>{"c1:open", "c1:half_open", "c1:closed"}));
 }
 
 TEST_F(CredentialHealthTest, FailedProbeReopensForAnotherCooldown) {
@@ -79,7 +79,8 @@ TEST_F(CredentialHealthTest, FailedProbeReopensForAnotherCooldown) {
   health->report(Verdict::kFailure, kStart + 1100);
   EXPECT_FALSE(health->tryAcquire(kStart + 2000, 0)) << "cool-down counts from the probe";
   EXPECT_TRUE(health->tryAcquire(kStart + 2100, 0));
-  EXPECT_EQ(events_, (std::vector<std::string>{"c1:open", "c1:open"}));
+  EXPECT_EQ(events_,
+            (std::vector<std::string>{"c1:open", "c1:half_open", "c1:open", "c1:half_open"}));
 }
 
 TEST_F(CredentialHealthTest, NeutralProbeLetsNextRequestProbe) {
