@@ -46,13 +46,13 @@ struct TokenLocation {
 
 // Rewrites the upstream path with a credential field: the segment that follows a segment
 // equal to `after` is replaced by the field's value. Twilio puts the account SID in the path,
-// and the agent, which never sees the real account, sends a placeholder there.
+// and the agent, which never has the real account, sends a placeholder there.
 struct PathRewrite {
   std::string after;
   std::string field;
 };
 
-// The metering kinds the proxy knows how to read usage for.
+// The metering kinds whose usage the proxy can read.
 inline constexpr std::string_view kMeteringKinds[] = {"openai",   "anthropic", "emails",
                                                       "messages", "pinecone",  "requests"};
 

@@ -2,7 +2,7 @@
 // and I/O thread of this instance: its circuit breaker and its request-rate window.
 //
 // Circuit: closed while the credential works. After `failure_threshold` consecutive
-// failures (401, 403, 429 or 5xx responses) it opens and is skipped; once `cooldown_ms` has
+// failures (401, 403, 429 or 5xx responses) it opens and is skipped. Once `cooldown_ms` has
 // passed, the next request may use it as the single probe (half-open). The probe's success
 // closes the circuit, its failure opens it for another cool-down, and a probe that ends
 // without a verdict (the client went away) lets the next request probe instead.

@@ -72,8 +72,8 @@ class UpstreamPool {
       if (idle_for >= options_.pool_idle_timeout || connection->buffer.size() > 0) {
         continue;
       }
-      // A pooled connection the upstream closed since its last use reads as end of stream;
-      // one non-blocking peek finds it before a request is sent on it.
+      // A pooled connection that the upstream closed since its last use reads as end of
+      // stream. One non-blocking peek detects it before a request is sent on it.
       if (stillOpen(*connection)) {
         connection->reused = true;
         return connection;
@@ -170,7 +170,7 @@ marketplace::Verdict credentialVerdict(const RequestRecord& record) {
   return status >= 200 ? marketplace::Verdict::kSuccess : marketplace::Verdict::kNeutral;
 }
 
-// What a rate_limited answer reports: its headers and the limit_type member of the body.
+// The content of a rate_limited response: its headers and the body's limit_type member.
 struct RateDecisionView {
   limits::RateDecision decision;
   int64_t now_ms = 0;
@@ -414,7 +414,7 @@ void ProxyServer::Impl::finish(RequestRecord& record, const AdmissionContext* co
   const TokenEntry* token = context ? context->token : nullptr;
   std::string_view mode = context ? std::string_view(context->mode) : std::string_view{};
   if (record.upstream_sent != Clock::time_point{}) {
-    // Upstream time runs from sending the request to the end of its answer, which is now.
+    // Upstream time runs from sending the request to the end of its response, which is now.
     auto upstream = Clock::now() - record.upstream_sent;
     auto overhead = record.overhead.value_or(elapsed - upstream);
     metrics.requestFinished(record.provider, mode, record.outcome, upstream,
@@ -659,7 +659,7 @@ awaitable<bool> ProxyServer::Impl::handleRequest(Worker& worker, beast::tcp_stre
                        client_request.body());
   record.budget_caps = limits::BudgetCaps{agent.budget, project.budget};
   // Spend is tracked for every request, so a cap set in the middle of a month counts what
-  // the month already cost; the worst case is estimated only where a cap applies.
+  // the month already cost. The worst case is estimated only where a cap applies.
   int64_t worst_case = 0;
   if (record.budget_caps.agent.cents || record.budget_caps.project.cents) {
     worst_case = record.meter->worstCaseMicros(context.snapshot->prices, client_request.body());
@@ -1013,7 +1013,7 @@ awaitable<bool> ProxyServer::Impl::exchange(
       std::string_view client_bytes =
           record.meter ? record.meter->onUpstreamBytes(upstream_bytes) : upstream_bytes;
       if (client_gone) {
-        // The client left: the answer is read only so its usage is recorded, within bounds.
+        // The client left: the response is read, within bounds, only to record its usage.
         drained += produced;
         if (drained > options.abort_drain_bytes) {
           break;

@@ -17,8 +17,8 @@
 #include "common/error.h"
 #include "limits/budget_tracker.h"
 #include "metering/ledger_writer.h"
-#include "telemetry/proxy_metrics.h"
 #include "proxy/snapshot.h"
+#include "telemetry/proxy_metrics.h"
 
 namespace keystore::proxy {
 
@@ -42,7 +42,7 @@ struct ProxyOptions {
   std::chrono::milliseconds pool_idle_timeout{30'000};
   size_t max_idle_per_upstream = 64;
   bool ledger_strict = false;  // appendDurable instead of append
-  // After the client hangs up mid-answer, the upstream answer is still read (not relayed)
+  // After the client hangs up mid-response, the upstream response is still read (not relayed)
   // for up to this long and this many bytes, so the usage the provider bills is recorded.
   std::chrono::milliseconds abort_drain_timeout{60'000};
   uint64_t abort_drain_bytes = 64ull << 20;
@@ -50,7 +50,7 @@ struct ProxyOptions {
 
 class ProxyServer {
  public:
-  // `budgets` holds the month's spend and reservations; the caller seeds it from the ledger.
+  // `budgets` contains the month's spend and reservations. The caller seeds it from the ledger.
   ProxyServer(ProxyOptions options, const catalog::Catalog& catalog, SnapshotHolder& snapshots,
               metering::LedgerWriter& ledger, limits::BudgetTracker& budgets,
               telemetry::ProxyMetrics& metrics);

@@ -2,13 +2,15 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+
 #include "metering/usage_body.h"
 
 namespace keystore::proxy {
 
 namespace {
 
-// The endpoints whose answers report token usage. Other calls of a token-metered provider
+// The endpoints whose responses report token usage. Other calls of a token-metered provider
 // (model lists, files, deletions) are counted as plain requests, never estimated as tokens.
 bool expectsUsage(std::string_view path) {
   path = metering::pathWithoutQuery(path);
@@ -129,35 +131,33 @@ std::string_view RequestMeter::stripNullUsage(std::string_view bytes, bool last)
   held_.clear();
   input.append(bytes);
   stripped_.clear();
-  size_t pos = 0;
-  while (pos < input.size()) {
-    bool removed = false;
-    for (std::string_view pattern : kNullUsage) {
-      if (std::string_view(input).substr(pos).starts_with(pattern)) {
-        pos += pattern.size();
-        removed = true;
-        break;
-      }
+  std::string_view rest = input;
+  // Every pattern starts with ',', so whole spans up to the next comma are copied at once.
+  while (!rest.empty()) {
+    size_t comma = rest.find(',');
+    stripped_.append(rest.substr(0, comma));
+    if (comma == std::string_view::npos) {
+      break;
     }
-    if (removed) {
+    rest.remove_prefix(comma);
+    auto matched =
+        std::find_if(std::begin(kNullUsage), std::end(kNullUsage),
+                     [rest](std::string_view pattern) { return rest.starts_with(pattern); });
+    if (matched != std::end(kNullUsage)) {
+      rest.remove_prefix(matched->size());
       continue;
     }
-    // A tail that is the start of a pattern waits for the next bytes.
-    if (!last && input[pos] == ',') {
-      std::string_view tail = std::string_view(input).substr(pos);
-      bool partial = false;
-      for (std::string_view pattern : kNullUsage) {
-        if (tail.size() < pattern.size() && pattern.starts_with(tail)) {
-          partial = true;
-        }
-      }
-      if (partial) {
-        held_.assign(tail);
-        break;
-      }
+    // A tail that may still become a pattern waits for the next bytes.
+    bool partial =
+        std::any_of(std::begin(kNullUsage), std::end(kNullUsage), [rest](std::string_view pattern) {
+          return rest.size() < pattern.size() && pattern.starts_with(rest);
+        });
+    if (partial && !last) {
+      held_.assign(rest);
+      break;
     }
-    stripped_.push_back(input[pos]);
-    ++pos;
+    stripped_.push_back(',');
+    rest.remove_prefix(1);
   }
   return stripped_;
 }

@@ -97,7 +97,7 @@ Result<void> bootstrapAdminKey(store::Store& store, const std::string& data_dir)
   record.name = "owner";
   record.role = "owner";
   record.organization_id = organization.id;
-  record.is_operator = true;  // whoever installs Keystore runs its marketplace
+  record.is_operator = true;  // the installing user runs the marketplace
   record.created_at = nowUnixMillis();
   auto stored = store.createAdminKey(record);
   if (!stored) {

@@ -49,7 +49,7 @@ class Store {
   virtual Result<void> updateProjectLimits(const ProjectLimits& limits) = 0;
   // Every data key, the shared pool's included.
   virtual Result<std::vector<DataKey>> listDataKeys() = 0;
-  // Stores the shared pool's data key (empty project_id) if there is none yet; returns the
+  // Stores the shared pool's data key (empty project_id) if there is none yet, and returns the
   // stored one, so concurrent first uses on several instances agree on one key.
   virtual Result<DataKey> ensurePoolDataKey(const DataKey& candidate) = 0;
   // Replaces the wrapped form of existing data keys (master-key rotation), atomically.

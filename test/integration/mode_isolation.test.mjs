@@ -89,7 +89,8 @@ describe('credential sources stay apart', () => {
     await enable(projects.empty.id, 'openai', 'byok');
     const response = await proxyRequest(ks, { path: '/v1/openai/v1/chat/completions', token: projects.empty.token, json: kChat });
     const body = assertKeystoreError(response, 409, 'byok_key_missing');
-    assert.ok(!JSON.stringify(body).includes(kPoolKey) && !JSON.stringify(body).includes(kKeyA));
+    assert.ok(!JSON.stringify(body).includes(kPoolKey), 'the error names no pool key');
+    assert.ok(!JSON.stringify(body).includes(kKeyA), 'the error names no other project key');
     assert.equal(mocks.openai.requests.length, 0, 'no request reached the upstream');
     const rows = await waitForLedger(ks, projects.empty.id, 0, { timeoutMs: 300 });
     assert.equal(rows.length, 0, 'no ledger row, and no marketplace row');

@@ -41,9 +41,9 @@ function assertStreamHeaders(response) {
   assert.ok(encoding === undefined || encoding === 'identity', `the stream is not re-encoded: ${encoding}`);
 }
 
-// The events of an OpenAI stream as the client should see them. The proxy asks the upstream
-// for usage when the client did not, so the upstream adds "usage":null to each chunk and a
-// final usage-only chunk; the proxy takes both out again.
+// The events of an OpenAI stream as the client should receive them. The proxy requests usage
+// when the client did not, so the upstream adds "usage":null to each chunk and a final
+// usage-only chunk, and the proxy removes both again.
 function clientVisible(sseLog) {
   const visible = [];
   for (const event of sseLog) {

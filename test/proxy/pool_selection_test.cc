@@ -151,7 +151,7 @@ TEST_F(PoolSelectionTest, NoUsableCredentialIsNoCapacity) {
   EXPECT_EQ(refused.error().message.find("sk-"), std::string::npos);
 }
 
-TEST_F(PoolSelectionTest, NextCredentialSkipsTriedOnesAndKeepsCurrentWhenNoneLeft) {
+TEST_F(PoolSelectionTest, NextCredentialSkipsTriedOnes) {
   setMode("openai", "marketplace");
   addShared("shared-1", "sk-shared-1");
   addShared("shared-2", "sk-shared-2");

@@ -1246,7 +1246,7 @@ TEST_P(PoolStoreTest, DisableAndEnablePoolCredential) {
   EXPECT_EQ(enabled->status, "active");
 }
 
-TEST_P(PoolStoreTest, SetStatusOfByokOrUnknownCredentialNotFound) {
+TEST_P(PoolStoreTest, SetStatusOfByokCredentialNotFound) {
   ASSERT_TRUE(store_->putByokCredential(byokCredential("b1", "p1", "openai", 5)).has_value());
   auto byok = store_->setCredentialStatus("b1", "disabled");
   ASSERT_FALSE(byok.has_value());
@@ -1328,7 +1328,8 @@ TEST_P(PoolStoreTest, ConciergeRejectAndFilters) {
       store_->createConciergeRequest(ConciergeRequest{.project_id = "p1", .provider = "groq"});
   auto second = store_->createConciergeRequest(
       ConciergeRequest{.project_id = "p2", .provider = "twilio", .note = "sms alerts"});
-  ASSERT_TRUE(first.has_value() && second.has_value());
+  ASSERT_TRUE(first.has_value());
+  ASSERT_TRUE(second.has_value());
   auto rejected = store_->rejectConciergeRequest(second->id, "no capacity this month", 900);
   ASSERT_TRUE(rejected.has_value()) << rejected.error().message;
   EXPECT_EQ(rejected->status, "rejected");
