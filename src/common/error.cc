@@ -31,6 +31,7 @@ CodeInfo codeInfo(ErrorCode code) {
     case ErrorCode::kUpstreamInvalidResponse: return {"upstream_invalid_response", 502};
     case ErrorCode::kNoCapacity: return {"no_capacity", 503};
     case ErrorCode::kUpstreamTimeout: return {"upstream_timeout", 504};
+    case ErrorCode::kLimitsUnavailable: return {"limits_unavailable", 503};
     case ErrorCode::kUnauthenticated: return {"unauthenticated", 401};
     case ErrorCode::kForbidden: return {"forbidden", 403};
     case ErrorCode::kNotFound: return {"not_found", 404};

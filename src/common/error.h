@@ -34,6 +34,9 @@ enum class ErrorCode {
   kUpstreamInvalidResponse,
   kNoCapacity,
   kUpstreamTimeout,
+  // The shared store of rate-limit and budget counters (Redis) cannot be reached, so the
+  // request is refused rather than admitted unchecked.
+  kLimitsUnavailable,
   // Codes used by the management API and internal layers.
   kUnauthenticated,
   kForbidden,

@@ -74,6 +74,9 @@ struct Reservation {
   std::string agent_id;
   std::string project_id;
   int64_t micros = 0;
+  // The start of the UTC month whose counters hold the reservation; set by trackers that key
+  // counters by month (the Redis one), 0 otherwise.
+  int64_t month_start_ms = 0;
 };
 
 enum class BudgetScope {

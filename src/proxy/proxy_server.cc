@@ -29,6 +29,7 @@
 #include "proxy/header_rules.h"
 #include "proxy/model_scope.h"
 #include "proxy/request_meter.h"
+#include "redis/redis_limits.h"
 
 namespace keystore::proxy {
 
@@ -111,11 +112,17 @@ class UpstreamPool {
 };
 
 struct Worker {
-  explicit Worker(const ProxyOptions& options) : io(1), pool(options) {}
+  explicit Worker(const ProxyOptions& options) : io(1), pool(options) {
+    if (options.redis) {
+      shared_limits = std::make_unique<redis::RedisLimits>(io, *options.redis);
+    }
+  }
 
   asio::io_context io;
   std::unique_ptr<tcp::acceptor> acceptor;
   UpstreamPool pool;
+  // Rate limits and budgets shared with other instances; null when counted in memory.
+  std::unique_ptr<redis::RedisLimits> shared_limits;
   std::thread thread;
 };
 
@@ -141,6 +148,9 @@ struct RequestRecord {
   std::optional<RequestMeter> meter;
   std::optional<limits::Reservation> reservation;
   limits::BudgetCaps budget_caps;
+  // The worker's shared counters when the reservation was made there, so finish() settles it
+  // where it lives.
+  redis::RedisLimits* shared_limits = nullptr;
   bool finished = false;                // finish() ran: the row is written, the log line out
   Clock::time_point upstream_sent{};    // when the request was written upstream
   Clock::time_point upstream_header{};  // when the upstream's response header arrived
@@ -159,6 +169,26 @@ struct RequestRecord {
   int64_t bytes_in = 0;
   int64_t bytes_out = 0;
 };
+
+// Logs the budget thresholds a settlement crossed; each is reported once a month per agent or
+// project, by whichever instance crossed it.
+void logBudgetEvents(const limits::BudgetEvents& events, std::string_view agent_id,
+                     std::string_view project_id, std::string_view request_id) {
+  const std::pair<bool, std::string_view> crossed[] = {
+      {events.agent_warning, "budget.warning"},
+      {events.project_warning, "budget.warning"},
+      {events.agent_exceeded, "budget.exceeded"},
+      {events.project_exceeded, "budget.exceeded"},
+  };
+  for (size_t i = 0; i < std::size(crossed); ++i) {
+    if (crossed[i].first) {
+      bool agent_scope = i % 2 == 0;
+      spdlog::warn(R"({{"msg":"{}","scope":"{}","id":"{}","request_id":"{}"}})", crossed[i].second,
+                   agent_scope ? "agent" : "project", agent_scope ? agent_id : project_id,
+                   request_id);
+    }
+  }
+}
 
 // The upstream's judgement of the credential, for the marketplace circuit breaker. Errors
 // without a response (connect failures, timeouts) are the host's, not the credential's.
@@ -243,6 +273,11 @@ struct ProxyServer::Impl {
   awaitable<bool> writeError(beast::tcp_stream& client, const Error& error,
                              const RequestRecord& record, unsigned version, bool keep_alive,
                              const RateDecisionView* rate = nullptr);
+  // Refuses a request whose limits could not be checked because the shared counters are
+  // unreachable. The client learns only that; the log gets the cause.
+  awaitable<bool> refuseUnavailable(beast::tcp_stream& client, const Error& error,
+                                    RequestRecord& record, const AdmissionContext& context,
+                                    unsigned version, bool keep_alive);
   void finish(RequestRecord& record, const AdmissionContext* context, bool write_ledger);
 };
 
@@ -403,6 +438,20 @@ awaitable<bool> ProxyServer::Impl::writeError(beast::tcp_stream& client, const E
   co_return !write_error && keep_alive;
 }
 
+awaitable<bool> ProxyServer::Impl::refuseUnavailable(beast::tcp_stream& client, const Error& error,
+                                                     RequestRecord& record,
+                                                     const AdmissionContext& context,
+                                                     unsigned version, bool keep_alive) {
+  spdlog::error(R"({{"msg":"limits unavailable","request_id":"{}","error":{}}})", record.request_id,
+                jsonString(error.message));
+  Error refused{ErrorCode::kLimitsUnavailable,
+                "rate limits and budgets cannot be checked right now; retry shortly"};
+  record.status = httpStatus(refused.code);
+  record.outcome = std::string(errorCodeName(refused.code));
+  finish(record, &context, false);
+  co_return co_await writeError(client, refused, record, version, keep_alive);
+}
+
 void ProxyServer::Impl::finish(RequestRecord& record, const AdmissionContext* context,
                                bool write_ledger) {
   if (record.finished) {
@@ -446,7 +495,11 @@ void ProxyServer::Impl::finish(RequestRecord& record, const AdmissionContext* co
   if (!write_ledger || token == nullptr) {
     // The request never reached the upstream, so its reservation is released uncharged.
     if (record.reservation) {
-      (void)budgets.release(*record.reservation);
+      if (record.shared_limits != nullptr) {
+        record.shared_limits->release(*record.reservation);
+      } else {
+        (void)budgets.release(*record.reservation);
+      }
       record.reservation.reset();
     }
     return;
@@ -479,10 +532,27 @@ void ProxyServer::Impl::finish(RequestRecord& record, const AdmissionContext* co
                     row.units.*store::kUnitCountFields[i]);
     }
     if (int64_t tokens = record.meter->tokensUsed(); tokens > 0) {
-      rate_limiter.recordTokens(token->agent_id, record.provider, tokens, row.time);
+      if (record.shared_limits != nullptr) {
+        record.shared_limits->recordTokens(token->agent_id, record.provider, tokens, row.time);
+      } else {
+        rate_limiter.recordTokens(token->agent_id, record.provider, tokens, row.time);
+      }
     }
   }
-  if (record.reservation) {
+  if (record.reservation && record.shared_limits != nullptr) {
+    record.shared_limits->settle(
+        *record.reservation, row.cost_micros, record.budget_caps, row.time,
+        [request_id = record.request_id, agent_id = token->agent_id,
+         project_id = token->project_id](Result<limits::BudgetEvents> settled) {
+          if (!settled) {
+            spdlog::error("budget reservation of request {} could not be settled: {}", request_id,
+                          settled.error().message);
+            return;
+          }
+          logBudgetEvents(*settled, agent_id, project_id, request_id);
+        });
+    record.reservation.reset();
+  } else if (record.reservation) {
     auto settled =
         budgets.settle(*record.reservation, row.cost_micros, record.budget_caps, row.time);
     record.reservation.reset();
@@ -490,21 +560,7 @@ void ProxyServer::Impl::finish(RequestRecord& record, const AdmissionContext* co
       spdlog::error("budget reservation of request {} could not be settled: {}", record.request_id,
                     settled.error().message);
     } else {
-      // Each threshold is reported once a month per agent or project.
-      const std::pair<bool, std::string_view> events[] = {
-          {settled->agent_warning, "budget.warning"},
-          {settled->project_warning, "budget.warning"},
-          {settled->agent_exceeded, "budget.exceeded"},
-          {settled->project_exceeded, "budget.exceeded"},
-      };
-      for (size_t i = 0; i < std::size(events); ++i) {
-        if (events[i].first) {
-          bool agent_scope = i % 2 == 0;
-          spdlog::warn(R"({{"msg":"{}","scope":"{}","id":"{}","request_id":"{}"}})",
-                       events[i].second, agent_scope ? "agent" : "project",
-                       agent_scope ? token->agent_id : token->project_id, record.request_id);
-        }
-      }
+      logBudgetEvents(*settled, token->agent_id, token->project_id, record.request_id);
     }
   }
   if (options.ledger_strict) {
@@ -638,9 +694,21 @@ awaitable<bool> ProxyServer::Impl::handleRequest(Worker& worker, beast::tcp_stre
                                  agent.limits.rpd ? agent.limits.rpd : project.default_limits.rpd,
                                  agent.limits.tpm ? agent.limits.tpm : project.default_limits.tpm};
   now_ms = nowUnixMillis();
+  record.shared_limits = worker.shared_limits.get();
   if (rate_limits.rpm || rate_limits.rpd || rate_limits.tpm) {
-    RateDecisionView rate{rate_limiter.admit(token.agent_id, record.provider, rate_limits, now_ms),
-                          now_ms};
+    limits::RateDecision decision;
+    if (record.shared_limits != nullptr) {
+      Result<limits::RateDecision> shared = co_await record.shared_limits->admit(
+          token.agent_id, record.provider, rate_limits, now_ms);
+      if (!shared) {
+        co_return co_await refuseUnavailable(client, shared.error(), record, context, version,
+                                             client_keep_alive);
+      }
+      decision = *shared;
+    } else {
+      decision = rate_limiter.admit(token.agent_id, record.provider, rate_limits, now_ms);
+    }
+    RateDecisionView rate{decision, now_ms};
     if (!rate.decision.allowed) {
       Error limited{ErrorCode::kRateLimited,
                     "agent " + token.agent_id + " is over its " +
@@ -664,8 +732,22 @@ awaitable<bool> ProxyServer::Impl::handleRequest(Worker& worker, beast::tcp_stre
   if (record.budget_caps.agent.cents || record.budget_caps.project.cents) {
     worst_case = record.meter->worstCaseMicros(context.snapshot->prices, client_request.body());
   }
-  auto reserved =
-      budgets.reserve(token.agent_id, token.project_id, worst_case, record.budget_caps, now_ms);
+  std::expected<limits::Reservation, limits::BudgetRefusal> reserved;
+  if (record.shared_limits != nullptr) {
+    int64_t agent_spend = budgets.agentUsage(token.agent_id, now_ms).spent_micros;
+    int64_t project_spend = budgets.projectUsage(token.project_id, now_ms).spent_micros;
+    Result<redis::RedisLimits::ReserveOutcome> shared = co_await record.shared_limits->reserve(
+        token.agent_id, token.project_id, worst_case, record.budget_caps, now_ms, agent_spend,
+        project_spend);
+    if (!shared) {
+      co_return co_await refuseUnavailable(client, shared.error(), record, context, version,
+                                           client_keep_alive);
+    }
+    reserved = std::move(*shared);
+  } else {
+    reserved =
+        budgets.reserve(token.agent_id, token.project_id, worst_case, record.budget_caps, now_ms);
+  }
   if (!reserved) {
     Error exceeded = reserved.error().toError();
     record.status = 402;

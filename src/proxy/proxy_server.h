@@ -11,6 +11,7 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "catalog/catalog.h"
@@ -18,6 +19,7 @@
 #include "limits/budget_tracker.h"
 #include "metering/ledger_writer.h"
 #include "proxy/snapshot.h"
+#include "redis/redis_connection.h"
 #include "telemetry/proxy_metrics.h"
 
 namespace keystore::proxy {
@@ -46,6 +48,9 @@ struct ProxyOptions {
   // for up to this long and this many bytes, so the usage the provider bills is recorded.
   std::chrono::milliseconds abort_drain_timeout{60'000};
   uint64_t abort_drain_bytes = 64ull << 20;
+  // Where rate limits and budgets are counted when several instances share them; unset, each
+  // instance counts in memory. Each I/O thread keeps one connection.
+  std::optional<redis::RedisEndpoint> redis;
 };
 
 class ProxyServer {

@@ -27,6 +27,7 @@
 #include "metering/ledger_writer.h"
 #include "proxy/proxy_server.h"
 #include "proxy/snapshot.h"
+#include "redis/redis_connection.h"
 #include "server/admin_listener.h"
 #include "store/sqlite/sqlite_store.h"
 #include "telemetry/proxy_metrics.h"
@@ -229,6 +230,7 @@ Result<void> applyConfigFile(const std::string& path, CLI::App& serve, ServeConf
       {"threads", integer(config.threads)},
       {"circuit-failures", integer(config.circuit_failures)},
       {"circuit-cooldown", text(config.circuit_cooldown)},
+      {"redis", text(config.redis_url)},
       {"allow-private-upstreams",
        [&config](const toml::node& node) {
          if (auto value = node.value<bool>()) {
@@ -369,6 +371,15 @@ int runServer(const ServeConfig& config) {
   proxy_options.upstream_ca_file = config.upstream_ca_file;
   proxy_options.max_request_bytes = config.max_request_bytes;
   proxy_options.ledger_strict = config.ledger_sync == "strict";
+  if (!config.redis_url.empty()) {
+    auto endpoint = redis::parseRedisUrl(config.redis_url);
+    if (!endpoint) {
+      fatal("--redis: " + endpoint.error().message);
+      return 2;
+    }
+    std::printf("rate limits and budgets shared through %s\n", endpoint->display().c_str());
+    proxy_options.redis = std::move(*endpoint);
+  }
   limits::BudgetTracker budgets;
   if (auto seeded = seedBudgetSpend(*store, budgets); !seeded) {
     fatal("cannot read this month's spend from the ledger: " + seeded.error().message);
@@ -532,7 +543,25 @@ void addServeCommand(CLI::App& app, int& exit_code) {
                    "How long an open circuit waits before probing the credential again")
       ->envname("KEYSTORE_CIRCUIT_COOLDOWN")
       ->capture_default_str();
-  serve->callback([config, config_file, serve, &exit_code] {
+  CLI::Option* redis_option =
+      serve
+          ->add_option("--redis", config->redis_url,
+                       "Share rate limits and budgets between instances through this Redis "
+                       "(redis://host:port/db); put a URL with a password in KEYSTORE_REDIS or "
+                       "the config file, never on the command line")
+          ->envname("KEYSTORE_REDIS");
+  serve->callback([config, config_file, serve, redis_option, &exit_code] {
+    // Another user can read a command line in the process list, so a password there is refused.
+    if (redis_option->count() > 0 && std::getenv("KEYSTORE_REDIS") == nullptr) {
+      auto endpoint = redis::parseRedisUrl(config->redis_url);
+      if (endpoint && !endpoint->password.empty()) {
+        fatal(
+            "--redis must not carry a password on the command line, where other users can "
+            "read it; set KEYSTORE_REDIS or redis in the config file instead");
+        exit_code = 2;
+        return;
+      }
+    }
     if (!config_file->empty()) {
       auto applied = applyConfigFile(*config_file, *serve, *config);
       if (!applied) {

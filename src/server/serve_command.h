@@ -27,6 +27,9 @@ struct ServeConfig {
   // how long it stays open before a probe.
   int circuit_failures = 5;
   std::string circuit_cooldown = "30s";
+  // redis://[:password@]host[:port][/db]: count rate limits and budgets in Redis, shared by
+  // every instance pointed at it. Empty: each instance counts in memory.
+  std::string redis_url;
 };
 
 // Registers `serve` on `app`; its callback runs the server until SIGINT or SIGTERM and
