@@ -27,6 +27,9 @@ struct ServeConfig {
   // how long it stays open before a probe.
   int circuit_failures = 5;
   std::string circuit_cooldown = "30s";
+  // Management API sessions: absolute lifetime from sign-in, and idle time that ends one.
+  std::string session_ttl = "12h";
+  std::string session_idle_timeout = "2h";
 };
 
 // Registers `serve` on `app`; its callback runs the server until SIGINT or SIGTERM and
