@@ -7,7 +7,7 @@ set -euo pipefail
 build_packages=(
   build-essential cmake ninja-build ccache pkg-config
   libboost1.81-dev libboost-json1.81-dev libboost-url1.81-dev
-  libssl-dev libsqlite3-dev libpq-dev libhiredis-dev libspdlog-dev libcli11-dev libtomlplusplus-dev
+  libssl-dev libsqlite3-dev libpq-dev libhiredis-dev libspdlog-dev libcli11-dev libtomlplusplus-dev libsodium-dev
 )
 test_packages=(
   libgtest-dev libgmock-dev libbenchmark-dev openssl sqlite3

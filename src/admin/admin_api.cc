@@ -6,7 +6,9 @@
 #include <boost/json/serialize.hpp>
 #include <boost/url/parse.hpp>
 
+#include "accounts/session_token.h"
 #include "admin/json_render.h"
+#include "admin/permissions.h"
 #include "admin/request_context.h"
 #include "admin/router.h"
 #include "common/clock.h"
@@ -122,7 +124,11 @@ Result<void> validateName(std::string_view field, std::string_view name,
 
 AdminApi::AdminApi(store::Store& store, const vault::Vault& vault, const catalog::Catalog& catalog,
                    AdminApiOptions options)
-    : store_(store), vault_(vault), catalog_(catalog), options_(std::move(options)) {}
+    : store_(store),
+      vault_(vault),
+      catalog_(catalog),
+      options_(std::move(options)),
+      login_throttle_(std::make_unique<accounts::LoginThrottle>(options_.login_throttle)) {}
 
 std::span<const AdminApi::Route> AdminApi::routes() {
   static const Route kRoutes[] = {
@@ -177,6 +183,18 @@ std::span<const AdminApi::Route> AdminApi::routes() {
       {"GET", "/api/v1/admin-keys", &AdminApi::listAdminKeys},
       {"POST", "/api/v1/admin-keys", &AdminApi::createAdminKey},
       {"DELETE", "/api/v1/admin-keys/{}", &AdminApi::revokeAdminKey},
+
+      {"POST", "/api/v1/auth/login", &AdminApi::login, false},
+      {"POST", "/api/v1/auth/logout", &AdminApi::logout, false},
+      {"GET", "/api/v1/auth/session", &AdminApi::getSession},
+      {"POST", "/api/v1/auth/password", &AdminApi::changePassword},
+      {"GET", "/api/v1/organizations", &AdminApi::listOrganizations},
+      {"POST", "/api/v1/organizations", &AdminApi::createOrganization},
+      {"GET", "/api/v1/organizations/{}/members", &AdminApi::listMembers},
+      {"POST", "/api/v1/organizations/{}/members", &AdminApi::addMember},
+      {"PATCH", "/api/v1/organizations/{}/members/{}", &AdminApi::updateMember},
+      {"DELETE", "/api/v1/organizations/{}/members/{}", &AdminApi::removeMember},
+      {"POST", "/api/v1/users/{}/operator", &AdminApi::setUserOperator},
   };
   return kRoutes;
 }
@@ -241,30 +259,54 @@ Result<ApiResponse> AdminApi::dispatch(const ApiRequest& request) {
   }
 
   const Route& route = routes()[lookup.index];
-  RequestContext context{request, {}, std::move(lookup.params), {}, nowUnixMillis()};
+  RequestContext context{request, {}, std::move(lookup.params), {}, nowUnixMillis(), {}, {}};
   for (auto param : target->params()) {
     context.query[param.key] = param.value;
   }
 
+  // A route missing from the permission table is refused, so a new route is closed until
+  // someone decides who may call it.
+  const RoutePermission* permission = findRoutePermission(route.method, route.path);
+  if (permission == nullptr) {
+    return fail(ErrorCode::kForbidden,
+                "route " + std::string(route.path) + " has no entry in the permission table");
+  }
   if (route.needs_key) {
-    Result<store::AdminKey> key = authenticate(request, context.now);
-    if (!key) {
-      return std::unexpected(key.error());
+    // An organization's own paths select that organization for a signed-in user.
+    std::string organization_hint;
+    if (route.path.starts_with("/api/v1/organizations/{}") && !context.params.empty()) {
+      organization_hint = context.params[0];
     }
-    context.admin_key = std::move(*key);
-    if (context.admin_key.role == "viewer" && !isReadMethod(request.method)) {
-      return fail(ErrorCode::kForbidden, "admin API key " + context.admin_key.id +
-                                             " has the viewer role, which cannot make changes");
+    Result<Principal> principal = authenticate(request, context.now, organization_hint);
+    if (!principal) {
+      return std::unexpected(principal.error());
+    }
+    if (principal->via_cookie && !isReadMethod(request.method) &&
+        !accounts::csrfTokenMatches(principal->csrf_token, request.csrf_token)) {
+      return fail(ErrorCode::kCsrfFailed,
+                  "a change made with the session cookie needs the X-CSRF-Token header from "
+                  "sign-in or GET /api/v1/auth/session");
+    }
+    context.admin_key = std::move(principal->authority);
+    context.user_id = std::move(principal->user_id);
+    context.session_id = std::move(principal->session_id);
+    if (auto allowed = checkAccess(*permission, context.admin_key); !allowed) {
+      return std::unexpected(allowed.error());
     }
   }
   return (this->*route.handler)(context);
 }
 
-Result<store::AdminKey> AdminApi::authenticate(const ApiRequest& request, int64_t now) {
+Result<AdminApi::Principal> AdminApi::authenticate(const ApiRequest& request, int64_t now,
+                                                   const std::string& organization_hint) {
   std::string_view header = trimSpaces(request.authorization);
   if (header.empty()) {
+    std::string cookie = accounts::cookieValue(request.cookie, accounts::kSessionCookieName);
+    if (!cookie.empty()) {
+      return authenticateSession(request, cookie, true, now, organization_hint);
+    }
     return fail(ErrorCode::kUnauthenticated,
-                "missing admin API key; send the header Authorization: Bearer ksa_…");
+                "missing admin API key; send the header Authorization: Bearer ksa_… or sign in");
   }
   constexpr std::string_view kScheme = "Bearer ";
   if (!startsWithIgnoringCase(header, kScheme)) {
@@ -273,11 +315,17 @@ Result<store::AdminKey> AdminApi::authenticate(const ApiRequest& request, int64_
   }
 
   std::string_view key = trimSpaces(header.substr(kScheme.size()));
+  if (accounts::isSessionTokenShaped(key)) {
+    return authenticateSession(request, key, false, now, organization_hint);
+  }
   if (!tokens::isAdminKeyShaped(key)) {
     return fail(ErrorCode::kUnauthenticated,
                 "invalid admin API key; admin API keys start with ksa_");
   }
+  return authenticateAdminKey(key, now);
+}
 
+Result<AdminApi::Principal> AdminApi::authenticateAdminKey(std::string_view key, int64_t now) {
   Result<std::optional<store::AdminKey>> found = store_.findAdminKeyByHash(tokens::hashToken(key));
   if (!found) {
     return std::unexpected(found.error());
@@ -295,7 +343,109 @@ Result<store::AdminKey> AdminApi::authenticate(const ApiRequest& request, int64_
     return fail(ErrorCode::kUnauthenticated,
                 "admin API key " + admin_key.id + " has expired; use another key");
   }
-  return std::move(admin_key);
+  // A key of a disabled user stops working with its user.
+  if (!admin_key.user_id.empty()) {
+    Result<store::User> owner = store_.getUser(admin_key.user_id);
+    if (!owner) {
+      return std::unexpected(owner.error());
+    }
+    if (owner->disabled_at != 0) {
+      return fail(ErrorCode::kUnauthenticated,
+                  "admin API key " + admin_key.id + " belongs to a disabled user");
+    }
+  }
+  Principal principal;
+  principal.user_id = admin_key.user_id;
+  principal.authority = std::move(admin_key);
+  return principal;
+}
+
+Result<AdminApi::Principal> AdminApi::authenticateSession(const ApiRequest& request,
+                                                          std::string_view token, bool via_cookie,
+                                                          int64_t now,
+                                                          const std::string& organization_hint) {
+  // One message for every failure, so that a probe learns nothing about which check failed.
+  auto signed_out = [] {
+    return fail(ErrorCode::kUnauthenticated,
+                "not signed in, or the session has ended; sign in again");
+  };
+  if (!accounts::isSessionTokenShaped(token)) {
+    return signed_out();
+  }
+  Result<std::optional<store::Session>> found =
+      store_.findSessionByHash(accounts::hashSessionToken(token));
+  if (!found) {
+    return std::unexpected(found.error());
+  }
+  if (!found->has_value()) {
+    return signed_out();
+  }
+  store::Session& session = **found;
+  bool idle = now - session.last_seen_at >= options_.session_idle_ms;
+  if (session.revoked_at != 0 || session.expires_at <= now || idle) {
+    return signed_out();
+  }
+  Result<store::User> user = store_.getUser(session.user_id);
+  if (!user) {
+    return std::unexpected(user.error());
+  }
+  if (user->disabled_at != 0) {
+    return signed_out();
+  }
+
+  Result<std::vector<store::Membership>> memberships = store_.listUserMemberships(user->id);
+  if (!memberships) {
+    return std::unexpected(memberships.error());
+  }
+  const store::Membership* selected = nullptr;
+  auto matches = [](const store::Membership& membership, const std::string& id_or_name) {
+    return membership.organization_id == id_or_name || membership.organization_name == id_or_name;
+  };
+  if (!request.organization.empty()) {
+    for (const store::Membership& membership : *memberships) {
+      if (matches(membership, request.organization)) {
+        selected = &membership;
+      }
+    }
+    if (selected == nullptr) {
+      return fail(ErrorCode::kForbidden, "user " + user->id +
+                                             " is not a member of the organization named in "
+                                             "X-Keystore-Organization");
+    }
+  }
+  for (const store::Membership& membership : *memberships) {
+    if (selected == nullptr && !organization_hint.empty() &&
+        matches(membership, organization_hint)) {
+      selected = &membership;
+    }
+  }
+  if (selected == nullptr && !memberships->empty()) {
+    selected = &memberships->front();
+  }
+
+  // Activity is recorded at most once a minute, which keeps writes down and is far finer
+  // than any sensible idle timeout.
+  constexpr int64_t kTouchIntervalMs = 60 * 1000;
+  if (now - session.last_seen_at >= kTouchIntervalMs) {
+    if (auto touched = store_.touchSession(session.id, now); !touched) {
+      return std::unexpected(touched.error());
+    }
+  }
+
+  Principal principal;
+  principal.authority.id = user->id;
+  principal.authority.name = user->email;
+  principal.authority.user_id = user->id;
+  principal.authority.is_operator = user->is_operator;
+  principal.authority.expires_at = session.expires_at;
+  principal.authority.created_at = session.created_at;
+  principal.authority.role = selected != nullptr ? selected->role : "";
+  principal.authority.organization_id = selected != nullptr ? selected->organization_id : "";
+  principal.user_id = user->id;
+  principal.session_id = session.id;
+  principal.csrf_token = session.csrf_token;
+  principal.via_cookie = via_cookie;
+  return principal;
 }
 
 void AdminApi::notifyConfigChange() {
@@ -324,8 +474,11 @@ Result<store::Project> AdminApi::findProject(const RequestContext& context,
                                              const std::string& id_or_name) {
   Result<store::Project> project =
       store_.findProject(context.admin_key.organization_id, id_or_name);
+  // A key limited to one project finds no other, exactly as if it did not exist.
   bool other_organization =
-      project && project->organization_id != context.admin_key.organization_id;
+      project && (project->organization_id != context.admin_key.organization_id ||
+                  (!context.admin_key.project_id.empty() &&
+                   project->id != context.admin_key.project_id));
   if ((!project && project.error().code == ErrorCode::kNotFound) || other_organization) {
     return fail(ErrorCode::kNotFound, "project " + id_or_name + " not found");
   }

@@ -2,8 +2,9 @@
 //
 // The admin listener parses each HTTP request, hands it to handle() on a worker thread (the
 // API calls the blocking Store) and writes the returned response. Every route except
-// /healthz, /readyz and /api/v1/openapi.json requires an admin API key
-// (`Authorization: Bearer ksa_…`).
+// /healthz, /readyz, /api/v1/openapi.json and sign-in requires a credential: an admin API
+// key (`Authorization: Bearer ksa_…`), a CLI session (`Authorization: Bearer kss_…`) or the
+// ks_session cookie of a browser session, which must send X-CSRF-Token on every change.
 //
 // Thread-safety: handle() may be called concurrently; the API holds no mutable state of its
 // own beyond what the Store serializes.
@@ -12,12 +13,14 @@
 #include <boost/json/object.hpp>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <span>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "accounts/login_throttle.h"
 #include "catalog/catalog.h"
 #include "common/error.h"
 #include "common/secret.h"
@@ -33,6 +36,12 @@ struct ApiRequest {
   std::string body;
   std::string remote_address;
   std::string request_id;
+  // Browser sign-in: the Cookie header (carrying ks_session), the X-CSRF-Token header, and
+  // the X-Keystore-Organization header that selects the organization a user acts in.
+  std::string cookie;
+  std::string csrf_token;
+  std::string organization;
+  bool tls = false;  // the listener served this request over TLS, so cookies get Secure
 };
 
 struct ApiResponse {
@@ -57,6 +66,10 @@ struct AdminApiOptions {
   // Reports a pool credential's circuit state for GET /pools. When unset, every credential
   // reads as closed with no failures.
   std::function<CredentialHealth(const std::string& credential_id)> credential_health;
+  // Session lifetime: absolute from sign-in, and idle since the last request.
+  int64_t session_ttl_ms = 12 * 60 * 60 * 1000;
+  int64_t session_idle_ms = 2 * 60 * 60 * 1000;
+  accounts::ThrottlePolicy login_throttle;
 };
 
 // One request as a route handler sees it, defined in admin/request_context.h.
@@ -93,7 +106,29 @@ class AdminApi {
   static std::span<const Route> routes();
 
   Result<ApiResponse> dispatch(const ApiRequest& request);
-  Result<store::AdminKey> authenticate(const ApiRequest& request, int64_t now);
+  // The caller behind a request: an admin key, or a signed-in user with the role of the
+  // selected organization, in the form of an admin key.
+  struct Principal {
+    store::AdminKey authority;
+    std::string user_id;
+    std::string session_id;
+    std::string csrf_token;  // the session's, empty for admin keys
+    bool via_cookie = false;
+  };
+  // `organization_hint` selects the organization of a signed-in user when the request has
+  // no X-Keystore-Organization header (the {org} of an organization's path).
+  Result<Principal> authenticate(const ApiRequest& request, int64_t now,
+                                 const std::string& organization_hint);
+  Result<Principal> authenticateAdminKey(std::string_view key, int64_t now);
+  Result<Principal> authenticateSession(const ApiRequest& request, std::string_view token,
+                                        bool via_cookie, int64_t now,
+                                        const std::string& organization_hint);
+  // The response body of login and GET /auth/session.
+  Result<boost::json::object> sessionBody(const store::User& user, const store::Session& session);
+  // The organization named by {org} (id or name), if the caller acts in it; kNotFound
+  // otherwise, like an organization that does not exist.
+  Result<store::Organization> findCallerOrganization(const RequestContext& context,
+                                                     const std::string& id_or_name);
   void notifyConfigChange();
 
   // Lookups confined to the caller's organization: an object of another organization is
@@ -197,10 +232,23 @@ class AdminApi {
   Result<ApiResponse> listAdminKeys(const RequestContext& context);
   Result<ApiResponse> revokeAdminKey(const RequestContext& context);
 
+  Result<ApiResponse> login(const RequestContext& context);
+  Result<ApiResponse> logout(const RequestContext& context);
+  Result<ApiResponse> getSession(const RequestContext& context);
+  Result<ApiResponse> changePassword(const RequestContext& context);
+  Result<ApiResponse> listOrganizations(const RequestContext& context);
+  Result<ApiResponse> createOrganization(const RequestContext& context);
+  Result<ApiResponse> listMembers(const RequestContext& context);
+  Result<ApiResponse> addMember(const RequestContext& context);
+  Result<ApiResponse> updateMember(const RequestContext& context);
+  Result<ApiResponse> removeMember(const RequestContext& context);
+  Result<ApiResponse> setUserOperator(const RequestContext& context);
+
   store::Store& store_;
   const vault::Vault& vault_;
   const catalog::Catalog& catalog_;
   AdminApiOptions options_;
+  std::unique_ptr<accounts::LoginThrottle> login_throttle_;
 };
 
 }  // namespace keystore::admin

@@ -59,7 +59,7 @@ Result<ApiResponse> AdminApi::createAdminKey(const RequestContext& context) {
   if (!body) {
     return std::unexpected(body.error());
   }
-  if (auto known = rejectUnknownMembers(*body, {"name", "role", "operator"}); !known) {
+  if (auto known = rejectUnknownMembers(*body, {"name", "role", "operator", "project"}); !known) {
     return std::unexpected(known.error());
   }
   Result<std::string> name = readRequiredString(*body, "name");
@@ -90,8 +90,24 @@ Result<ApiResponse> AdminApi::createAdminKey(const RequestContext& context) {
                                            "\"operator\"");
   }
 
+  // A key may be limited to one project of the organization (id or name).
+  Result<OptionalField<std::string>> project_name = readString(*body, "project", true);
+  if (!project_name) {
+    return std::unexpected(project_name.error());
+  }
+  std::string project_id;
+  if (project_name->value) {
+    Result<store::Project> project = findProject(context, *project_name->value);
+    if (!project) {
+      return std::unexpected(project.error());
+    }
+    project_id = project->id;
+  }
+
   Secret key = tokens::generateAdminKey();
   store::AdminKey record;
+  record.user_id = context.user_id;
+  record.project_id = project_id;
   record.id = newId("ksak");
   record.key_hash = tokens::hashToken(key.reveal());
   record.name = *name;

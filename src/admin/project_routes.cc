@@ -96,6 +96,10 @@ Result<ApiResponse> AdminApi::listProjects(const RequestContext& context) {
 
   boost::json::array items;
   for (const store::Project& project : *projects) {
+    const std::string& only_project = context.admin_key.project_id;
+    if (!only_project.empty() && project.id != only_project) {
+      continue;
+    }
     auto limits = limits_by_project.find(project.id);
     items.push_back(renderProject(
         project, limits != limits_by_project.end() ? *limits->second : unsetLimits(project.id)));

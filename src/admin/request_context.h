@@ -24,6 +24,10 @@ struct RequestContext {
   std::map<std::string, std::string, std::less<>>
       query;        // decoded, the last of a repeated name wins
   int64_t now = 0;  // Unix milliseconds when the request arrived
+  // The signed-in user, or the user an admin key belongs to; empty for installation keys.
+  std::string user_id;
+  // The session of a signed-in user; empty for admin keys.
+  std::string session_id;
 
   // The decoded query parameter, or nullopt when absent.
   std::optional<std::string> queryValue(std::string_view name) const;

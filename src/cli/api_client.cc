@@ -238,7 +238,10 @@ Result<HttpReply> ApiClient::send(std::string_view method, std::string_view targ
   request.set(http::field::host, hostHeader(address_));
   request.set(http::field::user_agent, "keystore-cli/0.1.0");
   request.set(http::field::accept, "application/json");
-  request.set(http::field::authorization, "Bearer " + std::string(admin_key_.reveal()));
+  // Sign-in itself is the one call made without a credential.
+  if (!admin_key_.reveal().empty()) {
+    request.set(http::field::authorization, "Bearer " + std::string(admin_key_.reveal()));
+  }
   if (!body.empty()) {
     request.set(http::field::content_type, "application/json");
     request.body() = std::string(body);

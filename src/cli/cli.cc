@@ -9,6 +9,7 @@
 
 #include "cli/api_client.h"
 #include "cli/command_support.h"
+#include "cli/session_file.h"
 #include "common/private_file.h"
 #include "tokens/agent_token.h"
 
@@ -45,10 +46,10 @@ Result<Secret> loadAdminKey(const std::string& data_dir) {
   std::string path = (std::filesystem::path(data_dir) / "admin.key").string();
   std::error_code error;
   if (!std::filesystem::exists(path, error)) {
-    return fail(ErrorCode::kUnauthenticated,
+    return fail(ErrorCode::kNotFound,
                 "no admin API key: KEYSTORE_ADMIN_KEY is not set and " + path +
-                    " does not exist; set KEYSTORE_ADMIN_KEY, or pass --data-dir with the "
-                    "server's data directory");
+                    " does not exist; set KEYSTORE_ADMIN_KEY, pass --data-dir with the "
+                    "server's data directory, or sign in with `keystore login`");
   }
   Result<Secret> key = readPrivateFile(path);
   if (!key) {
@@ -75,7 +76,8 @@ std::string describeFailure(const ServerAddress& address, int status,
     std::string text =
         std::string(message->as_string()) + " (" + std::string(code->as_string()) + ")";
     if (status == 401) {
-      text += "; check KEYSTORE_ADMIN_KEY or the admin.key file in --data-dir";
+      text += "; check KEYSTORE_ADMIN_KEY or the admin.key file in --data-dir, or sign in "
+              "again with `keystore login`";
     }
     return text;
   }
@@ -108,7 +110,21 @@ std::optional<boost::json::value> callApi(const CommonOptions& options, std::str
     exit_code = kExitUsage;
     return std::nullopt;
   }
+  // An admin key, from the environment or the data directory, wins over a saved sign-in.
   Result<Secret> admin_key = loadAdminKey(options.data_dir);
+  if (!admin_key && admin_key.error().code == ErrorCode::kNotFound) {
+    Result<std::optional<SavedSession>> session = loadSession();
+    if (!session) {
+      admin_key = std::unexpected(session.error());
+    } else if (session->has_value()) {
+      admin_key = std::move((*session)->token);
+      if (options.addr == CommonOptions{}.addr) {
+        if (Result<ServerAddress> saved = parseServerAddress((*session)->url); saved) {
+          address = std::move(saved);
+        }
+      }
+    }
+  }
   if (!admin_key) {
     printError(admin_key.error().message);
     exit_code = kExitFailure;
@@ -208,6 +224,7 @@ void addClientCommands(CLI::App& app, int& exit_code) {
   addAdminKeyCommands(app, exit_code);
   addPriceCommands(app, exit_code);
   addUsageCommands(app, exit_code);
+  addAccountCommands(app, exit_code);
 }
 
 }  // namespace keystore::cli

@@ -65,5 +65,7 @@ void addAdminKeyCommands(CLI::App& app, int& exit_code);
 void addPriceCommands(CLI::App& app, int& exit_code);
 // `usage` and `invoice`.
 void addUsageCommands(CLI::App& app, int& exit_code);
+// `login`, `logout`, `user`, `org` and `member`.
+void addAccountCommands(CLI::App& app, int& exit_code);
 
 }  // namespace keystore::cli

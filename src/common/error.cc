@@ -38,6 +38,8 @@ CodeInfo codeInfo(ErrorCode code) {
     case ErrorCode::kConflict: return {"conflict", 409};
     case ErrorCode::kMethodNotAllowed: return {"method_not_allowed", 405};
     case ErrorCode::kInternal: return {"internal_error", 500};
+    case ErrorCode::kInvalidCredentials: return {"invalid_credentials", 401};
+    case ErrorCode::kCsrfFailed: return {"csrf_failed", 403};
   }
   return {"internal_error", 500};
 }

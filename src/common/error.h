@@ -44,6 +44,10 @@ enum class ErrorCode {
   kConflict,
   kMethodNotAllowed,
   kInternal,
+  // Codes of the management API's sign-in: a wrong email or password, and a cookie-signed-in
+  // change without the matching X-CSRF-Token header.
+  kInvalidCredentials,
+  kCsrfFailed,
 };
 
 // The `code` string of the error body, e.g. "scope_denied".

@@ -113,6 +113,10 @@ awaitable<void> AdminListener::Impl::runSession(tcp::socket socket) {
     api_request.method = std::string(request.method_string());
     api_request.target = std::string(request.target());
     api_request.authorization = std::string(request[http::field::authorization]);
+    api_request.cookie = std::string(request[http::field::cookie]);
+    api_request.csrf_token = std::string(request["X-CSRF-Token"]);
+    api_request.organization = std::string(request["X-Keystore-Organization"]);
+    api_request.tls = false;  // NOTE: the admin listener serves plain HTTP only, for now
     api_request.body = std::move(request.body());
     api_request.remote_address = remote;
     api_request.request_id = "req_" + hexEncode(randomBytes(12));
@@ -121,14 +125,18 @@ awaitable<void> AdminListener::Impl::runSession(tcp::socket socket) {
     // The body may hold a provider key and the header an admin key; neither outlives the call.
     OPENSSL_cleanse(api_request.body.data(), api_request.body.size());
     OPENSSL_cleanse(api_request.authorization.data(), api_request.authorization.size());
+    OPENSSL_cleanse(api_request.cookie.data(), api_request.cookie.size());
 
     http::response<http::string_body> response{static_cast<http::status>(api_response.status),
                                                request.version()};
-    response.set(http::field::content_type, api_response.content_type);
+    if (!api_response.content_type.empty()) {
+      response.set(http::field::content_type, api_response.content_type);
+    }
     response.set("x-request-id", api_request.request_id);
     response.set(http::field::cache_control, "no-store");
+    // insert, not set: a response may carry several headers of one name (Set-Cookie).
     for (const auto& [name, value] : api_response.headers) {
-      response.set(name, value);
+      response.insert(name, value);
     }
     response.body() = std::move(api_response.body);
     response.keep_alive(request.keep_alive());

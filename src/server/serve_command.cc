@@ -231,6 +231,8 @@ Result<void> applyConfigFile(const std::string& path, CLI::App& serve, ServeConf
       {"circuit-failures", integer(config.circuit_failures)},
       {"circuit-cooldown", text(config.circuit_cooldown)},
       {"redis", text(config.redis_url)},
+      {"session-ttl", text(config.session_ttl)},
+      {"session-idle-timeout", text(config.session_idle_timeout)},
       {"allow-private-upstreams",
        [&config](const toml::node& node) {
          if (auto value = node.value<bool>()) {
@@ -332,6 +334,17 @@ int runServer(const ServeConfig& config) {
           "' must be a duration of at least 1s, e.g. 30s or 2m");
     return 1;
   }
+  auto session_ttl = parseDurationMillis(config.session_ttl);
+  auto session_idle = parseDurationMillis(config.session_idle_timeout);
+  if (!session_ttl || *session_ttl < 60'000) {
+    fatal("--session-ttl '" + config.session_ttl + "' must be a duration of at least 1m, e.g. 12h");
+    return 1;
+  }
+  if (!session_idle || *session_idle < 60'000) {
+    fatal("--session-idle-timeout '" + config.session_idle_timeout +
+          "' must be a duration of at least 1m, e.g. 2h");
+    return 1;
+  }
   marketplace::HealthRegistry credential_health(marketplace::CircuitPolicy{
       .failure_threshold = config.circuit_failures, .cooldown_ms = *cooldown});
   std::vector<std::string> provider_ids;
@@ -403,6 +416,8 @@ int runServer(const ServeConfig& config) {
     }
     return health;
   };
+  api_options.session_ttl_ms = *session_ttl;
+  api_options.session_idle_ms = *session_idle;
   admin::AdminApi api(*store, vault, *catalog, api_options);
   AdminListenerOptions admin_options;
   admin_options.host = admin_address->first;
@@ -542,6 +557,16 @@ void addServeCommand(CLI::App& app, int& exit_code) {
       ->add_option("--circuit-cooldown", config->circuit_cooldown,
                    "How long an open circuit waits before probing the credential again")
       ->envname("KEYSTORE_CIRCUIT_COOLDOWN")
+      ->capture_default_str();
+  serve
+      ->add_option("--session-ttl", config->session_ttl,
+                   "How long a management API sign-in lasts, whatever the activity (e.g. 12h)")
+      ->envname("KEYSTORE_SESSION_TTL")
+      ->capture_default_str();
+  serve
+      ->add_option("--session-idle-timeout", config->session_idle_timeout,
+                   "How long without a request ends a management API session (e.g. 2h)")
+      ->envname("KEYSTORE_SESSION_IDLE_TIMEOUT")
       ->capture_default_str();
   CLI::Option* redis_option =
       serve

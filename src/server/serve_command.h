@@ -30,6 +30,9 @@ struct ServeConfig {
   // redis://[:password@]host[:port][/db]: count rate limits and budgets in Redis, shared by
   // every instance pointed at it. Empty: each instance counts in memory.
   std::string redis_url;
+  // Management API sessions: absolute lifetime from sign-in, and idle time that ends one.
+  std::string session_ttl = "12h";
+  std::string session_idle_timeout = "2h";
 };
 
 // Registers `serve` on `app`; its callback runs the server until SIGINT or SIGTERM and

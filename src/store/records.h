@@ -164,6 +164,44 @@ struct AdminKey {
   int64_t expires_at = 0;
   int64_t revoked_at = 0;
   int64_t created_at = 0;
+  std::string user_id;     // the user the key belongs to; empty for an installation key
+  std::string project_id;  // the one project the key may reach; empty = every project
+};
+
+// A person who signs in to the management API. The email is unique regardless of case and
+// stored in lower case.
+struct User {
+  std::string id;  // "usr_…"
+  std::string email;
+  std::string password_hash;  // Argon2id in libsodium's crypto_pwhash_str format
+  bool is_operator = false;
+  int64_t created_at = 0;
+  int64_t disabled_at = 0;
+};
+
+// A user's role in one organization. The name and email are read-only copies joined in by
+// the store's list methods.
+struct Membership {
+  std::string organization_id;
+  std::string user_id;
+  std::string role;  // "owner" | "admin" | "member" | "viewer"
+  int64_t created_at = 0;
+  std::string organization_name;
+  std::string user_email;
+};
+
+// A signed-in session. Only the SHA-256 of its token is stored. The CSRF token is stored
+// as is, because the session endpoint returns it again to the browser that holds the cookie.
+struct Session {
+  std::string id;  // "ses_…"
+  std::string token_hash;
+  std::string user_id;
+  std::string csrf_token;
+  int64_t created_at = 0;
+  int64_t expires_at = 0;  // absolute end, whatever the activity
+  int64_t last_seen_at = 0;
+  int64_t revoked_at = 0;
+  std::string source_address;
 };
 
 // One proxied request, written once whatever its outcome.

@@ -158,6 +158,56 @@ class Store {
   virtual Result<Invoice> invoice(const std::string& project_id, int64_t month_start,
                                   int64_t month_end) = 0;
 
+  // Users, memberships and sessions of the management API.
+  //
+  // createUser fills a missing id ("usr_…") and created_at, stores the email in lower case,
+  // and fails with kConflict when another user has the same email in any case.
+  // findUserByEmail compares case-insensitively and returns nullopt for an unknown email.
+  // getUser, setUserPassword and setUserOperator fail with kNotFound for an unknown id.
+  virtual Result<User> createUser(const User& user) = 0;
+  virtual Result<User> getUser(const std::string& user_id) = 0;
+  virtual Result<std::optional<User>> findUserByEmail(const std::string& email) = 0;
+  virtual Result<void> setUserPassword(const std::string& user_id,
+                                       const std::string& password_hash) = 0;
+  virtual Result<User> setUserOperator(const std::string& user_id, bool is_operator) = 0;
+
+  // Creates the organization and makes `owner_user_id` its owner, atomically. kConflict when
+  // the name is taken, kNotFound for an unknown user.
+  virtual Result<Organization> createOrganizationWithOwner(const Organization& organization,
+                                                           const std::string& owner_user_id,
+                                                           int64_t now) = 0;
+  // Adds a membership; kConflict when the user already belongs to the organization,
+  // kNotFound for an unknown organization or user, kInvalidRequest for an unknown role.
+  virtual Result<Membership> addMembership(const Membership& membership) = 0;
+  // Creates the user and its first membership atomically (membership.user_id is ignored).
+  virtual Result<Membership> createUserWithMembership(const User& user,
+                                                      const Membership& membership) = 0;
+  // The user's memberships, oldest first, with organization_name filled in.
+  virtual Result<std::vector<Membership>> listUserMemberships(const std::string& user_id) = 0;
+  // The organization's members, oldest first, with user_email filled in.
+  virtual Result<std::vector<Membership>> listMembers(const std::string& organization_id) = 0;
+  // Changes a member's role, or removes the member. Both fail with kNotFound when the user is
+  // not a member, and with kConflict when the organization would be left without an owner.
+  // The check and the change are one transaction, so two concurrent demotions cannot both
+  // succeed.
+  virtual Result<Membership> updateMembershipRole(const std::string& organization_id,
+                                                  const std::string& user_id,
+                                                  const std::string& role) = 0;
+  virtual Result<void> removeMembership(const std::string& organization_id,
+                                        const std::string& user_id) = 0;
+
+  // createSession fills a missing id ("ses_…"). findSessionByHash returns the session with
+  // that token hash, revoked and expired ones included, or nullopt. touchSession moves
+  // last_seen_at forward only. revokeSession sets revoked_at once (kNotFound for an unknown
+  // id). revokeUserSessions revokes every live session of the user except `keep_session_id`
+  // and returns how many it revoked.
+  virtual Result<Session> createSession(const Session& session) = 0;
+  virtual Result<std::optional<Session>> findSessionByHash(const std::string& token_hash) = 0;
+  virtual Result<void> touchSession(const std::string& session_id, int64_t now) = 0;
+  virtual Result<void> revokeSession(const std::string& session_id, int64_t now) = 0;
+  virtual Result<size_t> revokeUserSessions(const std::string& user_id,
+                                            const std::string& keep_session_id, int64_t now) = 0;
+
   // A number that grows on every change that affects the proxy's snapshot (tokens, agents,
   // project limits, provider settings, credentials, data keys, pool credentials, prices).
   // Instances poll it to learn of changes made by other instances.

@@ -93,7 +93,7 @@ TEST_F(AdminApiTest, AdminKeyBodyValidated) {
       {R"({"name":"line\nbreak","role":"owner"})", "\"name\" must not contain control characters"},
       {R"({"name":"x","role":"owner","operator":"yes"})", "\"operator\" must be true or false"},
       {R"({"name":"x","role":"owner","expires":"1d"})",
-       "unknown member \"expires\"; expected one of: name, role, operator"},
+       "unknown member \"expires\"; expected one of: name, role, operator, project"},
   };
   for (const Case& item : cases) {
     CallResult result = call("POST", "/api/v1/admin-keys", item.body);

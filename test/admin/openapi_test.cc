@@ -192,7 +192,8 @@ TEST(OpenApiDocumentTest, KeylessRoutesHaveNoSecurity) {
       keyless.emplace(std::string(route.method), std::string(route.path));
     }
   }
-  EXPECT_EQ(keyless.size(), 4u);  // /healthz, /readyz, the document and /metrics
+  // /healthz, /readyz, the document, /metrics, sign-in and sign-out.
+  EXPECT_EQ(keyless.size(), 6u);
 
   EXPECT_EQ(document.at("security").at(0).as_object().count("adminKey"), 1u);
   for (const Operation& operation : documentedOperations(document)) {
@@ -208,7 +209,9 @@ TEST(OpenApiDocumentTest, FailuresUseSharedErrorBody) {
   for (const Operation& operation : documentedOperations(document)) {
     bool needs_key = !operation.operation->contains("security");
     const boost::json::object& responses = operation.operation->at("responses").as_object();
-    EXPECT_EQ(responses.contains("401"), needs_key) << operation.method << " " << operation.path;
+    // Sign-in needs no key, yet answers 401 for wrong credentials.
+    bool answers_401 = needs_key || operation.path == "/api/v1/auth/login";
+    EXPECT_EQ(responses.contains("401"), answers_401) << operation.method << " " << operation.path;
     for (const auto& [status, entry] : responses) {
       if (status.starts_with("2") || operation.path == "/readyz") {
         continue;
@@ -267,7 +270,7 @@ TEST_F(OpenApiRouteTest, UnknownIdsAnswerDocumentedNotFound) {
         << operation.method << " " << operation.path << " does not document 404";
     ++checked;
   }
-  EXPECT_EQ(checked, 29);
+  EXPECT_EQ(checked, 34);
 }
 
 // Every GET without parameters answers one of its documented statuses, as the operator.
@@ -280,14 +283,16 @@ TEST_F(OpenApiRouteTest, ParameterlessGetsAnswerDocumentedStatus) {
       continue;
     }
     CallResult result = callAsOperator("GET", operation.path);
-    EXPECT_EQ(result.response.status, 200) << operation.path << ": " << result.response.body;
+    // An admin key has no session to show.
+    int expected = operation.path == "/api/v1/auth/session" ? 401 : 200;
+    EXPECT_EQ(result.response.status, expected) << operation.path << ": " << result.response.body;
     EXPECT_TRUE(operation.operation->at("responses").as_object().contains("200")) << operation.path;
     EXPECT_TRUE(result.json.is_object()) << operation.path;
     ++checked;
   }
   // healthz, readyz, openapi.json, projects, catalog, pools, prices, prices/current,
-  // concierge and admin-keys.
-  EXPECT_EQ(checked, 10);
+  // concierge, admin-keys, auth/session and organizations.
+  EXPECT_EQ(checked, 12);
 }
 
 }  // namespace

@@ -76,7 +76,7 @@ describe('admin API keys', () => {
     const pools = await ks.cli(['pool', 'list', '--json'], asKey(operator.key));
     assert.equal(pools.code, 0, `an operator key lists the pools; stderr: ${pools.stderr}`);
     const refused = await cliFails(ks, ['pool', 'list'], 1, asKey(plain.key));
-    assert.match(refused.stderr, /is not an operator key/);
+    assert.match(refused.stderr, /is not an operator/);
     assert.match(refused.stderr, /\(forbidden\)/);
 
     // Only an operator grants the operator flag.

@@ -98,6 +98,8 @@ describe('OpenAPI document', () => {
     ids.token = token.id;
 
     ids.provider = 'openai';
+    const organizations = await callDocumented('GET', '/api/v1/organizations', {}, undefined, 200);
+    ids.organization = organizations.data[0].id;
     const entry = await callDocumented('PUT', '/api/v1/projects/{project}/providers/{provider}/key', ids,
       { api_key: 'sk-openapi-byok-0123456789abcdef', label: 'byok' }, 200);
     assert.ok(entry.key_fingerprint.length > 0, 'the entry has a fingerprint');
@@ -134,6 +136,11 @@ describe('OpenAPI document', () => {
         assert.match(response.headers.get('content-type') ?? '', /^text\/plain/, `${path} is text/plain`);
         continue;
       }
+      // The installation's admin key has no session to show.
+      if (path === '/api/v1/auth/session') {
+        await callDocumented('GET', path, {}, undefined, 401);
+        continue;
+      }
       const body = await callDocumented('GET', path, {}, undefined, 200);
       if (path.startsWith('/api/v1/') && path !== '/api/v1/openapi.json') {
         assert.ok(Array.isArray(body.data), `${path} is a list {"data": [...]}`);
@@ -141,8 +148,8 @@ describe('OpenAPI document', () => {
       }
     }
     // healthz, readyz, metrics, openapi.json, projects, catalog, pools, prices, prices/current,
-    // concierge and admin-keys.
-    assert.equal(checked, 11);
+    // concierge, admin-keys, auth/session and organizations.
+    assert.equal(checked, 13);
   });
 
   test('GETs of existing ids return 200', async () => {
@@ -153,7 +160,7 @@ describe('OpenAPI document', () => {
         checked += 1;
       }
     }
-    assert.equal(checked, 12);
+    assert.equal(checked, 13);
   });
 
   test('unknown ids return 404 error body', async () => {
@@ -166,6 +173,8 @@ describe('OpenAPI document', () => {
       request: 'cnc_000000000000000000000000',
       key: 'ksak_000000000000000000000000',
       month: '2026-01',
+      organization: 'org_000000000000000000000000',
+      user: 'usr_000000000000000000000000',
     };
     let checked = 0;
     for (const { method, path } of operationsOf(api)) {
@@ -180,7 +189,7 @@ describe('OpenAPI document', () => {
       assert.ok(error.error.request_id.length > 0, `${method} ${path} names its request id`);
       checked += 1;
     }
-    assert.equal(checked, 29);
+    assert.equal(checked, 34);
   });
 
   test('missing key and wrong method errors', async () => {

@@ -252,11 +252,53 @@ ALTER TABLE ledger ADD COLUMN billable INTEGER NOT NULL DEFAULT 0 CHECK (billabl
 CREATE INDEX ledger_time ON ledger (time);
 )sql";
 
+// Version 5: accounts. Users sign in with an email (unique in any case, stored in lower case)
+// and an Argon2id password hash; memberships give them a role per organization; sessions
+// store the SHA-256 of their token. Admin keys may belong to a user and may be limited to
+// one project.
+constexpr std::string_view kAccounts = R"sql(
+CREATE TABLE users (
+  id            TEXT PRIMARY KEY CHECK (id <> ''),
+  email         TEXT NOT NULL UNIQUE COLLATE NOCASE CHECK (email <> ''),
+  password_hash TEXT NOT NULL CHECK (password_hash <> ''),
+  operator      INTEGER NOT NULL DEFAULT 0 CHECK (operator IN (0, 1)),
+  created_at    INTEGER NOT NULL,
+  disabled_at   INTEGER
+) STRICT;
+
+CREATE TABLE memberships (
+  organization_id TEXT NOT NULL REFERENCES organizations (id),
+  user_id         TEXT NOT NULL REFERENCES users (id),
+  role            TEXT NOT NULL CHECK (role IN ('owner', 'admin', 'member', 'viewer')),
+  created_at      INTEGER NOT NULL,
+  PRIMARY KEY (organization_id, user_id)
+) STRICT;
+CREATE INDEX memberships_user ON memberships (user_id, created_at);
+
+CREATE TABLE sessions (
+  id             TEXT PRIMARY KEY CHECK (id <> ''),
+  token_hash     TEXT NOT NULL UNIQUE
+                   CHECK (length(token_hash) = 64 AND token_hash NOT GLOB '*[^0-9a-f]*'),
+  user_id        TEXT NOT NULL REFERENCES users (id),
+  csrf_token     TEXT NOT NULL CHECK (csrf_token <> ''),
+  created_at     INTEGER NOT NULL,
+  expires_at     INTEGER NOT NULL,
+  last_seen_at   INTEGER NOT NULL,
+  revoked_at     INTEGER,
+  source_address TEXT NOT NULL
+) STRICT;
+CREATE INDEX sessions_user ON sessions (user_id);
+
+ALTER TABLE admin_keys ADD COLUMN user_id TEXT REFERENCES users (id);
+ALTER TABLE admin_keys ADD COLUMN project_id TEXT REFERENCES projects (id);
+)sql";
+
 constexpr std::array kMigrations = {
     Migration{1, kInitialSchema},
     Migration{2, kTokenModels},
     Migration{3, kMarketplace, true},
     Migration{4, kMetering},
+    Migration{5, kAccounts},
 };
 
 Result<int> readVersion(Connection& connection) {

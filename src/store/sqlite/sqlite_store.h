@@ -114,6 +114,32 @@ class SqliteStore final : public Store {
   Result<Invoice> invoice(const std::string& project_id, int64_t month_start,
                           int64_t month_end) override;
 
+  Result<User> createUser(const User& user) override;
+  Result<User> getUser(const std::string& user_id) override;
+  Result<std::optional<User>> findUserByEmail(const std::string& email) override;
+  Result<void> setUserPassword(const std::string& user_id,
+                               const std::string& password_hash) override;
+  Result<User> setUserOperator(const std::string& user_id, bool is_operator) override;
+  Result<Organization> createOrganizationWithOwner(const Organization& organization,
+                                                   const std::string& owner_user_id,
+                                                   int64_t now) override;
+  Result<Membership> addMembership(const Membership& membership) override;
+  Result<Membership> createUserWithMembership(const User& user,
+                                              const Membership& membership) override;
+  Result<std::vector<Membership>> listUserMemberships(const std::string& user_id) override;
+  Result<std::vector<Membership>> listMembers(const std::string& organization_id) override;
+  Result<Membership> updateMembershipRole(const std::string& organization_id,
+                                          const std::string& user_id,
+                                          const std::string& role) override;
+  Result<void> removeMembership(const std::string& organization_id,
+                                const std::string& user_id) override;
+  Result<Session> createSession(const Session& session) override;
+  Result<std::optional<Session>> findSessionByHash(const std::string& token_hash) override;
+  Result<void> touchSession(const std::string& session_id, int64_t now) override;
+  Result<void> revokeSession(const std::string& session_id, int64_t now) override;
+  Result<size_t> revokeUserSessions(const std::string& user_id,
+                                    const std::string& keep_session_id, int64_t now) override;
+
   Result<int64_t> configGeneration() override;
 
  private:
@@ -147,6 +173,12 @@ class SqliteStore final : public Store {
   // dedicated one needs an existing project.
   Result<void> requirePoolReferences(const Credential& credential);
   Result<ConciergeRequest> getConciergeRequestLocked(const std::string& request_id);
+  // Account helpers, inside a transaction.
+  Result<User> insertUserLocked(const User& user);
+  Result<Membership> insertMembershipLocked(const Membership& membership);
+  Result<Membership> getMembershipLocked(const std::string& organization_id,
+                                         const std::string& user_id);
+  Result<int64_t> countOwnersLocked(const std::string& organization_id);
 
   std::mutex mutex_;
   std::unique_ptr<sqlite::Connection> connection_;

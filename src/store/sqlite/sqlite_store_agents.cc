@@ -23,7 +23,8 @@ constexpr std::string_view kTokenColumns =
     "id, agent_id, project_id, token_hash, scopes, expires_at, revoked_at, created_at, "
     "last_used_at, models";
 constexpr std::string_view kAdminKeyColumns =
-    "id, key_hash, name, role, organization_id, expires_at, revoked_at, created_at, operator";
+    "id, key_hash, name, role, organization_id, expires_at, revoked_at, created_at, operator, "
+    "user_id, project_id";
 
 std::string selectFrom(std::string_view columns, std::string_view rest) {
   return "SELECT " + std::string(columns) + " " + std::string(rest);
@@ -120,7 +121,9 @@ AdminKey readAdminKey(const Statement& row) {
                   .is_operator = row.int64(8) != 0,
                   .expires_at = row.int64(5),
                   .revoked_at = row.int64(6),
-                  .created_at = row.int64(7)};
+                  .created_at = row.int64(7),
+                  .user_id = row.text(9),
+                  .project_id = row.text(10)};
 }
 
 // The message for a uniqueness violation on an agent's name or id.
@@ -424,11 +427,12 @@ Result<AdminKey> SqliteStore::createAdminKey(const AdminKey& key) {
     }
 
     auto inserted = connection_->run("INSERT INTO admin_keys (" + std::string(kAdminKeyColumns) +
-                                         ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                                         ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                                      stored.id, stored.key_hash, stored.name, stored.role,
                                      NullIfEmpty{stored.organization_id},
                                      NullIfZero{stored.expires_at}, NullIfZero{stored.revoked_at},
-                                     stored.created_at, int64_t{stored.is_operator ? 1 : 0});
+                                     stored.created_at, int64_t{stored.is_operator ? 1 : 0},
+                                     NullIfEmpty{stored.user_id}, NullIfEmpty{stored.project_id});
     if (!inserted) {
       const Error& error = inserted.error();
       if (error.code == ErrorCode::kConflict && violates(error, "admin_keys.key_hash")) {
