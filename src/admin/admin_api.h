@@ -63,6 +63,8 @@ struct AdminApiOptions {
 struct RequestContext;
 // A credential read from a request body, defined in admin/credential_input.h.
 struct CredentialInput;
+// A mutating route's audit action, defined in admin/audit_actions.h.
+struct AuditAction;
 
 class AdminApi {
  public:
@@ -196,6 +198,17 @@ class AdminApi {
   Result<ApiResponse> createAdminKey(const RequestContext& context);
   Result<ApiResponse> listAdminKeys(const RequestContext& context);
   Result<ApiResponse> revokeAdminKey(const RequestContext& context);
+
+  // Runs a mutating route's handler and appends its audit entry in one store transaction, so
+  // a change whose entry cannot be written is rolled back and fails with kInternal. Config
+  // change notices are held back until the transaction has committed.
+  Result<ApiResponse> runAudited(const Route& route, const AuditAction& action,
+                                 const RequestContext& context);
+  // Appends the entry for a successful response of an audited route.
+  Result<void> appendAuditEntry(const AuditAction& action, const RequestContext& context,
+                                const ApiResponse& response);
+  Result<ApiResponse> listAudit(const RequestContext& context);
+  Result<ApiResponse> verifyAudit(const RequestContext& context);
 
   store::Store& store_;
   const vault::Vault& vault_;

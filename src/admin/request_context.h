@@ -27,6 +27,8 @@ struct RequestContext {
 
   // The decoded query parameter, or nullopt when absent.
   std::optional<std::string> queryValue(std::string_view name) const;
+  // Who makes the request, as the audit trail records it: the admin key's id.
+  std::string actor() const { return admin_key.id; }
 };
 
 // A response whose body is `body` serialized.

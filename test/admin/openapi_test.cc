@@ -286,8 +286,8 @@ TEST_F(OpenApiRouteTest, ParameterlessGetsAnswerDocumentedStatus) {
     ++checked;
   }
   // healthz, readyz, openapi.json, projects, catalog, pools, prices, prices/current,
-  // concierge and admin-keys.
-  EXPECT_EQ(checked, 10);
+  // concierge, admin-keys, audit and audit/verify.
+  EXPECT_EQ(checked, 12);
 }
 
 }  // namespace
