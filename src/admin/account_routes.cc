@@ -2,6 +2,8 @@
 //
 // Sign-in never tells whether an email has an account: an unknown email, a disabled user and
 // a wrong password get the same 401 body after the same Argon2id work.
+#include <spdlog/spdlog.h>
+
 #include <algorithm>
 #include <boost/json/array.hpp>
 
@@ -169,6 +171,15 @@ Result<ApiResponse> AdminApi::login(const RequestContext& context) {
   }
   if (!valid) {
     login_throttle_->recordFailure(*email, address, context.now);
+    // A failed attempt on an existing account is worth an owner's attention; one for an
+    // unknown email belongs to no organization and is only counted by the throttle.
+    if (user->has_value()) {
+      if (auto recorded = appendSignInEntries(context, (*user)->id, "auth.login_failed", "");
+          !recorded) {
+        spdlog::error("admin API: cannot record a failed sign-in (request {}): {}",
+                      context.request.request_id, recorded.error().message);
+      }
+    }
     return fail(ErrorCode::kInvalidCredentials, "invalid email or password");
   }
   login_throttle_->recordSuccess(*email);
@@ -182,9 +193,17 @@ Result<ApiResponse> AdminApi::login(const RequestContext& context) {
   session.expires_at = context.now + options_.session_ttl_ms;
   session.last_seen_at = context.now;
   session.source_address = address;
-  Result<store::Session> stored = store_.createSession(session);
-  if (!stored) {
-    return std::unexpected(stored.error());
+  // The session exists only if its sign-in is on record.
+  Result<store::Session> stored = fail(ErrorCode::kInternal, "the sign-in did not run");
+  Result<void> recorded = store_.inTransaction([&]() -> Result<void> {
+    stored = store_.createSession(session);
+    if (!stored) {
+      return std::unexpected(stored.error());
+    }
+    return appendSignInEntries(context, (*user)->id, "auth.login", stored->id);
+  });
+  if (!recorded) {
+    return std::unexpected(recorded.error());
   }
 
   Result<boost::json::object> rendered = sessionBody(**user, *stored);
@@ -216,7 +235,14 @@ Result<ApiResponse> AdminApi::logout(const RequestContext& context) {
         return fail(ErrorCode::kCsrfFailed,
                     "signing out with the session cookie needs the X-CSRF-Token header");
       }
-      if (auto revoked = store_.revokeSession((*found)->id, context.now); !revoked) {
+      const store::Session& ended = **found;
+      Result<void> revoked = store_.inTransaction([&]() -> Result<void> {
+        if (auto done = store_.revokeSession(ended.id, context.now); !done) {
+          return done;
+        }
+        return appendSignInEntries(context, ended.user_id, "auth.logout", ended.id);
+      });
+      if (!revoked) {
         return std::unexpected(revoked.error());
       }
     }
@@ -583,6 +609,31 @@ Result<ApiResponse> AdminApi::setUserOperator(const RequestContext& context) {
   boost::json::object rendered = renderUser(*user);
   rendered["created_at"] = formatRfc3339(user->created_at);
   return jsonResponse(200, rendered);
+}
+
+Result<void> AdminApi::appendSignInEntries(const RequestContext& context,
+                                           const std::string& user_id, std::string_view action,
+                                           const std::string& session_id) {
+  Result<std::vector<store::Membership>> memberships = store_.listUserMemberships(user_id);
+  if (!memberships) {
+    return std::unexpected(memberships.error());
+  }
+  for (const store::Membership& membership : *memberships) {
+    store::AuditEntry entry;
+    entry.organization_id = membership.organization_id;
+    entry.time = context.now;
+    entry.actor = user_id;
+    entry.actor_kind = "user";
+    entry.action = std::string(action);
+    entry.target = session_id.empty() ? user_id : session_id;
+    entry.source_address = context.request.remote_address;
+    entry.request_id = context.request.request_id;
+    entry.details = "{}";
+    if (auto appended = store_.appendAudit(entry); !appended) {
+      return std::unexpected(appended.error());
+    }
+  }
+  return {};
 }
 
 }  // namespace keystore::admin

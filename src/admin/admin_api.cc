@@ -7,6 +7,7 @@
 #include <boost/url/parse.hpp>
 
 #include "accounts/session_token.h"
+#include "admin/audit_actions.h"
 #include "admin/json_render.h"
 #include "admin/permissions.h"
 #include "admin/request_context.h"
@@ -47,6 +48,12 @@ bool isReadMethod(std::string_view method) {
 ApiResponse errorResponse(const Error& error, std::string_view request_id) {
   return jsonResponse(httpStatus(error.code), renderError(error, request_id));
 }
+
+// Set while a mutating handler runs inside its audit transaction on this thread.
+struct ConfigChangeDeferral {
+  bool pending = false;
+};
+thread_local ConfigChangeDeferral* t_config_change_deferral = nullptr;
 
 }  // namespace
 
@@ -195,6 +202,8 @@ std::span<const AdminApi::Route> AdminApi::routes() {
       {"PATCH", "/api/v1/organizations/{}/members/{}", &AdminApi::updateMember},
       {"DELETE", "/api/v1/organizations/{}/members/{}", &AdminApi::removeMember},
       {"POST", "/api/v1/users/{}/operator", &AdminApi::setUserOperator},
+      {"GET", "/api/v1/audit", &AdminApi::listAudit},
+      {"GET", "/api/v1/audit/verify", &AdminApi::verifyAudit},
   };
   return kRoutes;
 }
@@ -294,7 +303,48 @@ Result<ApiResponse> AdminApi::dispatch(const ApiRequest& request) {
       return std::unexpected(allowed.error());
     }
   }
-  return (this->*route.handler)(context);
+  if (isReadMethod(request.method) || !route.needs_key) {
+    return (this->*route.handler)(context);
+  }
+
+  const AuditAction* action = findAuditAction(route.method, route.path);
+  if (action == nullptr) {
+    // Fail closed: a change that cannot be recorded is not made.
+    return fail(ErrorCode::kInternal,
+                "route " + request.method + " " + std::string(route.path) + " has no audit action");
+  }
+  return runAudited(route, *action, context);
+}
+
+Result<ApiResponse> AdminApi::runAudited(const Route& route, const AuditAction& action,
+                                         const RequestContext& context) {
+  ConfigChangeDeferral deferral;
+  t_config_change_deferral = &deferral;
+  std::optional<Result<ApiResponse>> handled;
+  Result<void> committed = store_.inTransaction([&]() -> Result<void> {
+    handled = (this->*route.handler)(context);
+    if (!*handled) {
+      return std::unexpected(handled->error());
+    }
+    if ((*handled)->status >= 400) {
+      return {};
+    }
+    return appendAuditEntry(action, context, **handled);
+  });
+  t_config_change_deferral = nullptr;
+
+  if (!handled.has_value() || (*handled && !committed)) {
+    // The handler succeeded but its entry or the commit failed, so the change was undone.
+    Error error = committed ? Error{ErrorCode::kInternal, "the audit transaction did not run"}
+                            : committed.error();
+    return fail(ErrorCode::kInternal,
+                "the change was rolled back because its audit entry could not be stored: " +
+                    error.message);
+  }
+  if (deferral.pending && committed) {
+    notifyConfigChange();
+  }
+  return std::move(*handled);
 }
 
 Result<AdminApi::Principal> AdminApi::authenticate(const ApiRequest& request, int64_t now,
@@ -449,6 +499,13 @@ Result<AdminApi::Principal> AdminApi::authenticateSession(const ApiRequest& requ
 }
 
 void AdminApi::notifyConfigChange() {
+  // Inside an audited transaction the notice waits for the commit: the proxy's snapshot
+  // rebuild reads the store from another thread, which would wait for this transaction, and
+  // it must not see a change that may still roll back.
+  if (t_config_change_deferral != nullptr) {
+    t_config_change_deferral->pending = true;
+    return;
+  }
   if (options_.on_config_change) {
     options_.on_config_change();
   }

@@ -76,6 +76,8 @@ struct AdminApiOptions {
 struct RequestContext;
 // A credential read from a request body, defined in admin/credential_input.h.
 struct CredentialInput;
+// A mutating route's audit action, defined in admin/audit_actions.h.
+struct AuditAction;
 
 class AdminApi {
  public:
@@ -233,6 +235,10 @@ class AdminApi {
   Result<ApiResponse> revokeAdminKey(const RequestContext& context);
 
   Result<ApiResponse> login(const RequestContext& context);
+  // Appends a sign-in event of `user_id` (auth.login, auth.login_failed, auth.logout) to the
+  // audit trail of every organization the user belongs to.
+  Result<void> appendSignInEntries(const RequestContext& context, const std::string& user_id,
+                                   std::string_view action, const std::string& session_id);
   Result<ApiResponse> logout(const RequestContext& context);
   Result<ApiResponse> getSession(const RequestContext& context);
   Result<ApiResponse> changePassword(const RequestContext& context);
@@ -243,6 +249,16 @@ class AdminApi {
   Result<ApiResponse> updateMember(const RequestContext& context);
   Result<ApiResponse> removeMember(const RequestContext& context);
   Result<ApiResponse> setUserOperator(const RequestContext& context);
+  // Runs a mutating route's handler and appends its audit entry in one store transaction, so
+  // a change whose entry cannot be written is rolled back and fails with kInternal. Config
+  // change notices are held back until the transaction has committed.
+  Result<ApiResponse> runAudited(const Route& route, const AuditAction& action,
+                                 const RequestContext& context);
+  // Appends the entry for a successful response of an audited route.
+  Result<void> appendAuditEntry(const AuditAction& action, const RequestContext& context,
+                                const ApiResponse& response);
+  Result<ApiResponse> listAudit(const RequestContext& context);
+  Result<ApiResponse> verifyAudit(const RequestContext& context);
 
   store::Store& store_;
   const vault::Vault& vault_;

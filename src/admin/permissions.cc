@@ -80,6 +80,10 @@ constexpr RoutePermission kPermissions[] = {
     {"DELETE", "/api/v1/organizations/{}/members/{}", Access::kAdmin},
 
     {"POST", "/api/v1/users/{}/operator", Access::kOperator},
+
+    // The audit trail of the caller's organization; verify reports detail to operators only.
+    {"GET", "/api/v1/audit", Access::kAdmin},
+    {"GET", "/api/v1/audit/verify", Access::kAdmin},
 };
 
 int requiredRank(Access access) {

@@ -31,6 +31,11 @@ struct RequestContext {
 
   // The decoded query parameter, or nullopt when absent.
   std::optional<std::string> queryValue(std::string_view name) const;
+  // Who makes the request, as the audit trail records it: the signed-in user, else the admin
+  // key (a key that belongs to a user is recorded as its own id, which names the user too).
+  std::string actor() const { return session_id.empty() ? admin_key.id : user_id; }
+  // "user" for a signed-in user, "admin_key" otherwise.
+  std::string_view actorKind() const { return session_id.empty() ? "admin_key" : "user"; }
 };
 
 // A response whose body is `body` serialized.

@@ -67,5 +67,6 @@ void addPriceCommands(CLI::App& app, int& exit_code);
 void addUsageCommands(CLI::App& app, int& exit_code);
 // `login`, `logout`, `user`, `org` and `member`.
 void addAccountCommands(CLI::App& app, int& exit_code);
+void addAuditCommands(CLI::App& app, int& exit_code);
 
 }  // namespace keystore::cli

@@ -310,4 +310,35 @@ struct Invoice {
   int64_t byok_list_micros = 0;    // sum of the BYOK lines' cost_micros, not charged
 };
 
+// One entry of the audit trail: a change made through the management API or by an operator
+// command. Entries form one installation-wide hash chain in seq order: each hash covers the
+// entry's fields and the previous entry's hash (see audit/audit_chain.h). Entries are only ever
+// appended.
+struct AuditEntry {
+  int64_t seq = 0;  // assigned by the store, strictly increasing
+  std::string id;   // "aud_…"
+  int64_t time = 0;
+  std::string organization_id;
+  std::string project_id;  // empty when the change concerns no project
+  std::string actor;       // the admin key id ("ksak_…") or user id that made the change
+  std::string actor_kind;  // "admin_key" | "user" | "operator_cli"
+  std::string action;      // e.g. "credential.write", "token.revoke"
+  std::string target;      // the id of the object changed
+  std::string source_address;
+  std::string request_id;
+  std::string details;    // a compact JSON object without secrets
+  std::string prev_hash;  // 64 hex digits; 64 zeros for the first entry
+  std::string hash;       // 64 hex digits
+};
+
+struct AuditQuery {
+  std::string organization_id;  // empty = every organization
+  std::string project_id;       // empty = every project
+  std::string action;           // empty = every action
+  int64_t since = 0;
+  int64_t until = 0;       // 0 = open-ended
+  int64_t before_seq = 0;  // 0 = from the newest entry; else only entries with seq below it
+  int limit = 100;
+};
+
 }  // namespace keystore::store

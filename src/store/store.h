@@ -13,6 +13,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -212,6 +213,23 @@ class Store {
   // project limits, provider settings, credentials, data keys, pool credentials, prices).
   // Instances poll it to learn of changes made by other instances.
   virtual Result<int64_t> configGeneration() = 0;
+
+  // Runs `body` as one transaction: every Store method that `body` calls on the calling thread
+  // joins it, and a failed body, or a failed commit, undoes all of their writes. Other threads'
+  // calls wait until it ends. REQUIRES: `body` starts no thread that calls this store and
+  // waits for it, because that call would wait for this transaction to end.
+  virtual Result<void> inTransaction(const std::function<Result<void>()>& body) = 0;
+
+  // The audit trail, append-only. appendAudit fills a missing id ("aud_…") and time, assigns
+  // seq, prev_hash and hash in the same write transaction that stores the entry, so the chain
+  // stays linear under concurrent writers, and returns the stored entry. kInvalidRequest for an
+  // empty organization, actor or action, or details that are not a JSON object.
+  // listAudit returns entries matching `query`, newest first; kInvalidRequest for a limit
+  // below 1. readAuditChain returns up to `limit` entries with seq > after_seq in seq order,
+  // for verifying the chain page by page.
+  virtual Result<AuditEntry> appendAudit(const AuditEntry& entry) = 0;
+  virtual Result<std::vector<AuditEntry>> listAudit(const AuditQuery& query) = 0;
+  virtual Result<std::vector<AuditEntry>> readAuditChain(int64_t after_seq, int limit) = 0;
 };
 
 }  // namespace keystore::store

@@ -136,6 +136,33 @@ TEST_F(AccountRoutesTest, LoginSetsCookieAndReturnsSession) {
   EXPECT_TRUE(accounts::isSessionTokenShaped(cli.str("/session_token")));
 }
 
+TEST_F(AccountRoutesTest, SignInsAreAudited) {
+  std::string user_id = createUser("alice@example.test", org_a_, "admin");
+  ASSERT_EQ(login("alice@example.test", "not the password at all").response.status, 401);
+  ASSERT_EQ(login("nobody@example.test", kPassword).response.status, 401);
+  CallResult signed_in = login("alice@example.test", kPassword, "cli");
+  ASSERT_EQ(signed_in.response.status, 200);
+  std::string token = signed_in.str("/session_token");
+  ASSERT_EQ(callWithKey(token, "POST", "/api/v1/auth/logout").response.status, 204);
+
+  store::AuditQuery query;
+  query.organization_id = org_a_;
+  auto entries = store_->listAudit(query);
+  ASSERT_TRUE(entries);
+  std::vector<std::string> actions;
+  for (const store::AuditEntry& entry : *entries) {
+    if (entry.action.starts_with("auth.")) {
+      actions.push_back(entry.action);
+      EXPECT_EQ(entry.actor, user_id);
+      EXPECT_EQ(entry.actor_kind, "user");
+      EXPECT_EQ(entry.details.find(kPassword), std::string::npos);
+      EXPECT_EQ(entry.details.find(token), std::string::npos);
+    }
+  }
+  // Newest first; the unknown email belongs to no organization and leaves no entry.
+  EXPECT_EQ(actions, (std::vector<std::string>{"auth.logout", "auth.login", "auth.login_failed"}));
+}
+
 TEST_F(AccountRoutesTest, UnknownEmailAnswersLikeWrongPassword) {
   createUser("alice@example.test", org_a_, "owner");
   CallResult wrong = login("alice@example.test", "not the password at all");

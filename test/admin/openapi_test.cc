@@ -291,8 +291,8 @@ TEST_F(OpenApiRouteTest, ParameterlessGetsAnswerDocumentedStatus) {
     ++checked;
   }
   // healthz, readyz, openapi.json, projects, catalog, pools, prices, prices/current,
-  // concierge, admin-keys, auth/session and organizations.
-  EXPECT_EQ(checked, 12);
+  // concierge, admin-keys, auth/session, organizations, audit and audit/verify.
+  EXPECT_EQ(checked, 14);
 }
 
 }  // namespace

@@ -281,6 +281,40 @@ void Connection::rollback() {
   }
 }
 
+Result<void> Connection::beginNested() {
+  if (sqlite3_get_autocommit(db_) != 0) {
+    return fail(ErrorCode::kInternal,
+                "the enclosing database transaction was rolled back after an earlier error");
+  }
+  auto statement = prepare("SAVEPOINT ks_nested");
+  if (!statement) {
+    return std::unexpected(statement.error());
+  }
+  return statement->run();
+}
+
+Result<void> Connection::releaseNested() {
+  auto statement = prepare("RELEASE ks_nested");
+  if (!statement) {
+    return std::unexpected(statement.error());
+  }
+  return statement->run();
+}
+
+void Connection::rollbackNested() {
+  if (sqlite3_get_autocommit(db_) != 0) {
+    return;
+  }
+  // Errors are dropped for the same reason as in rollback(). RELEASE after ROLLBACK TO removes
+  // the savepoint, which ROLLBACK TO alone leaves open.
+  if (auto statement = prepare("ROLLBACK TO ks_nested")) {
+    (void)statement->run();
+  }
+  if (auto statement = prepare("RELEASE ks_nested")) {
+    (void)statement->run();
+  }
+}
+
 int64_t Connection::changes() const {
   return sqlite3_changes64(db_);
 }

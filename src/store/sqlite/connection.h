@@ -143,13 +143,20 @@ class Connection {
   Result<void> exec(const std::string& sql);
 
   // Runs `body` (returning a Result) inside one transaction, committing when it succeeds and
-  // rolling back when it fails, so a failed body changes nothing.
+  // rolling back when it fails, so a failed body changes nothing. Inside an open transaction
+  // it runs as a savepoint instead: a failed body undoes only its own writes, and the
+  // enclosing transaction decides whether the rest commits.
   template <typename Body>
   auto transaction(TransactionKind kind, Body&& body) -> decltype(body()) {
+    if (depth_ > 0) {
+      return nestedTransaction(body);
+    }
     if (auto begun = begin(kind); !begun) {
       return std::unexpected(begun.error());
     }
+    ++depth_;
     auto result = body();
+    --depth_;
     if (!result) {
       rollback();
       return result;
@@ -166,6 +173,13 @@ class Connection {
   // Rolls back the open transaction, if SQLite has not already done so after an error.
   void rollback();
 
+  // SAVEPOINT, RELEASE and ROLLBACK TO for a transaction nested in an open one. Starting one
+  // fails with kInternal when SQLite has already rolled the enclosing transaction back (after
+  // an I/O or full-disk error), because its writes would otherwise commit on their own.
+  Result<void> beginNested();
+  Result<void> releaseNested();
+  void rollbackNested();
+
   // Rows changed by the most recent INSERT, UPDATE or DELETE.
   int64_t changes() const;
 
@@ -179,7 +193,27 @@ class Connection {
 
   explicit Connection(sqlite3* db) : db_(db) {}
 
+  template <typename Body>
+  auto nestedTransaction(Body& body) -> decltype(body()) {
+    if (auto begun = beginNested(); !begun) {
+      return std::unexpected(begun.error());
+    }
+    ++depth_;
+    auto result = body();
+    --depth_;
+    if (!result) {
+      rollbackNested();
+      return result;
+    }
+    if (auto released = releaseNested(); !released) {
+      rollbackNested();
+      return std::unexpected(released.error());
+    }
+    return result;
+  }
+
   sqlite3* db_;
+  int depth_ = 0;  // transactions open on this connection, the outermost included
   std::map<std::string, CachedStatement, std::less<>> statements_;
 };
 

@@ -293,12 +293,45 @@ ALTER TABLE admin_keys ADD COLUMN user_id TEXT REFERENCES users (id);
 ALTER TABLE admin_keys ADD COLUMN project_id TEXT REFERENCES projects (id);
 )sql";
 
+// Version 6: the audit trail, an installation-wide hash chain of changes. seq is
+// AUTOINCREMENT so a number is never reused, even after the newest entry is deleted, and the
+// triggers reject UPDATE and DELETE so that only someone editing the file directly can change
+// an entry (which the chain then reveals).
+constexpr std::string_view kAuditTrail = R"sql(
+CREATE TABLE audit_entries (
+  seq             INTEGER PRIMARY KEY AUTOINCREMENT,
+  id              TEXT NOT NULL UNIQUE CHECK (id <> ''),
+  time            INTEGER NOT NULL,
+  organization_id TEXT NOT NULL CHECK (organization_id <> ''),
+  project_id      TEXT,
+  actor           TEXT NOT NULL CHECK (actor <> ''),
+  actor_kind      TEXT NOT NULL CHECK (actor_kind <> ''),
+  action          TEXT NOT NULL CHECK (action <> ''),
+  target          TEXT NOT NULL,
+  source_address  TEXT NOT NULL,
+  request_id      TEXT NOT NULL,
+  details         TEXT NOT NULL CHECK (json_valid(details) AND json_type(details) = 'object'),
+  prev_hash       TEXT NOT NULL CHECK (length(prev_hash) = 64),
+  hash            TEXT NOT NULL CHECK (length(hash) = 64)
+) STRICT;
+CREATE INDEX audit_entries_organization ON audit_entries (organization_id, seq);
+CREATE TRIGGER audit_entries_no_update BEFORE UPDATE ON audit_entries
+BEGIN
+  SELECT RAISE(ABORT, 'audit entries are append-only');
+END;
+CREATE TRIGGER audit_entries_no_delete BEFORE DELETE ON audit_entries
+BEGIN
+  SELECT RAISE(ABORT, 'audit entries are append-only');
+END;
+)sql";
+
 constexpr std::array kMigrations = {
     Migration{1, kInitialSchema},
     Migration{2, kTokenModels},
     Migration{3, kMarketplace, true},
     Migration{4, kMetering},
     Migration{5, kAccounts},
+    Migration{6, kAuditTrail},
 };
 
 Result<int> readVersion(Connection& connection) {

@@ -7,7 +7,7 @@
 //
 // Thread-safety: every public method may be called from any thread. A mutex serializes all
 // use of the connection, and each method runs as one transaction, so a failed write changes
-// nothing.
+// nothing. inTransaction() holds the mutex for its whole body, so other threads wait for it.
 //
 // Behaviour beyond the Store contract:
 // - create* methods fill in a missing id (a new random id with the prefix org, prj, agt, tok
@@ -27,6 +27,7 @@
 #pragma once
 
 #include <memory>
+#include <functional>
 #include <mutex>
 #include <string>
 
@@ -142,6 +143,11 @@ class SqliteStore final : public Store {
 
   Result<int64_t> configGeneration() override;
 
+  Result<void> inTransaction(const std::function<Result<void>()>& body) override;
+  Result<AuditEntry> appendAudit(const AuditEntry& entry) override;
+  Result<std::vector<AuditEntry>> listAudit(const AuditQuery& query) override;
+  Result<std::vector<AuditEntry>> readAuditChain(int64_t after_seq, int limit) override;
+
  private:
   // Run `body` as one transaction while holding the mutex.
   template <typename Body>
@@ -180,7 +186,9 @@ class SqliteStore final : public Store {
                                          const std::string& user_id);
   Result<int64_t> countOwnersLocked(const std::string& organization_id);
 
-  std::mutex mutex_;
+  // Recursive so that the Store methods called inside inTransaction() re-enter it on the same
+  // thread; the connection then turns their transactions into savepoints.
+  std::recursive_mutex mutex_;
   std::unique_ptr<sqlite::Connection> connection_;
 };
 

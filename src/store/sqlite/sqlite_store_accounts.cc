@@ -266,7 +266,7 @@ Result<std::vector<Membership>> SqliteStore::listUserMemberships(const std::stri
   return read([&] {
     return collectRows(
         connection_->query(std::string(kMembershipSelect) +
-                               "WHERE m.user_id = ? ORDER BY m.created_at, m.organization_id",
+                               "WHERE m.user_id = ? ORDER BY m.created_at, m.rowid",
                            user_id),
         readMembership);
   });
@@ -276,7 +276,7 @@ Result<std::vector<Membership>> SqliteStore::listMembers(const std::string& orga
   return read([&] {
     return collectRows(
         connection_->query(std::string(kMembershipSelect) +
-                               "WHERE m.organization_id = ? ORDER BY m.created_at, m.user_id",
+                               "WHERE m.organization_id = ? ORDER BY m.created_at, m.rowid",
                            organization_id),
         readMembership);
   });
