@@ -180,7 +180,7 @@ describe('OpenAPI document', () => {
       assert.ok(error.error.request_id.length > 0, `${method} ${path} names its request id`);
       checked += 1;
     }
-    assert.equal(checked, 29);
+    assert.equal(checked, 30);
   });
 
   test('missing key and wrong method errors', async () => {

@@ -252,11 +252,27 @@ ALTER TABLE ledger ADD COLUMN billable INTEGER NOT NULL DEFAULT 0 CHECK (billabl
 CREATE INDEX ledger_time ON ledger (time);
 )sql";
 
+// NOTE: versions 5 to 7 belong to features developed alongside token rotation; these empty
+// stand-ins keep the numbering contiguous until those migrations take their places.
+constexpr std::string_view kReservedVersion = R"sql(
+SELECT 1;
+)sql";
+
+// Version 8: token rotation links a token to the one that replaced it and back. '' = none.
+constexpr std::string_view kTokenRotation = R"sql(
+ALTER TABLE agent_tokens ADD COLUMN rotated_from TEXT NOT NULL DEFAULT '';
+ALTER TABLE agent_tokens ADD COLUMN rotated_to TEXT NOT NULL DEFAULT '';
+)sql";
+
 constexpr std::array kMigrations = {
     Migration{1, kInitialSchema},
     Migration{2, kTokenModels},
     Migration{3, kMarketplace, true},
     Migration{4, kMetering},
+    Migration{5, kReservedVersion},
+    Migration{6, kReservedVersion},
+    Migration{7, kReservedVersion},
+    Migration{8, kTokenRotation},
 };
 
 Result<int> readVersion(Connection& connection) {
