@@ -2,6 +2,7 @@
 #include <CLI/CLI.hpp>
 
 #include "cli/cli.h"
+#include "server/rotate_command.h"
 #include "server/serve_command.h"
 
 int main(int argc, char** argv) {
@@ -11,6 +12,7 @@ int main(int argc, char** argv) {
 
   int exit_code = keystore::cli::kExitOk;
   keystore::server::addServeCommand(app, exit_code);
+  keystore::server::addRotateCommand(app, exit_code);
   keystore::cli::addClientCommands(app, exit_code);
 
   try {

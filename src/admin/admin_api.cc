@@ -170,6 +170,7 @@ std::span<const AdminApi::Route> AdminApi::routes() {
       {"PATCH", "/api/v1/tokens/{}", &AdminApi::patchToken},
       {"DELETE", "/api/v1/tokens/{}", &AdminApi::revokeToken},
       {"POST", "/api/v1/tokens/{}/revoke", &AdminApi::revokeToken},
+      {"POST", "/api/v1/tokens/{}/rotate", &AdminApi::rotateToken},
 
       {"GET", "/api/v1/pools", &AdminApi::listPools},
       {"POST", "/api/v1/pools/{}/credentials", &AdminApi::addPoolCredential},

@@ -211,6 +211,7 @@ class AdminApi {
   Result<ApiResponse> getToken(const RequestContext& context);
   Result<ApiResponse> revokeToken(const RequestContext& context);
   Result<ApiResponse> patchToken(const RequestContext& context);
+  Result<ApiResponse> rotateToken(const RequestContext& context);
 
   Result<ApiResponse> addPoolCredential(const RequestContext& context);
   Result<ApiResponse> listPools(const RequestContext& context);

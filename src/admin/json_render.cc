@@ -141,6 +141,8 @@ boost::json::object renderToken(const store::AgentToken& token, int64_t now) {
       {"revoked_at", renderTime(token.revoked_at)},
       {"created_at", renderTime(token.created_at)},
       {"last_used_at", renderTime(token.last_used_at)},
+      {"rotated_from", nullIfEmpty(token.rotated_from)},
+      {"rotated_to", nullIfEmpty(token.rotated_to)},
   };
 }
 

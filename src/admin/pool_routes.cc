@@ -42,6 +42,9 @@ Result<AdminApi::DataKeyMaterial> AdminApi::poolDataKey(int64_t now) {
   if (!wrapped) {
     return std::unexpected(wrapped.error());
   }
+  // The wrapping key's id comes from the wrapped bytes, which a keyring reload cannot change
+  // between reading the id and wrapping.
+  candidate.master_key_id = std::string(vault::ciphertextKeyId(*wrapped));
   candidate.wrapped = std::move(*wrapped);
 
   Result<store::DataKey> stored = store_.ensurePoolDataKey(candidate);

@@ -64,6 +64,7 @@ Result<ApiResponse> AdminApi::createProject(const RequestContext& context) {
   if (!wrapped) {
     return std::unexpected(wrapped.error());
   }
+  data_key.master_key_id = std::string(vault::ciphertextKeyId(*wrapped));
   data_key.wrapped = std::move(*wrapped);
 
   Result<store::Project> created = store_.createProject(project, data_key);

@@ -142,6 +142,30 @@ Result<int64_t> readNewExpiry(const boost::json::object& body, int64_t now) {
   return 0;
 }
 
+// Reads "grace" (a duration) into milliseconds; absent, null or zero ("0", "0s") is 0.
+Result<int64_t> readGrace(const boost::json::object& body) {
+  Result<OptionalField<std::string>> grace = readString(body, "grace", true);
+  if (!grace) {
+    return std::unexpected(grace.error());
+  }
+  if (!grace->value) {
+    return 0;
+  }
+  const std::string& text = *grace->value;
+  bool zero =
+      !text.empty() && text.front() == '0' && text.find_first_of("123456789") == std::string::npos;
+  if (zero && (text == "0" || parseDurationMillis("1" + text.substr(text.find_last_of('0') + 1)))) {
+    return 0;
+  }
+  std::optional<int64_t> millis = parseDurationMillis(text);
+  if (!millis) {
+    return fail(ErrorCode::kInvalidRequest,
+                "\"grace\" must be a duration such as 30s, 10m or 1h, or 0 to revoke the old "
+                "token at once");
+  }
+  return *millis;
+}
+
 }  // namespace
 
 Result<ApiResponse> AdminApi::createToken(const RequestContext& context) {
@@ -283,6 +307,47 @@ Result<ApiResponse> AdminApi::patchToken(const RequestContext& context) {
   }
   notifyConfigChange();
   return jsonResponse(200, renderToken(*updated, context.now));
+}
+
+Result<ApiResponse> AdminApi::rotateToken(const RequestContext& context) {
+  Result<store::AgentToken> token = findToken(context, context.params[0]);
+  if (!token) {
+    return std::unexpected(token.error());
+  }
+
+  Result<boost::json::object> body = parseObjectBody(context.request.body);
+  if (!body) {
+    return std::unexpected(body.error());
+  }
+  if (auto known = rejectUnknownMembers(*body, {"grace"}); !known) {
+    return std::unexpected(known.error());
+  }
+  Result<int64_t> grace = readGrace(*body);
+  if (!grace) {
+    return std::unexpected(grace.error());
+  }
+
+  // The replacement keeps what the old token was allowed, including when it stops working.
+  Secret secret = tokens::generateAgentToken();
+  store::AgentToken replacement;
+  replacement.id = newId("tok");
+  replacement.token_hash = tokens::hashToken(secret.reveal());
+  replacement.scopes = token->scopes;
+  replacement.models = token->models;
+  replacement.expires_at = token->expires_at;
+  replacement.created_at = context.now;
+
+  Result<store::TokenRotation> rotated =
+      store_.rotateToken(token->id, replacement, context.now, *grace);
+  if (!rotated) {
+    return std::unexpected(rotated.error());
+  }
+  notifyConfigChange();
+
+  // As at creation, the one place where the new token's plaintext leaves the server.
+  boost::json::object rendered = renderToken(rotated->replacement, context.now);
+  rendered["token"] = secret.reveal();
+  return jsonResponse(201, rendered);
 }
 
 }  // namespace keystore::admin

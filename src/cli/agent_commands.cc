@@ -307,6 +307,38 @@ int revokeToken(const TokenOptions& options) {
   return kExitOk;
 }
 
+struct TokenRotateOptions {
+  TokenOptions token;
+  std::string grace;
+};
+
+int rotateToken(const TokenRotateOptions& options) {
+  boost::json::object fields;
+  if (!options.grace.empty()) {
+    fields["grace"] = options.grace;
+  }
+  int exit_code = kExitOk;
+  const TokenOptions& target = options.token;
+  auto token = callApi(target.common, "POST", apiTarget({"tokens", target.token_id, "rotate"}),
+                       boost::json::serialize(fields), exit_code);
+  if (!token) {
+    return exit_code;
+  }
+
+  std::string old_fate = options.grace.empty() || options.grace == "0"
+                             ? "was revoked"
+                             : "keeps working for " + options.grace;
+  std::cerr << "rotated token " << target.token_id << " to " << stringField(*token, "id")
+            << "; the old token " << old_fate << "\n"
+            << "warning: the new token is shown only this once; store it now\n";
+  if (target.common.json) {
+    printJson(*token);
+  } else {
+    std::cout << stringField(*token, "token") << "\n";
+  }
+  return kExitOk;
+}
+
 void addAgentTarget(CLI::App& command, AgentOptions& options, bool positional) {
   if (positional) {
     command.add_option("AGENT", options.agent, "Agent id, or name with --project")->required();
@@ -370,7 +402,7 @@ void addAgentCommands(CLI::App& app, int& exit_code) {
 }
 
 void addTokenCommands(CLI::App& app, int& exit_code) {
-  CLI::App* token = app.add_subcommand("token", "Mint, list and revoke agent tokens");
+  CLI::App* token = app.add_subcommand("token", "Mint, list, rotate and revoke agent tokens");
   token->require_subcommand(1);
 
   auto create_options = std::make_shared<TokenCreateOptions>();
@@ -402,6 +434,17 @@ void addTokenCommands(CLI::App& app, int& exit_code) {
   addCommonOptions(*revoke, revoke_options->common);
   revoke->callback([revoke_options, &exit_code] {
     runCommand(exit_code, [&] { return revokeToken(*revoke_options); });
+  });
+
+  auto rotate_options = std::make_shared<TokenRotateOptions>();
+  CLI::App* rotate = token->add_subcommand(
+      "rotate", "Replace a token with a new one (same agent, scopes and expiry), printed once");
+  rotate->add_option("TOKEN_ID", rotate_options->token.token_id, "Token id (tok_…)")->required();
+  rotate->add_option("--grace", rotate_options->grace,
+                     "How long the old token keeps working, such as 10m (default: revoked now)");
+  addCommonOptions(*rotate, rotate_options->token.common);
+  rotate->callback([rotate_options, &exit_code] {
+    runCommand(exit_code, [&] { return rotateToken(*rotate_options); });
   });
 }
 

@@ -29,6 +29,7 @@
 #include "proxy/snapshot.h"
 #include "redis/redis_connection.h"
 #include "server/admin_listener.h"
+#include "server/master_key_rotation.h"
 #include "store/sqlite/sqlite_store.h"
 #include "telemetry/proxy_metrics.h"
 #include "tokens/agent_token.h"
@@ -38,8 +39,6 @@
 namespace keystore::server {
 
 namespace {
-
-constexpr std::string_view kCheckValueSetting = "vault.check_value";
 
 void fatal(std::string_view message) {
   std::fprintf(stderr, "keystore: %.*s\n", static_cast<int>(message.size()), message.data());
@@ -221,6 +220,7 @@ Result<void> applyConfigFile(const std::string& path, CLI::App& serve, ServeConf
       {"listen", text(config.listen)},
       {"admin-listen", text(config.admin_listen)},
       {"master-key-file", text(config.master_key_file)},
+      {"previous-master-key-file", text(config.previous_master_key_file)},
       {"upstream-ca-file", text(config.upstream_ca_file)},
       {"catalog-file", text(config.catalog_file)},
       {"log-level", text(config.log_level)},
@@ -299,13 +299,24 @@ int runServer(const ServeConfig& config) {
   }
   key_options.key_file = config.master_key_file;
   key_options.data_dir = config.data_dir;
-  auto master_key = vault::loadMasterKey(key_options);
-  if (!master_key) {
-    fatal("cannot load the master key: " + master_key.error().message);
+  if (const char* env = std::getenv("KEYSTORE_PREVIOUS_MASTER_KEY"); env != nullptr) {
+    key_options.previous_env_value = Secret(std::string(env));
+  }
+  key_options.previous_key_file = config.previous_master_key_file;
+  auto master_keys = vault::loadMasterKeyring(key_options);
+  if (!master_keys) {
+    fatal("cannot load the master key: " + master_keys.error().message);
     return 1;
   }
-  std::printf("master key %s from %s\n", master_key->id.c_str(), master_key->source.c_str());
-  vault::Vault vault(std::move(*master_key));
+  for (size_t i = 0; i < master_keys->size(); ++i) {
+    const vault::MasterKey& key = (*master_keys)[i];
+    std::printf("%s %s from %s\n", i == 0 ? "master key" : "previous master key", key.id.c_str(),
+                key.source.c_str());
+  }
+  // A rotation run while this server is up writes a new key file. The vault reloads the key
+  // files when it meets a data key wrapped by an unknown master key.
+  vault::Vault vault(std::move(*master_keys),
+                     [key_options] { return vault::loadMasterKeyring(key_options); });
 
   auto opened = store::openSqliteStore(config.data_dir + "/keystore.db");
   if (!opened) {
@@ -505,6 +516,10 @@ void addServeCommand(CLI::App& app, int& exit_code) {
       ->add_option("--master-key-file", config->master_key_file,
                    "File holding the 256-bit master key (mode 0600); default <data dir>/master.key")
       ->envname("KEYSTORE_MASTER_KEY_FILE");
+  serve
+      ->add_option("--previous-master-key-file", config->previous_master_key_file,
+                   "The master key a rotation replaced, while data keys may still use it")
+      ->envname("KEYSTORE_PREVIOUS_MASTER_KEY_FILE");
   serve
       ->add_option("--upstream", config->upstreams,
                    "Override a provider's base URL, PROVIDER=URL (repeatable)")

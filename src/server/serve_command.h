@@ -14,6 +14,8 @@ struct ServeConfig {
   std::string listen = "127.0.0.1:8080";
   std::string admin_listen = "127.0.0.1:8081";
   std::string master_key_file;
+  // The key a rotation replaced, while data keys may still be wrapped by it.
+  std::string previous_master_key_file;
   std::vector<std::string> upstreams;  // "PROVIDER=URL"
   bool allow_private_upstreams = false;
   std::string upstream_ca_file;

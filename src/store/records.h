@@ -151,6 +151,23 @@ struct AgentToken {
   int64_t revoked_at = 0;           // 0 = not revoked
   int64_t created_at = 0;
   int64_t last_used_at = 0;
+  // Rotation links: the token this one replaced, and the token that replaced it ("" = none).
+  std::string rotated_from;
+  std::string rotated_to;
+};
+
+// The outcome of a token rotation: the old token with its new expiry or revocation, and the
+// token that replaces it.
+struct TokenRotation {
+  AgentToken previous;
+  AgentToken replacement;
+};
+
+// One data key's new wrapped form, applied only while the row is still wrapped by
+// from_master_key_id, so a rotation that runs twice never overwrites newer work.
+struct DataKeyRewrap {
+  DataKey data_key;
+  std::string from_master_key_id;
 };
 
 struct AdminKey {

@@ -55,6 +55,9 @@ class Store {
   virtual Result<DataKey> ensurePoolDataKey(const DataKey& candidate) = 0;
   // Replaces the wrapped form of existing data keys (master-key rotation), atomically.
   virtual Result<void> updateDataKeys(const std::vector<DataKey>& data_keys) = 0;
+  // Master-key rotation: applies each rewrap whose row is still wrapped by its
+  // from_master_key_id and skips the others, in one transaction. Returns the rows changed.
+  virtual Result<size_t> rewrapDataKeys(const std::vector<DataKeyRewrap>& rewraps) = 0;
 
   virtual Result<void> putProviderSetting(const ProviderSetting& setting) = 0;
   virtual Result<std::vector<ProviderSetting>> listProviderSettings(
@@ -117,6 +120,13 @@ class Store {
   virtual Result<AgentToken> setTokenExpiry(const std::string& token_id, int64_t expires_at) = 0;
   // Sets revoked_at if the token is not already revoked; kNotFound for an unknown id.
   virtual Result<AgentToken> revokeToken(const std::string& token_id, int64_t now) = 0;
+  // Stores `replacement` (same agent; rotated_from set to token_id) and links the old token
+  // to it, atomically. The old token is revoked at `now` when grace_ms is 0; otherwise it
+  // expires at now + grace_ms, or at its own expiry when that comes first. kNotFound for an
+  // unknown id; kConflict when the old token is revoked, expired at `now` or already rotated.
+  virtual Result<TokenRotation> rotateToken(const std::string& token_id,
+                                            const AgentToken& replacement, int64_t now,
+                                            int64_t grace_ms) = 0;
   virtual Result<void> touchTokens(const std::vector<std::pair<std::string, int64_t>>& used) = 0;
 
   virtual Result<AdminKey> createAdminKey(const AdminKey& key) = 0;

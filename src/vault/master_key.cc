@@ -20,6 +20,7 @@ namespace {
 
 constexpr size_t kMasterKeySize = 32;
 constexpr std::string_view kKeyFileName = "master.key";
+constexpr std::string_view kPreviousKeyFileName = "master.key.previous";
 constexpr std::string_view kGenerateHint = "generate one with 'openssl rand -hex 32'";
 
 // Copies decoded key bytes into a Secret and wipes the decoder's buffer, which would otherwise
@@ -76,16 +77,21 @@ Result<MasterKey> keyFromFile(const std::string& path, std::string source) {
   return makeMasterKey(std::move(*key), std::move(source));
 }
 
-// Writes a new key to a staging file and hard-links it to `path`. Unlike rename, link never
-// replaces an existing file, so when two processes start on a fresh data directory at once,
-// one key wins and the loser loads it instead of overwriting it.
-Result<MasterKey> generateKeyFile(const std::string& path) {
-  Secret key(randomBytes(kMasterKeySize));
+Secret keyFileText(const Secret& key) {
   Secret hex(hexEncode(key.reveal()));
   Secret file_text;
   file_text.revealMutable().reserve(hex.size() + 1);
   file_text.revealMutable().append(hex.reveal());
   file_text.revealMutable().push_back('\n');
+  return file_text;
+}
+
+// Writes a new key to a staging file and hard-links it to `path`. Unlike rename, link never
+// replaces an existing file, so when two processes start on a fresh data directory at once,
+// one key wins and the loser loads it instead of overwriting it.
+Result<MasterKey> generateKeyFile(const std::string& path) {
+  Secret key(randomBytes(kMasterKeySize));
+  Secret file_text = keyFileText(key);
 
   std::string staging = path + ".new-" + hexEncode(randomBytes(6));
   if (Result<void> written = writePrivateFile(staging, file_text.reveal()); !written) {
@@ -159,12 +165,94 @@ Result<MasterKey> loadMasterKey(const MasterKeyOptions& options) {
   if (Result<void> created = ensurePrivateDirectory(options.data_dir); !created) {
     return std::unexpected(created.error());
   }
-  std::string path = (std::filesystem::path(options.data_dir) / kKeyFileName).string();
+  std::string path = masterKeyPath(options.data_dir);
   Result<MasterKey> existing = keyFromFile(path, "file " + path);
   if (existing || existing.error().code != ErrorCode::kNotFound) {
     return existing;
   }
   return generateKeyFile(path);
+}
+
+namespace {
+
+// Adds `key` unless a key with the same id is already there.
+void addUnique(std::vector<MasterKey>& keys, MasterKey key) {
+  for (const MasterKey& known : keys) {
+    if (known.id == key.id) {
+      return;
+    }
+  }
+  keys.push_back(std::move(key));
+}
+
+}  // namespace
+
+Result<std::vector<MasterKey>> loadMasterKeyring(const MasterKeyOptions& options) {
+  Result<MasterKey> current = loadMasterKey(options);
+  if (!current) {
+    return std::unexpected(current.error());
+  }
+  std::vector<MasterKey> keys;
+  keys.push_back(std::move(*current));
+
+  if (!options.previous_env_value.empty()) {
+    Result<Secret> key = parseMasterKeyText(options.previous_env_value.reveal());
+    if (!key) {
+      return fail(key.error().code,
+                  "KEYSTORE_PREVIOUS_MASTER_KEY is invalid: " + key.error().message);
+    }
+    Result<MasterKey> previous = makeMasterKey(std::move(*key), "previous environment");
+    addUnique(keys, std::move(*previous));
+  }
+  if (!options.previous_key_file.empty()) {
+    Result<MasterKey> previous =
+        keyFromFile(options.previous_key_file, "previous file " + options.previous_key_file);
+    if (!previous) {
+      return std::unexpected(previous.error());
+    }
+    addUnique(keys, std::move(*previous));
+  }
+
+  bool data_dir_key = options.env_value.empty() && options.key_file.empty();
+  if (data_dir_key) {
+    Result<MasterKey> previous = readMasterKeyFile(previousMasterKeyPath(options.data_dir));
+    if (previous) {
+      addUnique(keys, std::move(*previous));
+    } else if (previous.error().code != ErrorCode::kNotFound) {
+      return std::unexpected(previous.error());
+    }
+  }
+  return keys;
+}
+
+std::string masterKeyPath(const std::string& data_dir) {
+  return (std::filesystem::path(data_dir) / kKeyFileName).string();
+}
+
+std::string previousMasterKeyPath(const std::string& data_dir) {
+  return (std::filesystem::path(data_dir) / kPreviousKeyFileName).string();
+}
+
+MasterKey generateMasterKey(std::string source) {
+  Secret key(randomBytes(kMasterKeySize));
+  std::string id = masterKeyId(key);
+  return MasterKey{std::move(key), std::move(id), std::move(source)};
+}
+
+Result<MasterKey> readMasterKeyFile(const std::string& path) {
+  return keyFromFile(path, "file " + path);
+}
+
+Result<void> writeMasterKeyFile(const std::string& path, const MasterKey& key) {
+  if (key.key.size() != kMasterKeySize) {
+    return fail(ErrorCode::kInternal, "a master key must be 32 bytes long");
+  }
+  Secret file_text = keyFileText(key.key);
+  if (Result<void> written = writePrivateFile(path, file_text.reveal()); !written) {
+    return fail(written.error().code,
+                "cannot write the master key file " + path + ": " + written.error().message);
+  }
+  return {};
 }
 
 }  // namespace keystore::vault

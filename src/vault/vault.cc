@@ -1,5 +1,7 @@
 #include "vault/vault.h"
 
+#include <spdlog/spdlog.h>
+
 #include <stdexcept>
 #include <utility>
 
@@ -40,21 +42,96 @@ std::string describeCredential(const CredentialBinding& binding) {
          std::string(binding.project_id) + ", provider " + std::string(binding.provider) + ")";
 }
 
+// Comma-separated ids, for messages that list the keyring.
+std::string joinIds(const std::vector<std::string>& ids) {
+  std::string joined;
+  for (const std::string& id : ids) {
+    joined += (joined.empty() ? "" : ", ") + id;
+  }
+  return joined;
+}
+
 }  // namespace
 
-Vault::Vault(MasterKey master_key) : master_key_(std::move(master_key)) {
-  if (master_key_.key.size() != kKeySize) {
-    throw std::invalid_argument("the master key must be 32 bytes long");
+const MasterKey* Vault::Keyring::find(std::string_view id) const {
+  for (const MasterKey& key : keys) {
+    if (key.id == id) {
+      return &key;
+    }
   }
+  return nullptr;
+}
+
+Vault::Vault(MasterKey master_key) : Vault(std::vector<MasterKey>{master_key}, {}) {}
+
+Vault::Vault(std::vector<MasterKey> keys, KeyringLoader reload) : reload_(std::move(reload)) {
+  if (keys.empty()) {
+    throw std::invalid_argument("a keyring needs a current master key");
+  }
+  for (const MasterKey& key : keys) {
+    if (key.key.size() != kKeySize) {
+      throw std::invalid_argument("the master key must be 32 bytes long");
+    }
+  }
+  keyring_ = std::make_shared<const Keyring>(Keyring{std::move(keys)});
+}
+
+std::shared_ptr<const Vault::Keyring> Vault::keyring() const {
+  std::lock_guard lock(mutex_);
+  return keyring_;
+}
+
+std::shared_ptr<const Vault::Keyring> Vault::keyringWith(std::string_view id) const {
+  std::lock_guard lock(mutex_);
+  if (!reload_ || keyring_->find(id) != nullptr) {
+    return keyring_;
+  }
+
+  Result<std::vector<MasterKey>> loaded = reload_();
+  if (!loaded || loaded->empty()) {
+    spdlog::error("reloading the master keys for {} failed: {}", printableKeyId(id),
+                  loaded ? std::string("no key loaded") : loaded.error().message);
+    return keyring_;
+  }
+  auto reloaded = std::make_shared<Keyring>();
+  reloaded->keys = std::move(*loaded);
+  for (const MasterKey& known : keyring_->keys) {
+    if (reloaded->find(known.id) == nullptr) {
+      reloaded->keys.push_back(known);
+    }
+  }
+  spdlog::info("reloaded the master keys; current {}, {} in the keyring", reloaded->keys.front().id,
+               reloaded->keys.size());
+  keyring_ = std::move(reloaded);
+  return keyring_;
+}
+
+std::string Vault::masterKeyId() const {
+  return keyring()->keys.front().id;
+}
+
+std::vector<std::string> Vault::knownKeyIds() const {
+  std::vector<std::string> ids;
+  for (const MasterKey& key : keyring()->keys) {
+    ids.push_back(key.id);
+  }
+  return ids;
 }
 
 std::string Vault::makeCheckValue() const {
-  Result<std::string> sealed = seal(master_key_.key.reveal(), master_key_.id,
-                                    encodeFields({kCheckValueLabel}), kCheckPlaintext);
+  std::shared_ptr<const Keyring> keys = keyring();
+  const MasterKey& current = keys->keys.front();
+  Result<std::string> sealed =
+      seal(current.key.reveal(), current.id, encodeFields({kCheckValueLabel}), kCheckPlaintext);
   if (!sealed) {
     throw std::runtime_error("cannot create the master-key check value: " + sealed.error().message);
   }
   return base64Encode(*sealed);
+}
+
+std::string Vault::checkValueKeyId(std::string_view check_value) {
+  std::optional<std::string> sealed = base64Decode(check_value);
+  return sealed ? printableKeyId(ciphertextKeyId(*sealed)) : std::string();
 }
 
 Result<void> Vault::verifyCheckValue(std::string_view check_value) const {
@@ -65,17 +142,19 @@ Result<void> Vault::verifyCheckValue(std::string_view check_value) const {
                 "the stored master-key check value is not in a known format; the database "
                 "setting was altered or written by another program");
   }
-  if (stored_key_id != master_key_.id) {
-    return fail(ErrorCode::kByokKeyUnreadable,
-                "the master key " + master_key_.id +
-                    " does not match the one this database was created with (" +
-                    printableKeyId(stored_key_id) + "); start with the original key");
+  std::shared_ptr<const Keyring> keys = keyringWith(stored_key_id);
+  const MasterKey* key = keys->find(stored_key_id);
+  if (key == nullptr) {
+    return fail(ErrorCode::kByokKeyUnreadable, "the master key " + joinIds(knownKeyIds()) +
+                                                   " does not match the one this database uses (" +
+                                                   printableKeyId(stored_key_id) +
+                                                   "); start with that key");
   }
 
-  Result<Secret> opened = open(master_key_.key.reveal(), encodeFields({kCheckValueLabel}), *sealed);
+  Result<Secret> opened = open(key->key.reveal(), encodeFields({kCheckValueLabel}), *sealed);
   if (!opened || !opened->equals(kCheckPlaintext)) {
     return fail(ErrorCode::kByokKeyUnreadable,
-                "the stored master-key check value names master key " + master_key_.id +
+                "the stored master-key check value names master key " + key->id +
                     " but does not decrypt under it; the database setting was altered");
   }
   return {};
@@ -90,7 +169,9 @@ Result<std::string> Vault::wrapDataKey(std::string_view project_id, std::string_
   if (data_key.size() != kKeySize) {
     return fail(ErrorCode::kInternal, "a data key must be 32 bytes long");
   }
-  return seal(master_key_.key.reveal(), master_key_.id,
+  std::shared_ptr<const Keyring> keys = keyring();
+  const MasterKey& current = keys->keys.front();
+  return seal(current.key.reveal(), current.id,
               encodeFields({kDataKeyLabel, project_id, data_key_id}), data_key.reveal());
 }
 
@@ -99,19 +180,28 @@ Result<Secret> Vault::unwrapDataKey(std::string_view project_id, std::string_vie
   std::string subject =
       "data key " + std::string(data_key_id) + " of project " + std::string(project_id);
   std::string_view wrapping_key_id = ciphertextKeyId(wrapped);
-  if (!wrapping_key_id.empty() && wrapping_key_id != master_key_.id) {
+  if (wrapping_key_id.empty()) {
+    return fail(ErrorCode::kByokKeyUnreadable,
+                "cannot unwrap " + subject + ": the stored bytes are not in a known format");
+  }
+  std::shared_ptr<const Keyring> keys = keyringWith(wrapping_key_id);
+  const MasterKey* key = keys->find(wrapping_key_id);
+  if (key == nullptr) {
+    std::vector<std::string> known;
+    for (const MasterKey& held : keys->keys) {
+      known.push_back(held.id);
+    }
     return fail(ErrorCode::kByokKeyUnreadable,
                 "cannot unwrap " + subject + ": it was wrapped by master key " +
-                    printableKeyId(wrapping_key_id) + ", but the current master key is " +
-                    master_key_.id);
+                    printableKeyId(wrapping_key_id) + ", which is not among the loaded keys (" +
+                    joinIds(known) + "); add it as the previous master key");
   }
 
-  Result<Secret> data_key = open(master_key_.key.reveal(),
-                                 encodeFields({kDataKeyLabel, project_id, data_key_id}), wrapped);
+  Result<Secret> data_key =
+      open(key->key.reveal(), encodeFields({kDataKeyLabel, project_id, data_key_id}), wrapped);
   if (!data_key) {
     return fail(ErrorCode::kByokKeyUnreadable, "cannot unwrap " + subject + " with master key " +
-                                                   master_key_.id + ": " +
-                                                   data_key.error().message);
+                                                   key->id + ": " + data_key.error().message);
   }
   if (data_key->size() != kKeySize) {
     return fail(ErrorCode::kByokKeyUnreadable,

@@ -17,12 +17,22 @@
 // Every decryption failure returns ErrorCode::kByokKeyUnreadable with a message that names
 // ids only, never key material.
 //
-// Thread-safety: all const methods may be called concurrently; the Vault is immutable after
-// construction.
+// Keyring: besides the current master key, which wraps every new data key, the Vault holds
+// the keys a rotation replaced and picks the unwrapping key by the id in the wrapped bytes.
+// When it meets an id it does not know and it was given a reloader, it reloads its keys once
+// and tries again, so an instance started before a rotation picks up the new key file. A
+// reload never forgets a key the Vault already held.
+//
+// Thread-safety: all const methods may be called concurrently; the keyring is swapped under
+// a mutex and read through shared pointers, so a reload never disturbs a running unwrap.
 #pragma once
 
+#include <functional>
+#include <memory>
+#include <mutex>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "common/error.h"
 #include "common/secret.h"
@@ -39,22 +49,32 @@ struct CredentialBinding {
   std::string_view credential_id;
 };
 
+// Loads the current master key followed by the previous ones (loadMasterKeyring).
+using KeyringLoader = std::function<Result<std::vector<MasterKey>>()>;
+
 class Vault {
  public:
-  // Throws std::invalid_argument when the key is not 32 bytes; loadMasterKey never returns
-  // such a key, so this only fires on a programming error at start-up.
+  // Throws std::invalid_argument when a key is not 32 bytes or `keys` is empty; loadMasterKey
+  // never returns such a key, so this only fires on a programming error at start-up.
   explicit Vault(MasterKey master_key);
+  // keys[0] is the current master key, the rest open data keys wrapped before a rotation.
+  // `reload`, when set, is called when an unknown master key id is met.
+  Vault(std::vector<MasterKey> keys, KeyringLoader reload);
 
   // The id of the current master key ("mk_" + 16 hex digits of its SHA-256).
-  const std::string& masterKeyId() const { return master_key_.id; }
+  std::string masterKeyId() const;
+  // Every key id the keyring holds, the current one first.
+  std::vector<std::string> knownKeyIds() const;
 
   // A value stored at first start: a known constant sealed under the master key, in the v1
   // layout, as base64 text so it fits a text setting. The master key id sits in clear in its
   // header. Throws std::runtime_error only if OpenSSL fails; call it at start-up.
   std::string makeCheckValue() const;
-  // kByokKeyUnreadable when the check value was made under another master key or was altered.
-  // On a key mismatch the message names both key ids.
+  // kByokKeyUnreadable when the check value was made under a master key outside the keyring
+  // or was altered. On a key mismatch the message names both key ids.
   Result<void> verifyCheckValue(std::string_view check_value) const;
+  // The master key id named in a check value, or an empty string when it is not readable.
+  static std::string checkValueKeyId(std::string_view check_value);
 
   // A fresh random 256-bit data key.
   static Secret newDataKey();
@@ -62,8 +82,9 @@ class Vault {
   // when the data key is not 32 bytes.
   Result<std::string> wrapDataKey(std::string_view project_id, std::string_view data_key_id,
                                   const Secret& data_key) const;
-  // kByokKeyUnreadable (message names the master key id) when the master key does not match
-  // or the wrapped bytes were altered.
+  // Opens with the keyring key named in the wrapped bytes. kByokKeyUnreadable (the message
+  // names the master key id) when no key in the keyring has that id, even after a reload, or
+  // the wrapped bytes were altered.
   Result<Secret> unwrapDataKey(std::string_view project_id, std::string_view data_key_id,
                                std::string_view wrapped) const;
 
@@ -79,7 +100,20 @@ class Vault {
                                           std::string_view ciphertext);
 
  private:
-  MasterKey master_key_;
+  struct Keyring {
+    std::vector<MasterKey> keys;  // the current key first
+
+    const MasterKey* find(std::string_view id) const;
+  };
+
+  std::shared_ptr<const Keyring> keyring() const;
+  // The keyring after one reload when `id` is unknown to it; the same one otherwise, or when
+  // there is no reloader or the reload fails.
+  std::shared_ptr<const Keyring> keyringWith(std::string_view id) const;
+
+  mutable std::mutex mutex_;
+  mutable std::shared_ptr<const Keyring> keyring_;
+  KeyringLoader reload_;
 };
 
 // The key id stored in a v1 ciphertext, or an empty view when the bytes are not v1.

@@ -193,7 +193,7 @@ describe('OpenAPI document', () => {
       assert.ok(error.error.request_id.length > 0, `${method} ${path} names its request id`);
       checked += 1;
     }
-    assert.equal(checked, 34);
+    assert.equal(checked, 35);
   });
 
   test('missing key and wrong method errors', async () => {

@@ -1967,6 +1967,141 @@ TEST_P(StoreContractTest, SecondStoreSeesGenerationChange) {
   EXPECT_GT(*after, *before);
 }
 
+// Master-key rotation.
+
+TEST_P(StoreContractTest, RewrapDataKeysSkipsRowsAlreadyMoved) {
+  createBaseline();
+  createProject("org", "p2", "beta");
+  int64_t before = generation();
+
+  auto first = store_->rewrapDataKeys({DataKeyRewrap{
+      DataKey{.key_id = "p1-key", .master_key_id = "mk2", .wrapped = "n1"}, "mk1"}});
+  ASSERT_TRUE(first.has_value()) << first.error().message;
+  EXPECT_EQ(*first, 1u);
+  EXPECT_GT(generation(), before);
+
+  // A second run that read the rows before the first one committed moves only p2.
+  auto second = store_->rewrapDataKeys(
+      {DataKeyRewrap{DataKey{.key_id = "p1-key", .master_key_id = "mk2", .wrapped = "stale"},
+                     "mk1"},
+       DataKeyRewrap{DataKey{.key_id = "p2-key", .master_key_id = "mk2", .wrapped = "n2"},
+                     "mk1"}});
+  ASSERT_TRUE(second.has_value()) << second.error().message;
+  EXPECT_EQ(*second, 1u);
+
+  auto keys = store_->listDataKeys();
+  ASSERT_TRUE(keys.has_value()) << keys.error().message;
+  ASSERT_EQ(keys->size(), 2u);
+  for (const DataKey& key : *keys) {
+    EXPECT_EQ(key.master_key_id, "mk2") << key.key_id;
+    EXPECT_EQ(key.wrapped, key.key_id == "p1-key" ? "n1" : "n2") << key.key_id;
+  }
+}
+
+TEST_P(StoreContractTest, RewrapDataKeysNothingToMoveKeepsGeneration) {
+  createBaseline();
+  int64_t before = generation();
+
+  auto moved = store_->rewrapDataKeys({DataKeyRewrap{
+      DataKey{.key_id = "p1-key", .master_key_id = "mk3", .wrapped = "n1"}, "mk2"}});
+  ASSERT_TRUE(moved.has_value()) << moved.error().message;
+  EXPECT_EQ(*moved, 0u);
+  EXPECT_EQ(generation(), before);
+}
+
+// Token rotation.
+
+TEST_P(StoreContractTest, RotateTokenWithGraceLinksBothTokens) {
+  createBaseline();
+  createAgent("p1", "a1", "bot");
+  createToken("a1", "t1", 1, 900000);
+  int64_t before = generation();
+
+  auto rotated = store_->rotateToken(
+      "t1", AgentToken{.id = "t2", .token_hash = fakeHash(2), .scopes = {"provider:openai:*"}},
+      100000, 60000);
+  ASSERT_TRUE(rotated.has_value()) << rotated.error().message;
+  EXPECT_EQ(rotated->previous.expires_at, 160000);
+  EXPECT_EQ(rotated->previous.revoked_at, 0);
+  EXPECT_EQ(rotated->previous.rotated_to, "t2");
+  EXPECT_EQ(rotated->replacement.rotated_from, "t1");
+  EXPECT_EQ(rotated->replacement.agent_id, "a1");
+  EXPECT_EQ(rotated->replacement.project_id, "p1");
+  EXPECT_GT(generation(), before);
+
+  auto stored_old = store_->getToken("t1");
+  ASSERT_TRUE(stored_old.has_value()) << stored_old.error().message;
+  EXPECT_EQ(stored_old->expires_at, 160000);
+  EXPECT_EQ(stored_old->rotated_to, "t2");
+  auto stored_new = store_->getToken("t2");
+  ASSERT_TRUE(stored_new.has_value()) << stored_new.error().message;
+  EXPECT_EQ(stored_new->rotated_from, "t1");
+  EXPECT_EQ(stored_new->rotated_to, "");
+  EXPECT_EQ(stored_new->scopes, (std::vector<std::string>{"provider:openai:*"}));
+}
+
+TEST_P(StoreContractTest, RotateTokenGraceNeverExtendsExpiry) {
+  createBaseline();
+  createAgent("p1", "a1", "bot");
+  createToken("a1", "t1", 1, 130000);
+
+  auto rotated = store_->rotateToken("t1", AgentToken{.id = "t2", .token_hash = fakeHash(2)},
+                                     100000, 600000);
+  ASSERT_TRUE(rotated.has_value()) << rotated.error().message;
+  EXPECT_EQ(rotated->previous.expires_at, 130000);
+}
+
+TEST_P(StoreContractTest, RotateTokenWithoutGraceRevokesOld) {
+  createBaseline();
+  createAgent("p1", "a1", "bot");
+  createToken("a1", "t1", 1);
+
+  auto rotated =
+      store_->rotateToken("t1", AgentToken{.id = "t2", .token_hash = fakeHash(2)}, 100000, 0);
+  ASSERT_TRUE(rotated.has_value()) << rotated.error().message;
+  EXPECT_EQ(rotated->previous.revoked_at, 100000);
+  EXPECT_EQ(rotated->previous.expires_at, 0);
+  auto stored_old = store_->getToken("t1");
+  ASSERT_TRUE(stored_old.has_value()) << stored_old.error().message;
+  EXPECT_EQ(stored_old->revoked_at, 100000);
+}
+
+TEST_P(StoreContractTest, RotateTokenRefusedWhenNotLive) {
+  createBaseline();
+  createAgent("p1", "a1", "bot");
+  createToken("a1", "expired", 1, 5000);
+  createToken("a1", "revoked", 2);
+  ASSERT_TRUE(store_->revokeToken("revoked", 4000));
+  createToken("a1", "rotated", 3);
+  ASSERT_TRUE(store_->rotateToken("rotated", AgentToken{.id = "next", .token_hash = fakeHash(4)},
+                                  6000, 60000));
+  int64_t before = generation();
+
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"expired", "token expired has expired and cannot be rotated"},
+      {"revoked", "token revoked is revoked and cannot be rotated"},
+      {"rotated", "token rotated was already rotated to next; rotate that token instead"},
+  };
+  int seed = 10;
+  for (const auto& [id, message] : cases) {
+    auto rotated =
+        store_->rotateToken(id, AgentToken{.id = id + "-new", .token_hash = fakeHash(seed++)},
+                            7000, 60000);
+    ASSERT_FALSE(rotated.has_value()) << id;
+    EXPECT_EQ(rotated.error().code, ErrorCode::kConflict) << id;
+    EXPECT_EQ(rotated.error().message, message);
+    EXPECT_EQ(store_->getToken(id + "-new").error().code, ErrorCode::kNotFound) << id;
+  }
+  EXPECT_EQ(generation(), before);
+}
+
+TEST_P(StoreContractTest, RotateUnknownTokenNotFound) {
+  auto rotated =
+      store_->rotateToken("ghost", AgentToken{.id = "t2", .token_hash = fakeHash(2)}, 1000, 0);
+  ASSERT_FALSE(rotated.has_value());
+  EXPECT_EQ(rotated.error().code, ErrorCode::kNotFound);
+}
+
 INSTANTIATE_TEST_SUITE_P(Backends, StoreContractTest, ::testing::ValuesIn(kBackends),
                          [](const ::testing::TestParamInfo<StoreBackend>& info) {
                            return info.param.name;

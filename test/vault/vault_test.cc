@@ -396,8 +396,8 @@ TEST(VaultTest, CheckValueUnderWrongMasterKeyNamesBoth) {
   EXPECT_EQ(verified.error().code, ErrorCode::kByokKeyUnreadable);
   EXPECT_EQ(verified.error().message,
             "the master key " + wrong.masterKeyId() +
-                " does not match the one this database was created with (" +
-                original.masterKeyId() + "); start with the original key");
+                " does not match the one this database uses (" + original.masterKeyId() +
+                "); start with that key");
 }
 
 TEST(VaultTest, AlteredCheckValueRejected) {

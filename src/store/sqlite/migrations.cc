@@ -323,6 +323,16 @@ CREATE TRIGGER audit_entries_no_delete BEFORE DELETE ON audit_entries
 BEGIN
   SELECT RAISE(ABORT, 'audit entries are append-only');
 END;
+// NOTE: versions 5 to 7 belong to features developed alongside token rotation; these empty
+// stand-ins keep the numbering contiguous until those migrations take their places.
+constexpr std::string_view kReservedVersion = R"sql(
+SELECT 1;
+)sql";
+
+// Version 8: token rotation links a token to the one that replaced it and back. '' = none.
+constexpr std::string_view kTokenRotation = R"sql(
+ALTER TABLE agent_tokens ADD COLUMN rotated_from TEXT NOT NULL DEFAULT '';
+ALTER TABLE agent_tokens ADD COLUMN rotated_to TEXT NOT NULL DEFAULT '';
 )sql";
 
 constexpr std::array kMigrations = {
@@ -332,6 +342,8 @@ constexpr std::array kMigrations = {
     Migration{4, kMetering},
     Migration{5, kAccounts},
     Migration{6, kAuditTrail},
+    Migration{7, kReservedVersion},
+    Migration{8, kTokenRotation},
 };
 
 Result<int> readVersion(Connection& connection) {

@@ -360,6 +360,27 @@ Result<void> SqliteStore::updateDataKeys(const std::vector<DataKey>& data_keys) 
   });
 }
 
+Result<size_t> SqliteStore::rewrapDataKeys(const std::vector<DataKeyRewrap>& rewraps) {
+  if (rewraps.empty()) {
+    return size_t{0};
+  }
+  return write([&]() -> Result<size_t> {
+    size_t changed = 0;
+    for (const DataKeyRewrap& rewrap : rewraps) {
+      const DataKey& key = rewrap.data_key;
+      KS_RETURN_IF_ERROR(connection_->run(
+          "UPDATE data_keys SET master_key_id = ?, wrapped = ? "
+          "WHERE key_id = ? AND master_key_id = ?",
+          key.master_key_id, Blob{key.wrapped}, key.key_id, rewrap.from_master_key_id));
+      changed += static_cast<size_t>(connection_->changes());
+    }
+    if (changed > 0) {
+      KS_RETURN_IF_ERROR(bumpConfigGeneration());
+    }
+    return changed;
+  });
+}
+
 // Provider settings.
 
 Result<void> SqliteStore::putProviderSetting(const ProviderSetting& setting) {

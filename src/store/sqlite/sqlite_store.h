@@ -56,6 +56,7 @@ class SqliteStore final : public Store {
   Result<void> updateProjectLimits(const ProjectLimits& limits) override;
   Result<std::vector<DataKey>> listDataKeys() override;
   Result<void> updateDataKeys(const std::vector<DataKey>& data_keys) override;
+  Result<size_t> rewrapDataKeys(const std::vector<DataKeyRewrap>& rewraps) override;
 
   Result<void> putProviderSetting(const ProviderSetting& setting) override;
   Result<std::vector<ProviderSetting>> listProviderSettings(const std::string& project_id) override;
@@ -95,6 +96,8 @@ class SqliteStore final : public Store {
   Result<AgentToken> getToken(const std::string& token_id) override;
   Result<AgentToken> setTokenExpiry(const std::string& token_id, int64_t expires_at) override;
   Result<AgentToken> revokeToken(const std::string& token_id, int64_t now) override;
+  Result<TokenRotation> rotateToken(const std::string& token_id, const AgentToken& replacement,
+                                    int64_t now, int64_t grace_ms) override;
   Result<void> touchTokens(const std::vector<std::pair<std::string, int64_t>>& used) override;
 
   Result<AdminKey> createAdminKey(const AdminKey& key) override;
@@ -171,6 +174,8 @@ class SqliteStore final : public Store {
                                     const std::string& id_or_name);
   Result<Agent> findAgentLocked(const std::string& project_id, const std::string& id_or_name);
   Result<AgentToken> getTokenLocked(const std::string& token_id);
+  // Checks the agent, fills the token's project and inserts it; the caller has opened the write.
+  Result<void> insertTokenLocked(AgentToken& token);
   Result<void> insertCredential(const Credential& credential);
   // Credentials matching `where` (a WHERE clause with at most one parameter, bound to `key`),
   // oldest first.

@@ -21,7 +21,7 @@ constexpr std::string_view kAgentColumns =
     "budget_warn_percent";
 constexpr std::string_view kTokenColumns =
     "id, agent_id, project_id, token_hash, scopes, expires_at, revoked_at, created_at, "
-    "last_used_at, models";
+    "last_used_at, models, rotated_from, rotated_to";
 constexpr std::string_view kAdminKeyColumns =
     "id, key_hash, name, role, organization_id, expires_at, revoked_at, created_at, operator, "
     "user_id, project_id";
@@ -79,7 +79,9 @@ Result<AgentToken> readToken(const Statement& row) {
                    .expires_at = row.int64(5),
                    .revoked_at = row.int64(6),
                    .created_at = row.int64(7),
-                   .last_used_at = row.int64(8)};
+                   .last_used_at = row.int64(8),
+                   .rotated_from = row.text(10),
+                   .rotated_to = row.text(11)};
   auto scopes = decodeStrings(row.text(4));
   if (!scopes) {
     return fail(ErrorCode::kInternal,
@@ -274,6 +276,14 @@ Result<AgentToken> SqliteStore::createToken(const AgentToken& token) {
   }
 
   return write([&]() -> Result<AgentToken> {
+    KS_RETURN_IF_ERROR(insertTokenLocked(stored));
+    KS_RETURN_IF_ERROR(bumpConfigGeneration());
+    return stored;
+  });
+}
+
+Result<void> SqliteStore::insertTokenLocked(AgentToken& stored) {
+  {
     auto agent = connection_->query("SELECT project_id FROM agents WHERE id = ?", stored.agent_id);
     if (!agent) {
       return std::unexpected(agent.error());
@@ -295,10 +305,11 @@ Result<AgentToken> SqliteStore::createToken(const AgentToken& token) {
 
     auto inserted = connection_->run(
         "INSERT INTO agent_tokens (" + std::string(kTokenColumns) +
-            ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         stored.id, stored.agent_id, stored.project_id, stored.token_hash,
         encodeStrings(stored.scopes), NullIfZero{stored.expires_at}, NullIfZero{stored.revoked_at},
-        stored.created_at, NullIfZero{stored.last_used_at}, encodeStrings(stored.models));
+        stored.created_at, NullIfZero{stored.last_used_at}, encodeStrings(stored.models),
+        stored.rotated_from, stored.rotated_to);
     if (!inserted) {
       const Error& error = inserted.error();
       // The message leaves out the hash because it identifies the token.
@@ -310,10 +321,8 @@ Result<AgentToken> SqliteStore::createToken(const AgentToken& token) {
       }
       return std::unexpected(describeInvalid(error, "agent token"));
     }
-
-    KS_RETURN_IF_ERROR(bumpConfigGeneration());
-    return stored;
-  });
+    return {};
+  }
 }
 
 Result<std::vector<AgentToken>> SqliteStore::listTokens(const std::string& agent_id) {
@@ -388,6 +397,52 @@ Result<AgentToken> SqliteStore::revokeToken(const std::string& token_id, int64_t
     KS_RETURN_IF_ERROR(bumpConfigGeneration());
     token->revoked_at = now;
     return token;
+  });
+}
+
+Result<TokenRotation> SqliteStore::rotateToken(const std::string& token_id,
+                                               const AgentToken& replacement, int64_t now,
+                                               int64_t grace_ms) {
+  return write([&]() -> Result<TokenRotation> {
+    auto previous = getTokenLocked(token_id);
+    if (!previous) {
+      return std::unexpected(previous.error());
+    }
+    if (previous->revoked_at != 0) {
+      return fail(ErrorCode::kConflict, "token " + token_id + " is revoked and cannot be rotated");
+    }
+    if (previous->expires_at != 0 && previous->expires_at <= now) {
+      return fail(ErrorCode::kConflict, "token " + token_id + " has expired and cannot be rotated");
+    }
+    if (!previous->rotated_to.empty()) {
+      return fail(ErrorCode::kConflict, "token " + token_id + " was already rotated to " +
+                                            previous->rotated_to + "; rotate that token instead");
+    }
+
+    AgentToken next = replacement;
+    next.agent_id = previous->agent_id;
+    next.project_id = previous->project_id;
+    next.rotated_from = previous->id;
+    if (next.id.empty()) {
+      next.id = newId("tok");
+    }
+    if (next.created_at == 0) {
+      next.created_at = now;
+    }
+    KS_RETURN_IF_ERROR(insertTokenLocked(next));
+
+    if (grace_ms <= 0) {
+      previous->revoked_at = now;
+    } else if (previous->expires_at == 0 || now + grace_ms < previous->expires_at) {
+      previous->expires_at = now + grace_ms;
+    }
+    previous->rotated_to = next.id;
+    KS_RETURN_IF_ERROR(connection_->run(
+        "UPDATE agent_tokens SET expires_at = ?, revoked_at = ?, rotated_to = ? WHERE id = ?",
+        NullIfZero{previous->expires_at}, NullIfZero{previous->revoked_at}, previous->rotated_to,
+        previous->id));
+    KS_RETURN_IF_ERROR(bumpConfigGeneration());
+    return TokenRotation{std::move(*previous), std::move(next)};
   });
 }
 
