@@ -23,6 +23,7 @@
 #include "common/secret.h"
 #include "store/store.h"
 #include "vault/vault.h"
+#include "webhooks/event.h"
 
 namespace keystore::admin {
 
@@ -57,6 +58,14 @@ struct AdminApiOptions {
   // Reports a pool credential's circuit state for GET /pools. When unset, every credential
   // reads as closed with no failures.
   std::function<CredentialHealth(const std::string& credential_id)> credential_health;
+  // Hands a webhook event to the publisher after the change it reports was stored. Must not
+  // block. When unset, no events are published.
+  std::function<void(webhooks::Event)> publish_event;
+  // Called after the API stored a webhook delivery itself (POST /webhooks/{id}/test), so the
+  // dispatcher sends it without waiting for its next poll.
+  std::function<void()> on_webhook_queued;
+  // Accept webhook URLs on loopback and private addresses (serve --allow-private-webhooks).
+  bool allow_private_webhooks = false;
 };
 
 // One request as a route handler sees it, defined in admin/request_context.h.
@@ -95,6 +104,8 @@ class AdminApi {
   Result<ApiResponse> dispatch(const ApiRequest& request);
   Result<store::AdminKey> authenticate(const ApiRequest& request, int64_t now);
   void notifyConfigChange();
+  // Publishes a webhook event of the project through options_.publish_event, if set.
+  void publishEvent(std::string type, const std::string& project_id, boost::json::object data);
 
   // Lookups confined to the caller's organization: an object of another organization is
   // kNotFound, exactly like one that does not exist.
@@ -192,6 +203,22 @@ class AdminApi {
   Result<ApiResponse> getConciergeRequest(const RequestContext& context);
   Result<ApiResponse> fulfillConciergeRequest(const RequestContext& context);
   Result<ApiResponse> rejectConciergeRequest(const RequestContext& context);
+
+  // Sets the agent's status to revoked, like PATCH {"status":"revoked"}.
+  Result<ApiResponse> deleteAgent(const RequestContext& context);
+
+  // Webhook endpoints, in webhook_routes.cc. findWebhook confines the lookup to the caller's
+  // organization like findProject.
+  Result<store::WebhookEndpoint> findWebhook(const RequestContext& context,
+                                             const std::string& endpoint_id);
+  Result<ApiResponse> listWebhooks(const RequestContext& context);
+  Result<ApiResponse> createWebhook(const RequestContext& context);
+  Result<ApiResponse> getWebhook(const RequestContext& context);
+  Result<ApiResponse> patchWebhook(const RequestContext& context);
+  Result<ApiResponse> deleteWebhook(const RequestContext& context);
+  Result<ApiResponse> rotateWebhookSecret(const RequestContext& context);
+  Result<ApiResponse> listWebhookDeliveries(const RequestContext& context);
+  Result<ApiResponse> testWebhook(const RequestContext& context);
 
   Result<ApiResponse> createAdminKey(const RequestContext& context);
   Result<ApiResponse> listAdminKeys(const RequestContext& context);

@@ -208,6 +208,7 @@ void addClientCommands(CLI::App& app, int& exit_code) {
   addAdminKeyCommands(app, exit_code);
   addPriceCommands(app, exit_code);
   addUsageCommands(app, exit_code);
+  addWebhookCommands(app, exit_code);
 }
 
 }  // namespace keystore::cli

@@ -65,5 +65,6 @@ void addAdminKeyCommands(CLI::App& app, int& exit_code);
 void addPriceCommands(CLI::App& app, int& exit_code);
 // `usage` and `invoice`.
 void addUsageCommands(CLI::App& app, int& exit_code);
+void addWebhookCommands(CLI::App& app, int& exit_code);
 
 }  // namespace keystore::cli

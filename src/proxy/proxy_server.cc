@@ -503,6 +503,15 @@ void ProxyServer::Impl::finish(RequestRecord& record, const AdmissionContext* co
           spdlog::warn(R"({{"msg":"{}","scope":"{}","id":"{}","request_id":"{}"}})",
                        events[i].second, agent_scope ? "agent" : "project",
                        agent_scope ? token->agent_id : token->project_id, record.request_id);
+          if (options.on_event) {
+            options.on_event(ProxyEvent{.type = std::string(events[i].second),
+                                        .project_id = token->project_id,
+                                        .agent_id = token->agent_id,
+                                        .provider = record.provider,
+                                        .scope = agent_scope ? "agent" : "project",
+                                        .limit_type = "",
+                                        .request_id = record.request_id});
+          }
         }
       }
     }
@@ -650,6 +659,16 @@ awaitable<bool> ProxyServer::Impl::handleRequest(Worker& worker, beast::tcp_stre
       record.status = 429;
       record.outcome = "rate_limited";
       metrics.rateLimited(record.provider, limits::limitTypeName(rate.decision.limit_type));
+      if (options.on_event) {
+        options.on_event(
+            ProxyEvent{.type = "rate_limited",
+                       .project_id = token.project_id,
+                       .agent_id = token.agent_id,
+                       .provider = record.provider,
+                       .scope = "",
+                       .limit_type = std::string(limits::limitTypeName(rate.decision.limit_type)),
+                       .request_id = record.request_id});
+      }
       finish(record, &context, false);
       co_return co_await writeError(client, limited, record, version, client_keep_alive, &rate);
     }

@@ -10,6 +10,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -21,6 +22,17 @@
 #include "telemetry/proxy_metrics.h"
 
 namespace keystore::proxy {
+
+// A budget threshold crossed or a request rejected by a rate limit, reported for webhooks.
+struct ProxyEvent {
+  std::string type;  // "budget.warning" | "budget.exceeded" | "rate_limited"
+  std::string project_id;
+  std::string agent_id;
+  std::string provider;
+  std::string scope;       // budget events: "agent" | "project"
+  std::string limit_type;  // rate_limited: the limit that was hit, e.g. "rpm"
+  std::string request_id;
+};
 
 struct ProxyOptions {
   std::string listen_host = "127.0.0.1";
@@ -46,6 +58,8 @@ struct ProxyOptions {
   // for up to this long and this many bytes, so the usage the provider bills is recorded.
   std::chrono::milliseconds abort_drain_timeout{60'000};
   uint64_t abort_drain_bytes = 64ull << 20;
+  // Receives ProxyEvents on the I/O threads, so it must not block. Unset = not reported.
+  std::function<void(const ProxyEvent&)> on_event;
 };
 
 class ProxyServer {

@@ -27,6 +27,11 @@ struct ServeConfig {
   // how long it stays open before a probe.
   int circuit_failures = 5;
   std::string circuit_cooldown = "30s";
+  // Webhooks: accept endpoint URLs on loopback and private addresses, and the first retry
+  // delay and the period after which a failing delivery is given up (durations).
+  bool allow_private_webhooks = false;
+  std::string webhook_retry_base = "30s";
+  std::string webhook_retry_window = "24h";
 };
 
 // Registers `serve` on `app`; its callback runs the server until SIGINT or SIGTERM and

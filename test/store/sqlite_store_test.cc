@@ -199,7 +199,7 @@ TEST_F(SqliteStoreTest, MigrationFromVersionOneKeepsTokens) {
   auto store = openStore();
   ASSERT_NE(store, nullptr);
   EXPECT_EQ(rawQuery("SELECT version FROM schema_migrations ORDER BY version"),
-            (std::vector<std::string>{"1", "2", "3", "4"}));
+            (std::vector<std::string>{"1", "2", "3", "4", "5", "6", "7"}));
 
   auto old_token = store->getToken("old");
   ASSERT_TRUE(old_token.has_value()) << old_token.error().message;

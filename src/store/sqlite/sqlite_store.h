@@ -116,6 +116,19 @@ class SqliteStore final : public Store {
 
   Result<int64_t> configGeneration() override;
 
+  Result<WebhookEndpoint> createWebhookEndpoint(const WebhookEndpoint& endpoint) override;
+  Result<WebhookEndpoint> getWebhookEndpoint(const std::string& endpoint_id) override;
+  Result<std::vector<WebhookEndpoint>> listWebhookEndpoints(const std::string& project_id) override;
+  Result<void> updateWebhookEndpoint(const WebhookEndpoint& endpoint) override;
+  Result<void> deleteWebhookEndpoint(const std::string& endpoint_id) override;
+  Result<void> enqueueWebhookDeliveries(const std::vector<WebhookDelivery>& deliveries) override;
+  Result<std::optional<WebhookDelivery>> claimWebhookDelivery(int64_t now,
+                                                              int64_t lease_ms) override;
+  Result<void> finishWebhookAttempt(const WebhookAttemptResult& result) override;
+  Result<std::vector<WebhookDelivery>> listWebhookDeliveries(const std::string& endpoint_id,
+                                                             const std::string& before_id,
+                                                             int limit) override;
+
  private:
   // Run `body` as one transaction while holding the mutex.
   template <typename Body>
