@@ -205,6 +205,15 @@ std::span<const AdminApi::Route> AdminApi::routes() {
       {"POST", "/api/v1/users/{}/operator", &AdminApi::setUserOperator},
       {"GET", "/api/v1/audit", &AdminApi::listAudit},
       {"GET", "/api/v1/audit/verify", &AdminApi::verifyAudit},
+      {"DELETE", "/api/v1/agents/{}", &AdminApi::deleteAgent},
+      {"GET", "/api/v1/projects/{}/webhooks", &AdminApi::listWebhooks},
+      {"POST", "/api/v1/projects/{}/webhooks", &AdminApi::createWebhook},
+      {"GET", "/api/v1/webhooks/{}", &AdminApi::getWebhook},
+      {"PATCH", "/api/v1/webhooks/{}", &AdminApi::patchWebhook},
+      {"DELETE", "/api/v1/webhooks/{}", &AdminApi::deleteWebhook},
+      {"POST", "/api/v1/webhooks/{}/rotate-secret", &AdminApi::rotateWebhookSecret},
+      {"GET", "/api/v1/webhooks/{}/deliveries", &AdminApi::listWebhookDeliveries},
+      {"POST", "/api/v1/webhooks/{}/test", &AdminApi::testWebhook},
   };
   return kRoutes;
 }
@@ -510,6 +519,18 @@ void AdminApi::notifyConfigChange() {
   if (options_.on_config_change) {
     options_.on_config_change();
   }
+}
+
+void AdminApi::publishEvent(std::string type, const std::string& project_id,
+                            boost::json::object data) {
+  if (!options_.publish_event) {
+    return;
+  }
+  webhooks::Event event;
+  event.type = std::move(type);
+  event.project_id = project_id;
+  event.data = std::move(data);
+  options_.publish_event(std::move(event));
 }
 
 Result<ApiResponse> AdminApi::healthz(const RequestContext&) {

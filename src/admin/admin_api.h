@@ -26,6 +26,7 @@
 #include "common/secret.h"
 #include "store/store.h"
 #include "vault/vault.h"
+#include "webhooks/event.h"
 
 namespace keystore::admin {
 
@@ -70,6 +71,14 @@ struct AdminApiOptions {
   int64_t session_ttl_ms = 12 * 60 * 60 * 1000;
   int64_t session_idle_ms = 2 * 60 * 60 * 1000;
   accounts::ThrottlePolicy login_throttle;
+  // Hands a webhook event to the publisher after the change it reports was stored. Must not
+  // block. When unset, no events are published.
+  std::function<void(webhooks::Event)> publish_event;
+  // Called after the API stored a webhook delivery itself (POST /webhooks/{id}/test), so the
+  // dispatcher sends it without waiting for its next poll.
+  std::function<void()> on_webhook_queued;
+  // Accept webhook URLs on loopback and private addresses (serve --allow-private-webhooks).
+  bool allow_private_webhooks = false;
 };
 
 // One request as a route handler sees it, defined in admin/request_context.h.
@@ -132,6 +141,8 @@ class AdminApi {
   Result<store::Organization> findCallerOrganization(const RequestContext& context,
                                                      const std::string& id_or_name);
   void notifyConfigChange();
+  // Publishes a webhook event of the project through options_.publish_event, if set.
+  void publishEvent(std::string type, const std::string& project_id, boost::json::object data);
 
   // Lookups confined to the caller's organization: an object of another organization is
   // kNotFound, exactly like one that does not exist.
@@ -230,6 +241,22 @@ class AdminApi {
   Result<ApiResponse> getConciergeRequest(const RequestContext& context);
   Result<ApiResponse> fulfillConciergeRequest(const RequestContext& context);
   Result<ApiResponse> rejectConciergeRequest(const RequestContext& context);
+
+  // Sets the agent's status to revoked, like PATCH {"status":"revoked"}.
+  Result<ApiResponse> deleteAgent(const RequestContext& context);
+
+  // Webhook endpoints, in webhook_routes.cc. findWebhook confines the lookup to the caller's
+  // organization like findProject.
+  Result<store::WebhookEndpoint> findWebhook(const RequestContext& context,
+                                             const std::string& endpoint_id);
+  Result<ApiResponse> listWebhooks(const RequestContext& context);
+  Result<ApiResponse> createWebhook(const RequestContext& context);
+  Result<ApiResponse> getWebhook(const RequestContext& context);
+  Result<ApiResponse> patchWebhook(const RequestContext& context);
+  Result<ApiResponse> deleteWebhook(const RequestContext& context);
+  Result<ApiResponse> rotateWebhookSecret(const RequestContext& context);
+  Result<ApiResponse> listWebhookDeliveries(const RequestContext& context);
+  Result<ApiResponse> testWebhook(const RequestContext& context);
 
   Result<ApiResponse> createAdminKey(const RequestContext& context);
   Result<ApiResponse> listAdminKeys(const RequestContext& context);

@@ -109,6 +109,8 @@ Result<ApiResponse> AdminApi::createAgent(const RequestContext& context) {
     return std::unexpected(created.error());
   }
   notifyConfigChange();
+  publishEvent("agent.created", created->project_id,
+               {{"agent_id", created->id}, {"name", created->name}});
   return jsonResponse(201, renderAgent(*created));
 }
 
@@ -199,7 +201,32 @@ Result<ApiResponse> AdminApi::patchAgent(const RequestContext& context) {
     return std::unexpected(stored.error());
   }
   notifyConfigChange();
+  if (updated.status != agent->status && updated.status != "active") {
+    publishEvent(updated.status == "paused" ? "agent.paused" : "agent.deleted", updated.project_id,
+                 {{"agent_id", updated.id}, {"name", updated.name}});
+  }
   return jsonResponse(200, renderAgent(updated));
+}
+
+Result<ApiResponse> AdminApi::deleteAgent(const RequestContext& context) {
+  Result<store::Agent> agent = findAgent(context, context.params[0]);
+  if (!agent) {
+    return std::unexpected(agent.error());
+  }
+  // Deleting twice is not an error, and only the first deletion is an event.
+  if (agent->status == "revoked") {
+    return jsonResponse(200, renderAgent(*agent));
+  }
+
+  store::Agent revoked = *agent;
+  revoked.status = "revoked";
+  if (auto stored = store_.updateAgent(revoked); !stored) {
+    return std::unexpected(stored.error());
+  }
+  notifyConfigChange();
+  publishEvent("agent.deleted", revoked.project_id,
+               {{"agent_id", revoked.id}, {"name", revoked.name}});
+  return jsonResponse(200, renderAgent(revoked));
 }
 
 }  // namespace keystore::admin

@@ -34,6 +34,7 @@ constexpr std::string_view kProviderFields = "mode,status,key_fingerprint,key_la
 constexpr std::string_view kAgentFields =
     "name,status,rpm_limit,rpd_limit,tpm_limit,budget_cents,budget_warn_percent";
 constexpr std::string_view kPoolFields = "provider,scope,status,key_fingerprint,rpm_limit";
+constexpr std::string_view kWebhookFields = "url,description,events,status";
 constexpr std::string_view kConciergeFields = "provider,status,credential_id";
 
 constexpr AuditAction kActions[] = {
@@ -54,6 +55,8 @@ constexpr AuditAction kActions[] = {
      ProjectSource::kResponseProjectId, kAgentFields},
     {"PATCH", "/api/v1/agents/{}", "agent.update", Target::kResponseId,
      ProjectSource::kResponseProjectId, kAgentFields, &chooseAgentAction},
+    {"DELETE", "/api/v1/agents/{}", "agent.delete", Target::kResponseId,
+     ProjectSource::kResponseProjectId, "name,status"},
 
     {"POST", "/api/v1/agents/{}/tokens", "token.mint", Target::kResponseId,
      ProjectSource::kResponseProjectId, "agent_id,scopes,models,expires_at"},
@@ -63,6 +66,8 @@ constexpr AuditAction kActions[] = {
      ProjectSource::kResponseProjectId, "agent_id,status"},
     {"POST", "/api/v1/tokens/{}/revoke", "token.revoke", Target::kResponseId,
      ProjectSource::kResponseProjectId, "agent_id,status"},
+    {"POST", "/api/v1/tokens/{}/rotate", "token.rotate", Target::kResponseId,
+     ProjectSource::kResponseProjectId, "agent_id,scopes,expires_at,rotated_from"},
 
     {"POST", "/api/v1/pools/{}/credentials", "pool.credential_add", Target::kResponseId,
      ProjectSource::kResponseProjectId, kPoolFields},
@@ -85,6 +90,17 @@ constexpr AuditAction kActions[] = {
      "name,role,operator,expires_at"},
     {"DELETE", "/api/v1/admin-keys/{}", "admin_key.revoke", Target::kResponseId,
      ProjectSource::kNone, "name,role,operator"},
+
+    {"POST", "/api/v1/projects/{}/webhooks", "webhook.create", Target::kResponseId,
+     ProjectSource::kResponseProjectId, kWebhookFields},
+    {"PATCH", "/api/v1/webhooks/{}", "webhook.update", Target::kResponseId,
+     ProjectSource::kResponseProjectId, kWebhookFields},
+    {"DELETE", "/api/v1/webhooks/{}", "webhook.delete", Target::kResponseId,
+     ProjectSource::kResponseProjectId, kWebhookFields},
+    {"POST", "/api/v1/webhooks/{}/rotate-secret", "webhook.rotate_secret", Target::kResponseId,
+     ProjectSource::kResponseProjectId, "url"},
+    {"POST", "/api/v1/webhooks/{}/test", "webhook.test", Target::kPathParam0, ProjectSource::kNone,
+     "event_type,event_id,delivery_id"},
 
     {"POST", "/api/v1/auth/password", "auth.password_change", Target::kActor, ProjectSource::kNone,
      ""},

@@ -21,6 +21,7 @@ namespace keystore::admin {
 struct AuditAction {
   enum class Target {
     kResponseId,      // the created or changed object's "id" in the response body
+    kPathParam0,      // the route's first "{}"
     kPathParam1,      // the route's second "{}" (the provider of a project's provider routes)
     kResponseUserId,  // the response's "user_id" (a membership)
     kActor,           // the caller (a change to one's own account)

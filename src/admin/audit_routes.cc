@@ -121,6 +121,9 @@ Result<void> AdminApi::appendAuditEntry(const AuditAction& action, const Request
     case AuditAction::Target::kResponseId:
       entry.target = idText(response_body, "id");
       break;
+    case AuditAction::Target::kPathParam0:
+      entry.target = context.params.at(0);
+      break;
     case AuditAction::Target::kPathParam1:
       entry.target = context.params.at(1);
       break;

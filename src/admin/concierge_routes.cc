@@ -108,6 +108,9 @@ Result<ApiResponse> AdminApi::createConciergeRequest(const RequestContext& conte
   if (!created) {
     return std::unexpected(created.error());
   }
+  publishEvent(
+      "concierge.updated", created->project_id,
+      {{"request_id", created->id}, {"provider", created->provider}, {"status", created->status}});
   return jsonResponse(201, renderConciergeRequest(*created));
 }
 
@@ -230,6 +233,10 @@ Result<ApiResponse> AdminApi::fulfillConciergeRequest(const RequestContext& cont
     }
   }
   notifyConfigChange();
+  publishEvent("concierge.updated", fulfilled->project_id,
+               {{"request_id", fulfilled->id},
+                {"provider", fulfilled->provider},
+                {"status", fulfilled->status}});
   return jsonResponse(200, renderConciergeRequest(*fulfilled));
 }
 
@@ -266,6 +273,10 @@ Result<ApiResponse> AdminApi::rejectConciergeRequest(const RequestContext& conte
   if (!rejected) {
     return std::unexpected(rejected.error());
   }
+  publishEvent("concierge.updated", rejected->project_id,
+               {{"request_id", rejected->id},
+                {"provider", rejected->provider},
+                {"status", rejected->status}});
   return jsonResponse(200, renderConciergeRequest(*rejected));
 }
 

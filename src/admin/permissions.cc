@@ -37,6 +37,7 @@ constexpr RoutePermission kPermissions[] = {
     {"POST", "/api/v1/projects/{}/agents", Access::kMember, kProjectKeys},
     {"GET", "/api/v1/agents/{}", Access::kViewer, kProjectKeys},
     {"PATCH", "/api/v1/agents/{}", Access::kMember, kProjectKeys},
+    {"DELETE", "/api/v1/agents/{}", Access::kMember, kProjectKeys},
 
     {"GET", "/api/v1/agents/{}/tokens", Access::kViewer, kProjectKeys},
     {"POST", "/api/v1/agents/{}/tokens", Access::kMember, kProjectKeys},
@@ -44,6 +45,7 @@ constexpr RoutePermission kPermissions[] = {
     {"PATCH", "/api/v1/tokens/{}", Access::kMember, kProjectKeys},
     {"DELETE", "/api/v1/tokens/{}", Access::kMember, kProjectKeys},
     {"POST", "/api/v1/tokens/{}/revoke", Access::kMember, kProjectKeys},
+    {"POST", "/api/v1/tokens/{}/rotate", Access::kMember, kProjectKeys},
 
     {"GET", "/api/v1/pools", Access::kOperator},
     {"POST", "/api/v1/pools/{}/credentials", Access::kOperator},
@@ -80,6 +82,17 @@ constexpr RoutePermission kPermissions[] = {
     {"DELETE", "/api/v1/organizations/{}/members/{}", Access::kAdmin},
 
     {"POST", "/api/v1/users/{}/operator", Access::kOperator},
+
+    // Webhook endpoints carry a signing secret and receive project data, so they are managed
+    // by admins; members may read them and their deliveries.
+    {"GET", "/api/v1/projects/{}/webhooks", Access::kViewer, kProjectKeys},
+    {"POST", "/api/v1/projects/{}/webhooks", Access::kAdmin, kProjectKeys},
+    {"GET", "/api/v1/webhooks/{}", Access::kViewer, kProjectKeys},
+    {"PATCH", "/api/v1/webhooks/{}", Access::kAdmin, kProjectKeys},
+    {"DELETE", "/api/v1/webhooks/{}", Access::kAdmin, kProjectKeys},
+    {"POST", "/api/v1/webhooks/{}/rotate-secret", Access::kAdmin, kProjectKeys},
+    {"GET", "/api/v1/webhooks/{}/deliveries", Access::kViewer, kProjectKeys},
+    {"POST", "/api/v1/webhooks/{}/test", Access::kAdmin, kProjectKeys},
 
     // The audit trail of the caller's organization; verify reports detail to operators only.
     {"GET", "/api/v1/audit", Access::kAdmin},

@@ -315,11 +315,19 @@ Result<ApiResponse> AdminApi::changeProvider(const RequestContext& context, bool
   if (change->label.present) {
     label = change->label.value.value_or("");
   }
+  // Set when a new BYOK key replaced an existing one, which webhooks report as a rotation.
+  std::optional<boost::json::object> rotated;
   if (change->credential) {
     Result<store::Credential> stored =
         storeCredential(*project, spec->id, *change->credential, label, context.now);
     if (!stored) {
       return std::unexpected(stored.error());
+    }
+    if (*previous) {
+      rotated = boost::json::object{{"provider", spec->id},
+                                    {"credential_id", stored->id},
+                                    {"previous_credential_id", (*previous)->id},
+                                    {"fingerprint", stored->fingerprint}};
     }
   } else if (change->label.present) {
     // Credentials are immutable rows bound to their id, so a new label means a new row
@@ -350,6 +358,9 @@ Result<ApiResponse> AdminApi::changeProvider(const RequestContext& context, bool
     }
   }
   notifyConfigChange();
+  if (rotated) {
+    publishEvent("credential.rotated", project->id, std::move(*rotated));
+  }
 
   Result<boost::json::object> entry = providerEntry(*project, *spec);
   if (!entry) {

@@ -259,6 +259,10 @@ Result<ApiResponse> AdminApi::revokeToken(const RequestContext& context) {
     return std::unexpected(revoked.error());
   }
   notifyConfigChange();
+  if (token->revoked_at == 0) {
+    publishEvent("token.revoked", revoked->project_id,
+                 {{"token_id", revoked->id}, {"agent_id", revoked->agent_id}});
+  }
   return jsonResponse(200, renderToken(*revoked, context.now));
 }
 

@@ -339,6 +339,23 @@ int rotateToken(const TokenRotateOptions& options) {
   return kExitOk;
 }
 
+int deleteAgent(const AgentOptions& options) {
+  int exit_code = kExitOk;
+  auto agent =
+      callApi(options.common, "DELETE",
+              apiTarget({"agents", options.agent}, projectQuery(options.project)), {}, exit_code);
+  if (!agent) {
+    return exit_code;
+  }
+  if (options.common.json) {
+    printJson(*agent);
+  } else {
+    std::cout << "deleted agent " << stringField(*agent, "name") << " ("
+              << stringField(*agent, "id") << "); its tokens are refused from now on\n";
+  }
+  return kExitOk;
+}
+
 void addAgentTarget(CLI::App& command, AgentOptions& options, bool positional) {
   if (positional) {
     command.add_option("AGENT", options.agent, "Agent id, or name with --project")->required();
@@ -399,6 +416,14 @@ void addAgentCommands(CLI::App& app, int& exit_code) {
       runCommand(exit_code, [&] { return setAgentStatus(*options, new_status); });
     });
   }
+
+  auto delete_options = std::make_shared<AgentOptions>();
+  CLI::App* remove = agent->add_subcommand(
+      "delete", "Delete an agent: its status becomes revoked, which cannot be undone");
+  addAgentTarget(*remove, *delete_options, true);
+  remove->callback([delete_options, &exit_code] {
+    runCommand(exit_code, [&] { return deleteAgent(*delete_options); });
+  });
 }
 
 void addTokenCommands(CLI::App& app, int& exit_code) {

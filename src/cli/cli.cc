@@ -226,6 +226,7 @@ void addClientCommands(CLI::App& app, int& exit_code) {
   addUsageCommands(app, exit_code);
   addAccountCommands(app, exit_code);
   addAuditCommands(app, exit_code);
+  addWebhookCommands(app, exit_code);
 }
 
 }  // namespace keystore::cli

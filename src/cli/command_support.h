@@ -68,5 +68,6 @@ void addUsageCommands(CLI::App& app, int& exit_code);
 // `login`, `logout`, `user`, `org` and `member`.
 void addAccountCommands(CLI::App& app, int& exit_code);
 void addAuditCommands(CLI::App& app, int& exit_code);
+void addWebhookCommands(CLI::App& app, int& exit_code);
 
 }  // namespace keystore::cli

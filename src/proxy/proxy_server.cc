@@ -170,10 +170,12 @@ struct RequestRecord {
   int64_t bytes_out = 0;
 };
 
-// Logs the budget thresholds a settlement crossed; each is reported once a month per agent or
-// project, by whichever instance crossed it.
-void logBudgetEvents(const limits::BudgetEvents& events, std::string_view agent_id,
-                     std::string_view project_id, std::string_view request_id) {
+// Logs the budget thresholds a settlement crossed and hands them to `on_event`; each is
+// reported once a month per agent or project, by whichever instance crossed it.
+void reportBudgetEvents(const limits::BudgetEvents& events, const std::string& agent_id,
+                        const std::string& project_id, const std::string& provider,
+                        const std::string& request_id,
+                        const std::function<void(const ProxyEvent&)>& on_event) {
   const std::pair<bool, std::string_view> crossed[] = {
       {events.agent_warning, "budget.warning"},
       {events.project_warning, "budget.warning"},
@@ -186,6 +188,15 @@ void logBudgetEvents(const limits::BudgetEvents& events, std::string_view agent_
       spdlog::warn(R"({{"msg":"{}","scope":"{}","id":"{}","request_id":"{}"}})", crossed[i].second,
                    agent_scope ? "agent" : "project", agent_scope ? agent_id : project_id,
                    request_id);
+      if (on_event) {
+        on_event(ProxyEvent{.type = std::string(crossed[i].second),
+                            .project_id = project_id,
+                            .agent_id = agent_id,
+                            .provider = provider,
+                            .scope = agent_scope ? "agent" : "project",
+                            .limit_type = "",
+                            .request_id = request_id});
+      }
     }
   }
 }
@@ -542,14 +553,15 @@ void ProxyServer::Impl::finish(RequestRecord& record, const AdmissionContext* co
   if (record.reservation && record.shared_limits != nullptr) {
     record.shared_limits->settle(
         *record.reservation, row.cost_micros, record.budget_caps, row.time,
-        [request_id = record.request_id, agent_id = token->agent_id,
-         project_id = token->project_id](Result<limits::BudgetEvents> settled) {
+        [request_id = record.request_id, agent_id = token->agent_id, project_id = token->project_id,
+         provider = record.provider,
+         on_event = &options.on_event](Result<limits::BudgetEvents> settled) {
           if (!settled) {
             spdlog::error("budget reservation of request {} could not be settled: {}", request_id,
                           settled.error().message);
             return;
           }
-          logBudgetEvents(*settled, agent_id, project_id, request_id);
+          reportBudgetEvents(*settled, agent_id, project_id, provider, request_id, *on_event);
         });
     record.reservation.reset();
   } else if (record.reservation) {
@@ -560,7 +572,8 @@ void ProxyServer::Impl::finish(RequestRecord& record, const AdmissionContext* co
       spdlog::error("budget reservation of request {} could not be settled: {}", record.request_id,
                     settled.error().message);
     } else {
-      logBudgetEvents(*settled, token->agent_id, token->project_id, record.request_id);
+      reportBudgetEvents(*settled, token->agent_id, token->project_id, record.provider,
+                         record.request_id, options.on_event);
     }
   }
   if (options.ledger_strict) {
@@ -718,6 +731,16 @@ awaitable<bool> ProxyServer::Impl::handleRequest(Worker& worker, beast::tcp_stre
       record.status = 429;
       record.outcome = "rate_limited";
       metrics.rateLimited(record.provider, limits::limitTypeName(rate.decision.limit_type));
+      if (options.on_event) {
+        options.on_event(
+            ProxyEvent{.type = "rate_limited",
+                       .project_id = token.project_id,
+                       .agent_id = token.agent_id,
+                       .provider = record.provider,
+                       .scope = "",
+                       .limit_type = std::string(limits::limitTypeName(rate.decision.limit_type)),
+                       .request_id = record.request_id});
+      }
       finish(record, &context, false);
       co_return co_await writeError(client, limited, record, version, client_keep_alive, &rate);
     }

@@ -10,6 +10,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -23,6 +24,17 @@
 #include "telemetry/proxy_metrics.h"
 
 namespace keystore::proxy {
+
+// A budget threshold crossed or a request rejected by a rate limit, reported for webhooks.
+struct ProxyEvent {
+  std::string type;  // "budget.warning" | "budget.exceeded" | "rate_limited"
+  std::string project_id;
+  std::string agent_id;
+  std::string provider;
+  std::string scope;       // budget events: "agent" | "project"
+  std::string limit_type;  // rate_limited: the limit that was hit, e.g. "rpm"
+  std::string request_id;
+};
 
 struct ProxyOptions {
   std::string listen_host = "127.0.0.1";
@@ -51,6 +63,8 @@ struct ProxyOptions {
   // Where rate limits and budgets are counted when several instances share them; unset, each
   // instance counts in memory. Each I/O thread keeps one connection.
   std::optional<redis::RedisEndpoint> redis;
+  // Receives ProxyEvents on the I/O threads, so it must not block. Unset = not reported.
+  std::function<void(const ProxyEvent&)> on_event;
 };
 
 class ProxyServer {

@@ -35,6 +35,8 @@
 #include "tokens/agent_token.h"
 #include "vault/master_key.h"
 #include "vault/vault.h"
+#include "webhooks/dispatcher.h"
+#include "webhooks/publisher.h"
 
 namespace keystore::server {
 
@@ -127,6 +129,59 @@ std::string providerOfPoolCredential(const proxy::Snapshot& snapshot,
     }
   }
   return "other";
+}
+
+// The projects that a marketplace credential's circuit change concerns: its project when it
+// is dedicated, and for a shared credential every project that uses the provider in
+// marketplace mode, since any of them may be served by it. Sets `provider` and `scope`.
+std::vector<std::string> projectsOfPoolCredential(const proxy::Snapshot& snapshot,
+                                                  const std::string& credential_id,
+                                                  std::string& provider, std::string& scope) {
+  auto holds = [&credential_id](const proxy::PoolCredentials& credentials) {
+    return std::any_of(credentials.begin(), credentials.end(),
+                       [&credential_id](const auto& entry) { return entry->id == credential_id; });
+  };
+  for (const auto& [project_id, project] : snapshot.projects) {
+    for (const auto& [provider_id, setting] : project.providers) {
+      if (holds(setting.dedicated)) {
+        provider = provider_id;
+        scope = "dedicated";
+        return {project_id};
+      }
+    }
+  }
+  std::vector<std::string> projects;
+  for (const auto& [provider_id, credentials] : snapshot.shared_pools) {
+    if (!holds(credentials)) {
+      continue;
+    }
+    provider = provider_id;
+    scope = "shared";
+    for (const auto& [project_id, project] : snapshot.projects) {
+      auto setting = project.providers.find(provider_id);
+      if (setting != project.providers.end() && setting->second.mode == "marketplace") {
+        projects.push_back(project_id);
+      }
+    }
+  }
+  return projects;
+}
+
+// The webhook event for a ProxyEvent. rate_limited events are sampled by the caller.
+webhooks::Event webhookEventOf(const proxy::ProxyEvent& proxy_event) {
+  webhooks::Event event;
+  event.type = proxy_event.type;
+  event.project_id = proxy_event.project_id;
+  event.data["agent_id"] = proxy_event.agent_id;
+  event.data["provider"] = proxy_event.provider;
+  event.data["request_id"] = proxy_event.request_id;
+  if (!proxy_event.scope.empty()) {
+    event.data["scope"] = proxy_event.scope;
+  }
+  if (!proxy_event.limit_type.empty()) {
+    event.data["limit_type"] = proxy_event.limit_type;
+  }
+  return event;
 }
 
 // Loads the current UTC month's spend per agent and project from the ledger into `budgets`.
@@ -233,6 +288,16 @@ Result<void> applyConfigFile(const std::string& path, CLI::App& serve, ServeConf
       {"redis", text(config.redis_url)},
       {"session-ttl", text(config.session_ttl)},
       {"session-idle-timeout", text(config.session_idle_timeout)},
+      {"webhook-retry-base", text(config.webhook_retry_base)},
+      {"webhook-retry-window", text(config.webhook_retry_window)},
+      {"allow-private-webhooks",
+       [&config](const toml::node& node) {
+         if (auto value = node.value<bool>()) {
+           config.allow_private_webhooks = *value;
+           return true;
+         }
+         return false;
+       }},
       {"allow-private-upstreams",
        [&config](const toml::node& node) {
          if (auto value = node.value<bool>()) {
@@ -356,6 +421,32 @@ int runServer(const ServeConfig& config) {
           "' must be a duration of at least 1m, e.g. 2h");
     return 1;
   }
+  auto retry_base = parseDurationMillis(config.webhook_retry_base);
+  auto retry_window = parseDurationMillis(config.webhook_retry_window);
+  if (!retry_base || *retry_base < 1) {
+    fatal("--webhook-retry-base '" + config.webhook_retry_base +
+          "' must be a positive duration, e.g. 30s or 200ms");
+    return 1;
+  }
+  if (!retry_window || *retry_window < *retry_base) {
+    fatal("--webhook-retry-window '" + config.webhook_retry_window +
+          "' must be a duration no shorter than --webhook-retry-base, e.g. 24h");
+    return 1;
+  }
+  webhooks::DispatcherOptions dispatcher_options;
+  dispatcher_options.retry = webhooks::RetryPolicy{*retry_base, *retry_window};
+  dispatcher_options.sender.allow_private = config.allow_private_webhooks;
+  dispatcher_options.sender.extra_ca_file = config.upstream_ca_file;
+  std::unique_ptr<webhooks::Dispatcher> dispatcher;
+  try {
+    dispatcher = std::make_unique<webhooks::Dispatcher>(*store, vault, dispatcher_options);
+  } catch (const std::runtime_error& error) {
+    fatal(std::string("cannot set up webhook delivery: ") + error.what());
+    return 1;
+  }
+  webhooks::Publisher publisher(*store, [&dispatcher] { dispatcher->wake(); });
+  webhooks::RateLimitSampler rate_limit_sampler;
+
   marketplace::HealthRegistry credential_health(marketplace::CircuitPolicy{
       .failure_threshold = config.circuit_failures, .cooldown_ms = *cooldown});
   std::vector<std::string> provider_ids;
@@ -365,12 +456,29 @@ int runServer(const ServeConfig& config) {
   telemetry::ProxyMetrics metrics(provider_ids);
   proxy::SnapshotHolder snapshots(*store, vault, &credential_health);
   credential_health.setListener(
-      [&metrics, &snapshots](const std::string& credential_id, marketplace::CircuitState state) {
+      [&metrics, &snapshots, &publisher](const std::string& credential_id,
+                                         marketplace::CircuitState state) {
         std::string_view state_name = marketplace::circuitStateName(state);
-        std::string provider = providerOfPoolCredential(*snapshots.current(), credential_id);
+        std::shared_ptr<const proxy::Snapshot> snapshot = snapshots.current();
+        std::string provider = providerOfPoolCredential(*snapshot, credential_id);
         metrics.circuitChanged(provider, state_name);
         spdlog::warn(R"({{"msg":"circuit {}","credential_id":"{}","provider":"{}"}})", state_name,
                      credential_id, provider);
+
+        // Half-open is a probe, not news: endpoints hear when a circuit opens and closes.
+        if (state == marketplace::CircuitState::kHalfOpen) {
+          return;
+        }
+        std::string scope;
+        for (const std::string& project_id :
+             projectsOfPoolCredential(*snapshot, credential_id, provider, scope)) {
+          webhooks::Event event;
+          event.type = state == marketplace::CircuitState::kOpen ? "provider.circuit_opened"
+                                                                 : "provider.circuit_closed";
+          event.project_id = project_id;
+          event.data = {{"provider", provider}, {"credential_id", credential_id}, {"scope", scope}};
+          publisher.publish(std::move(event));
+        }
       });
   if (auto refreshed = snapshots.refresh(true); !refreshed) {
     fatal("cannot load the configuration: " + refreshed.error().message);
@@ -404,6 +512,13 @@ int runServer(const ServeConfig& config) {
     std::printf("rate limits and budgets shared through %s\n", endpoint->display().c_str());
     proxy_options.redis = std::move(*endpoint);
   }
+  proxy_options.on_event = [&publisher, &rate_limit_sampler](const proxy::ProxyEvent& event) {
+    if (event.type == "rate_limited" &&
+        !rate_limit_sampler.shouldReport(event.agent_id, event.provider, nowUnixMillis())) {
+      return;
+    }
+    publisher.publish(webhookEventOf(event));
+  };
   limits::BudgetTracker budgets;
   if (auto seeded = seedBudgetSpend(*store, budgets); !seeded) {
     fatal("cannot read this month's spend from the ledger: " + seeded.error().message);
@@ -429,6 +544,11 @@ int runServer(const ServeConfig& config) {
   };
   api_options.session_ttl_ms = *session_ttl;
   api_options.session_idle_ms = *session_idle;
+  api_options.publish_event = [&publisher](webhooks::Event event) {
+    publisher.publish(std::move(event));
+  };
+  api_options.on_webhook_queued = [&dispatcher] { dispatcher->wake(); };
+  api_options.allow_private_webhooks = config.allow_private_webhooks;
   admin::AdminApi api(*store, vault, *catalog, api_options);
   AdminListenerOptions admin_options;
   admin_options.host = admin_address->first;
@@ -445,6 +565,8 @@ int runServer(const ServeConfig& config) {
     return api.handle(request);
   });
 
+  publisher.start();
+  dispatcher->start();
   auto proxy_bound = proxy.start();
   if (!proxy_bound) {
     fatal(proxy_bound.error().message);
@@ -487,6 +609,10 @@ int runServer(const ServeConfig& config) {
   admin_listener.stop();
   proxy.stop(std::chrono::seconds(10));
   ledger.flush();
+  // Events raised by the last requests are stored before the senders stop. Deliveries not
+  // sent yet stay pending for the next start or another instance.
+  publisher.stop();
+  dispatcher->stop();
   spdlog::shutdown();
   return 0;
 }
@@ -572,6 +698,21 @@ void addServeCommand(CLI::App& app, int& exit_code) {
       ->add_option("--circuit-cooldown", config->circuit_cooldown,
                    "How long an open circuit waits before probing the credential again")
       ->envname("KEYSTORE_CIRCUIT_COOLDOWN")
+      ->capture_default_str();
+  serve
+      ->add_flag("--allow-private-webhooks", config->allow_private_webhooks,
+                 "Allow webhook URLs on loopback and private addresses")
+      ->envname("KEYSTORE_ALLOW_PRIVATE_WEBHOOKS");
+  serve
+      ->add_option("--webhook-retry-base", config->webhook_retry_base,
+                   "Wait before the first retry of a failed webhook delivery; each later retry "
+                   "waits twice as long, up to 1h")
+      ->envname("KEYSTORE_WEBHOOK_RETRY_BASE")
+      ->capture_default_str();
+  serve
+      ->add_option("--webhook-retry-window", config->webhook_retry_window,
+                   "How long after an event its delivery is retried before it is marked failed")
+      ->envname("KEYSTORE_WEBHOOK_RETRY_WINDOW")
       ->capture_default_str();
   serve
       ->add_option("--session-ttl", config->session_ttl,

@@ -35,6 +35,11 @@ struct ServeConfig {
   // Management API sessions: absolute lifetime from sign-in, and idle time that ends one.
   std::string session_ttl = "12h";
   std::string session_idle_timeout = "2h";
+  // Webhooks: accept endpoint URLs on loopback and private addresses, and the first retry
+  // delay and the period after which a failing delivery is given up (durations).
+  bool allow_private_webhooks = false;
+  std::string webhook_retry_base = "30s";
+  std::string webhook_retry_window = "24h";
 };
 
 // Registers `serve` on `app`; its callback runs the server until SIGINT or SIGTERM and

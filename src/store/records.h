@@ -358,4 +358,51 @@ struct AuditQuery {
   int limit = 100;
 };
 
+// A project's webhook endpoint. The signing secret is stored only as a vault ciphertext under
+// the project's data key, bound to the project and endpoint id.
+struct WebhookEndpoint {
+  std::string id;  // "whk_…"; given by the caller, because the ciphertext is bound to it
+  std::string project_id;
+  std::string url;
+  std::string description;
+  std::vector<std::string> events;  // event types to deliver; empty = every type
+  std::string status = "active";    // "active" | "disabled"
+  std::string data_key_id;
+  std::string secret_ciphertext;
+  int64_t created_at = 0;
+  int64_t updated_at = 0;
+};
+
+// One event to deliver to one endpoint, with its retry state. A pending delivery is due when
+// next_attempt_at has passed and no instance holds its lease (lease_until in the past).
+struct WebhookDelivery {
+  std::string id;  // "whd_…"
+  std::string endpoint_id;
+  std::string project_id;
+  std::string event_id;  // "evt_…"; one event fans out to one delivery per endpoint
+  std::string event_type;
+  std::string payload;             // the JSON body sent, signed as is
+  std::string status = "pending";  // "pending" | "delivered" | "failed"
+  int64_t attempts = 0;            // attempts started, counted when claimed
+  int64_t next_attempt_at = 0;
+  int64_t lease_until = 0;
+  int64_t last_status_code = 0;  // HTTP status of the last attempt; 0 = no response
+  std::string last_error;        // why the last attempt failed; never a body or a secret
+  int64_t last_attempt_at = 0;
+  int64_t created_at = 0;
+  int64_t delivered_at = 0;
+};
+
+// The outcome of one claimed attempt. It applies only while the delivery still counts
+// `attempt` attempts, so a sender whose lease expired cannot overwrite a newer attempt.
+struct WebhookAttemptResult {
+  std::string delivery_id;
+  int64_t attempt = 0;
+  std::string status;  // "delivered" | "pending" (retry at next_attempt_at) | "failed"
+  int64_t status_code = 0;
+  std::string error;
+  int64_t next_attempt_at = 0;
+  int64_t finished_at = 0;
+};
+
 }  // namespace keystore::store

@@ -240,6 +240,30 @@ class Store {
   virtual Result<AuditEntry> appendAudit(const AuditEntry& entry) = 0;
   virtual Result<std::vector<AuditEntry>> listAudit(const AuditQuery& query) = 0;
   virtual Result<std::vector<AuditEntry>> readAuditChain(int64_t after_seq, int limit) = 0;
+  // Webhook endpoints. create fails with kNotFound for an unknown project; update replaces
+  // url, description, events, status, secret and updated_at; delete removes the endpoint and
+  // its deliveries. list returns a project's endpoints (empty project = every project), oldest
+  // first.
+  virtual Result<WebhookEndpoint> createWebhookEndpoint(const WebhookEndpoint& endpoint) = 0;
+  virtual Result<WebhookEndpoint> getWebhookEndpoint(const std::string& endpoint_id) = 0;
+  virtual Result<std::vector<WebhookEndpoint>> listWebhookEndpoints(
+      const std::string& project_id) = 0;
+  virtual Result<void> updateWebhookEndpoint(const WebhookEndpoint& endpoint) = 0;
+  virtual Result<void> deleteWebhookEndpoint(const std::string& endpoint_id) = 0;
+
+  // Webhook deliveries. enqueue stores pending deliveries, all or none. claim picks the
+  // pending delivery that has been due longest and whose lease has expired, counts an attempt
+  // and leases it until now + lease_ms, atomically, so two instances never start the same
+  // attempt; nullopt when none is due. finish records an attempt's outcome and releases the
+  // lease; kConflict when the delivery has since been claimed again. list returns an
+  // endpoint's deliveries newest first, those older than `before_id` when it is set.
+  virtual Result<void> enqueueWebhookDeliveries(const std::vector<WebhookDelivery>& deliveries) = 0;
+  virtual Result<std::optional<WebhookDelivery>> claimWebhookDelivery(int64_t now,
+                                                                      int64_t lease_ms) = 0;
+  virtual Result<void> finishWebhookAttempt(const WebhookAttemptResult& result) = 0;
+  virtual Result<std::vector<WebhookDelivery>> listWebhookDeliveries(const std::string& endpoint_id,
+                                                                     const std::string& before_id,
+                                                                     int limit) = 0;
 };
 
 }  // namespace keystore::store

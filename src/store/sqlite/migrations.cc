@@ -323,10 +323,49 @@ CREATE TRIGGER audit_entries_no_delete BEFORE DELETE ON audit_entries
 BEGIN
   SELECT RAISE(ABORT, 'audit entries are append-only');
 END;
-// NOTE: versions 5 to 7 belong to features developed alongside token rotation; these empty
-// stand-ins keep the numbering contiguous until those migrations take their places.
-constexpr std::string_view kReservedVersion = R"sql(
-SELECT 1;
+)sql";
+
+// Version 7: webhooks. An endpoint's signing secret is a vault ciphertext under the project's
+// data key. events is a comma-separated list of event types ('' = every type). Deliveries
+// are the durable outbox: any instance claims a due one by setting lease_until, so a
+// delivery pending at a crash is sent after the restart, and two instances never send the
+// same attempt.
+constexpr std::string_view kWebhooks = R"sql(
+CREATE TABLE webhook_endpoints (
+  id          TEXT PRIMARY KEY CHECK (id <> ''),
+  project_id  TEXT NOT NULL REFERENCES projects (id),
+  url         TEXT NOT NULL CHECK (url <> ''),
+  description TEXT NOT NULL,
+  events      TEXT NOT NULL,
+  status      TEXT NOT NULL CHECK (status IN ('active', 'disabled')),
+  data_key_id TEXT NOT NULL CHECK (data_key_id <> ''),
+  secret      BLOB NOT NULL,
+  created_at  INTEGER NOT NULL,
+  updated_at  INTEGER NOT NULL
+) STRICT;
+CREATE INDEX webhook_endpoints_project ON webhook_endpoints (project_id, created_at);
+
+CREATE TABLE webhook_deliveries (
+  id               TEXT PRIMARY KEY CHECK (id <> ''),
+  endpoint_id      TEXT NOT NULL REFERENCES webhook_endpoints (id) ON DELETE CASCADE,
+  project_id       TEXT NOT NULL REFERENCES projects (id),
+  event_id         TEXT NOT NULL CHECK (event_id <> ''),
+  event_type       TEXT NOT NULL CHECK (event_type <> ''),
+  payload          TEXT NOT NULL,
+  status           TEXT NOT NULL CHECK (status IN ('pending', 'delivered', 'failed')),
+  attempts         INTEGER NOT NULL CHECK (attempts >= 0),
+  next_attempt_at  INTEGER NOT NULL,
+  lease_until      INTEGER NOT NULL,
+  last_status_code INTEGER NOT NULL,
+  last_error       TEXT NOT NULL,
+  last_attempt_at  INTEGER NOT NULL,
+  created_at       INTEGER NOT NULL,
+  delivered_at     INTEGER NOT NULL,
+  UNIQUE (endpoint_id, event_id)
+) STRICT;
+CREATE INDEX webhook_deliveries_due ON webhook_deliveries (next_attempt_at)
+  WHERE status = 'pending';
+CREATE INDEX webhook_deliveries_endpoint ON webhook_deliveries (endpoint_id, created_at, id);
 )sql";
 
 // Version 8: token rotation links a token to the one that replaced it and back. '' = none.
@@ -342,7 +381,7 @@ constexpr std::array kMigrations = {
     Migration{4, kMetering},
     Migration{5, kAccounts},
     Migration{6, kAuditTrail},
-    Migration{7, kReservedVersion},
+    Migration{7, kWebhooks},
     Migration{8, kTokenRotation},
 };
 

@@ -150,6 +150,18 @@ class SqliteStore final : public Store {
   Result<AuditEntry> appendAudit(const AuditEntry& entry) override;
   Result<std::vector<AuditEntry>> listAudit(const AuditQuery& query) override;
   Result<std::vector<AuditEntry>> readAuditChain(int64_t after_seq, int limit) override;
+  Result<WebhookEndpoint> createWebhookEndpoint(const WebhookEndpoint& endpoint) override;
+  Result<WebhookEndpoint> getWebhookEndpoint(const std::string& endpoint_id) override;
+  Result<std::vector<WebhookEndpoint>> listWebhookEndpoints(const std::string& project_id) override;
+  Result<void> updateWebhookEndpoint(const WebhookEndpoint& endpoint) override;
+  Result<void> deleteWebhookEndpoint(const std::string& endpoint_id) override;
+  Result<void> enqueueWebhookDeliveries(const std::vector<WebhookDelivery>& deliveries) override;
+  Result<std::optional<WebhookDelivery>> claimWebhookDelivery(int64_t now,
+                                                              int64_t lease_ms) override;
+  Result<void> finishWebhookAttempt(const WebhookAttemptResult& result) override;
+  Result<std::vector<WebhookDelivery>> listWebhookDeliveries(const std::string& endpoint_id,
+                                                             const std::string& before_id,
+                                                             int limit) override;
 
  private:
   // Run `body` as one transaction while holding the mutex.
