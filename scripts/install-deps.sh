@@ -11,16 +11,17 @@ build_packages=(
 )
 test_packages=(
   libgtest-dev libgmock-dev libbenchmark-dev openssl sqlite3
-  postgresql redis-server
+  postgresql redis-server chromium
 )
 bench_packages=(nginx wrk jq curl iproute2)
 
 packages=("${build_packages[@]}")
+# The dashboard in web/ is built with Node.js 18 or later and npm.
+if ! command -v node >/dev/null 2>&1; then
+  packages+=(nodejs npm)
+fi
 if [[ "${1:-}" == "--test" ]]; then
   packages+=("${test_packages[@]}")
-  if ! command -v node >/dev/null 2>&1; then
-    packages+=(nodejs npm)
-  fi
 fi
 if [[ "${1:-}" == "--bench" ]]; then
   packages+=("${bench_packages[@]}")

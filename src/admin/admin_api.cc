@@ -9,6 +9,7 @@
 #include "accounts/session_token.h"
 #include "admin/audit_actions.h"
 #include "admin/json_render.h"
+#include "admin/pagination.h"
 #include "admin/permissions.h"
 #include "admin/request_context.h"
 #include "admin/router.h"
@@ -314,7 +315,18 @@ Result<ApiResponse> AdminApi::dispatch(const ApiRequest& request) {
     }
   }
   if (isReadMethod(request.method) || !route.needs_key) {
-    return (this->*route.handler)(context);
+    Result<ApiResponse> response = (this->*route.handler)(context);
+    std::optional<std::string> limit = context.queryValue("limit");
+    std::optional<std::string> cursor = context.queryValue("cursor");
+    if (response && response->status == 200 && (limit || cursor) &&
+        isPagedList(route.method, route.path)) {
+      Result<std::string> page = pageList(response->body, limit, cursor);
+      if (!page) {
+        return std::unexpected(page.error());
+      }
+      response->body = std::move(*page);
+    }
+    return response;
   }
 
   const AuditAction* action = findAuditAction(route.method, route.path);
@@ -347,9 +359,9 @@ Result<ApiResponse> AdminApi::runAudited(const Route& route, const AuditAction& 
     // The handler succeeded but its entry or the commit failed, so the change was undone.
     Error error = committed ? Error{ErrorCode::kInternal, "the audit transaction did not run"}
                             : committed.error();
-    return fail(ErrorCode::kInternal,
-                "the change was rolled back because its audit entry could not be stored: " +
-                    error.message);
+    return fail(
+        ErrorCode::kInternal,
+        "the change was rolled back because its audit entry could not be stored: " + error.message);
   }
   if (deferral.pending && committed) {
     notifyConfigChange();
@@ -555,9 +567,9 @@ Result<store::Project> AdminApi::findProject(const RequestContext& context,
       store_.findProject(context.admin_key.organization_id, id_or_name);
   // A key limited to one project finds no other, exactly as if it did not exist.
   bool other_organization =
-      project && (project->organization_id != context.admin_key.organization_id ||
-                  (!context.admin_key.project_id.empty() &&
-                   project->id != context.admin_key.project_id));
+      project &&
+      (project->organization_id != context.admin_key.organization_id ||
+       (!context.admin_key.project_id.empty() && project->id != context.admin_key.project_id));
   if ((!project && project.error().code == ErrorCode::kNotFound) || other_organization) {
     return fail(ErrorCode::kNotFound, "project " + id_or_name + " not found");
   }

@@ -9,6 +9,7 @@
 #include <memory>
 
 #include "accounts/password.h"
+#include "audit/audit_log.h"
 #include "cli/api_client.h"
 #include "cli/cli.h"
 #include "cli/command_support.h"
@@ -223,7 +224,27 @@ int createUser(const UserCreateOptions& options) {
   store::Membership membership;
   membership.organization_id = organization->id;
   membership.role = options.role;
-  Result<store::Membership> created = store->createUserWithMembership(user, membership);
+  // The account exists only if its creation is on record.
+  Result<store::Membership> created = fail(ErrorCode::kInternal, "the user was not created");
+  Result<void> recorded = store->inTransaction([&]() -> Result<void> {
+    created = store->createUserWithMembership(user, membership);
+    if (!created) {
+      return std::unexpected(created.error());
+    }
+    store::AuditEntry entry;
+    entry.organization_id = organization->id;
+    entry.action = "user.create";
+    entry.target = created->user_id;
+    entry.details = boost::json::serialize(boost::json::object{
+        {"role", created->role}, {"operator", options.is_operator}});
+    if (auto appended = audit::appendOperatorEntry(*store, entry); !appended) {
+      return std::unexpected(appended.error());
+    }
+    return {};
+  });
+  if (!recorded && created) {
+    created = std::unexpected(recorded.error());
+  }
   if (!created) {
     printError("cannot create the user: " + created.error().message);
     return kExitFailure;

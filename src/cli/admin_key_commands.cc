@@ -15,6 +15,7 @@ struct AdminKeyCreateOptions {
   CommonOptions common;
   std::string name;
   std::string role;
+  std::string project;  // empty: the whole organization
   bool is_operator = false;
 };
 
@@ -27,6 +28,9 @@ int createAdminKey(const AdminKeyCreateOptions& options) {
   boost::json::object fields{{"name", options.name}, {"role", options.role}};
   if (options.is_operator) {
     fields["operator"] = true;
+  }
+  if (!options.project.empty()) {
+    fields["project"] = options.project;
   }
   int exit_code = kExitOk;
   auto key = callApi(options.common, "POST", apiTarget({"admin-keys"}),
@@ -103,6 +107,8 @@ void addAdminKeyCommands(CLI::App& app, int& exit_code) {
   create->add_flag("--operator", create_options->is_operator,
                    "Let the key manage marketplace pools and the concierge queue (needs an "
                    "operator key)");
+  create->add_option("--project", create_options->project,
+                     "Limit the key to one project (id or name); other projects read as missing");
   addCommonOptions(*create, create_options->common);
   create->callback([create_options, &exit_code] {
     runCommand(exit_code, [&] { return createAdminKey(*create_options); });

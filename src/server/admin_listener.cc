@@ -7,9 +7,11 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <charconv>
+#include <optional>
 
 #include "common/encoding.h"
 #include "common/random.h"
+#include "dashboard/site.h"
 
 namespace keystore::server {
 
@@ -58,12 +60,33 @@ struct AdminListener::Impl {
 
   AdminListenerOptions options;
   Handler handler;
+  dashboard::Site dashboard_site{dashboard::builtinAssets()};
   asio::thread_pool pool;
   std::unique_ptr<tcp::acceptor> acceptor;
 
   awaitable<void> acceptLoop();
   awaitable<void> runSession(tcp::socket socket);
 };
+
+namespace {
+
+// Writes a dashboard response; returns whether the connection stays open.
+awaitable<bool> writeDashboardPage(beast::tcp_stream& stream,
+                                   const http::request<http::string_body>& request,
+                                   const dashboard::Response& page) {
+  http::response<http::span_body<const char>> response{static_cast<http::status>(page.status),
+                                                       request.version()};
+  for (const auto& [name, value] : page.headers) {
+    response.set(name, value);
+  }
+  // Content-Length comes from the page, so that HEAD reports the size of the body it omits.
+  response.body() = {page.body.data(), page.body.size()};
+  response.keep_alive(request.keep_alive());
+  auto [write_error, written] = co_await http::async_write(stream, response, kNoThrow);
+  co_return !write_error && response.keep_alive();
+}
+
+}  // namespace
 
 awaitable<void> AdminListener::Impl::acceptLoop() {
   while (acceptor && acceptor->is_open()) {
@@ -109,6 +132,15 @@ awaitable<void> AdminListener::Impl::runSession(tcp::socket socket) {
       break;
     }
     auto& request = parser.get();
+    std::optional<dashboard::Response> page = dashboard_site.respond(
+        request.method_string(), request.target(), request[http::field::accept]);
+    if (page) {
+      bool keep_alive = co_await writeDashboardPage(stream, request, *page);
+      if (!keep_alive) {
+        break;
+      }
+      continue;
+    }
     admin::ApiRequest api_request;
     api_request.method = std::string(request.method_string());
     api_request.target = std::string(request.target());

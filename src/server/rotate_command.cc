@@ -8,6 +8,7 @@
 #include <memory>
 #include <string>
 
+#include "audit/audit_log.h"
 #include "server/master_key_rotation.h"
 #include "store/sqlite/sqlite_store.h"
 #include "vault/master_key.h"
@@ -145,6 +146,36 @@ int finish(const RotateConfig& config, store::Store& store) {
   return kExitOk;
 }
 
+
+// The master key belongs to the whole installation, so every organization's trail records the
+// rotation: key ids and counts only.
+Result<void> recordRotation(store::Store& store, const RotationReport& report,
+                            const std::vector<std::string>& old_ids) {
+  Result<std::vector<store::Organization>> organizations = store.listOrganizations();
+  if (!organizations) {
+    return std::unexpected(organizations.error());
+  }
+  boost::json::array previous;
+  for (const std::string& id : old_ids) {
+    previous.emplace_back(id);
+  }
+  return store.inTransaction([&]() -> Result<void> {
+    for (const store::Organization& organization : *organizations) {
+      store::AuditEntry entry;
+      entry.organization_id = organization.id;
+      entry.action = "master_key.rotate";
+      entry.target = report.target_key_id;
+      entry.details = boost::json::serialize(boost::json::object{
+          {"previous_master_key_ids", previous},
+          {"data_keys_moved", static_cast<int64_t>(report.moved)}});
+      if (auto appended = audit::appendOperatorEntry(store, entry); !appended) {
+        return std::unexpected(appended.error());
+      }
+    }
+    return {};
+  });
+}
+
 int rotateMasterKey(const RotateConfig& config) {
   bool external_key = !config.master_key_file.empty() || std::getenv("KEYSTORE_MASTER_KEY");
   if (external_key && config.new_master_key_file.empty() && !config.finish) {
@@ -195,6 +226,11 @@ int rotateMasterKey(const RotateConfig& config) {
   auto report = rewrapAllDataKeys(*store, keyring, options, progress);
   if (!report) {
     printError(report.error().message + "; run the command again to resume");
+    return kExitFailure;
+  }
+  if (auto recorded = recordRotation(*store, *report, old_ids); !recorded) {
+    printError("the rotation finished but could not be recorded in the audit trail: " +
+               recorded.error().message);
     return kExitFailure;
   }
   printReport(config, *report, old_ids, resumed);

@@ -89,6 +89,18 @@ describe('admin API keys', () => {
     assert.equal(granted.operator, true);
   });
 
+  test('a project-limited key sees only its project', async () => {
+    const mine = await cliJson(ks, ['project', 'create', 'limited-mine']);
+    const other = await cliJson(ks, ['project', 'create', 'limited-other']);
+    const limited = await cliJson(ks, ['admin-key', 'create', '--name', 'ci-limited', '--role', 'admin', '--project', 'limited-mine']);
+    assert.equal(limited.project_id, mine.id);
+    const projects = await cliJson(ks, ['project', 'list'], asKey(limited.key));
+    assert.deepEqual(projects.map((project) => project.id), [mine.id]);
+    const hidden = await apiWithKey(ks, limited.key, 'GET', `/api/v1/projects/${other.id}`);
+    assert.equal(hidden.status, 404, `another project reads as missing: ${hidden.text}`);
+    assert.equal(hidden.json?.error?.code, 'not_found');
+  });
+
   test('only owners create and revoke keys', async () => {
     const admin = await cliJson(ks, ['admin-key', 'create', '--name', 'an-admin', '--role', 'admin']);
     const member = await cliJson(ks, ['admin-key', 'create', '--name', 'a-member', '--role', 'member']);

@@ -150,7 +150,7 @@ describe('prices', () => {
     const owner = await createAdminKey(ks, { name: 'price-owner', role: 'owner' });
     const env = { KEYSTORE_ADMIN_KEY: owner.key };
     const set = await cliFails(ks, ['price', 'set', 'openai', '--unit', 'input_tokens', '--usd-per-million', '9'], 1, { withAdminKey: false, env });
-    assert.match(set.stderr, /is not an operator key.*\(forbidden\)/);
+    assert.match(set.stderr, /is not an operator.*\(forbidden\)/);
     const list = await cliFails(ks, ['price', 'list'], 1, { withAdminKey: false, env });
     assert.match(list.stderr, /\(forbidden\)/);
 
