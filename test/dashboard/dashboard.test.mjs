@@ -1,9 +1,12 @@
 // Drives the web dashboard in headless Chromium against the real keystore binary and a mock
-// OpenAI upstream: sign-in, BYOK key, mode switches, agents and tokens, usage, the kill switch
-// and the concierge queue. Screenshots of every visited page go to test-artifacts/dashboard/.
+// OpenAI upstream. It covers sign-in, BYOK key, mode switches, agents and tokens, usage and the
+// invoice, the kill switch and the concierge queue, then the audit trail and webhooks delivered
+// to a Node receiver. Screenshots of every visited page go to test-artifacts/dashboard/.
 
 import assert from 'node:assert/strict';
+import { createHmac, timingSafeEqual } from 'node:crypto';
 import { mkdir } from 'node:fs/promises';
+import http from 'node:http';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { chromium } from 'playwright-core';
@@ -19,6 +22,7 @@ const kEmail = 'owner@example.test';
 const kPassword = 'correct horse battery staple';
 
 let openai;
+let receiver;
 let ks;
 let browser;
 let page;
@@ -38,6 +42,48 @@ async function openPage(label) {
   await page.getByRole('heading', { level: 1, name: label }).waitFor();
 }
 
+// A webhook receiver on 127.0.0.1 that records every request and responds 200.
+async function startReceiver() {
+  const requests = [];
+  const server = http.createServer((req, res) => {
+    const chunks = [];
+    req.on('data', (chunk) => chunks.push(chunk));
+    req.on('end', () => {
+      requests.push({ method: req.method, path: req.url, headers: req.headers, body: Buffer.concat(chunks).toString('utf8') });
+      res.writeHead(200, { 'content-type': 'text/plain' });
+      res.end('ok');
+    });
+  });
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    requests,
+    url: `http://127.0.0.1:${server.address().port}`,
+    close: () =>
+      new Promise((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+async function waitForRequests(target, count, timeoutMs = 10000) {
+  const deadline = Date.now() + timeoutMs;
+  while (target.requests.length < count) {
+    assert.ok(Date.now() < deadline, `the receiver got ${target.requests.length} of ${count} requests within ${timeoutMs} ms`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+// Checks Keystore-Signature (t=<unix seconds>,v1=<hex HMAC-SHA256 of "t.body">) against `secret`.
+function assertSigned(request, secret) {
+  const header = request.headers['keystore-signature'] ?? '';
+  const parts = Object.fromEntries(header.split(',').map((part) => part.split('=')));
+  assert.match(parts.t ?? '', /^\d+$/, `Keystore-Signature has t=: ${header}`);
+  assert.match(parts.v1 ?? '', /^[0-9a-f]{64}$/, `Keystore-Signature has v1=: ${header}`);
+  const expected = createHmac('sha256', secret).update(`${parts.t}.${request.body}`).digest();
+  assert.ok(timingSafeEqual(Buffer.from(parts.v1, 'hex'), expected), 'the signature matches the body and the secret shown in the UI');
+}
+
 function providerRow(id) {
   return page.locator(`tr[data-provider="${id}"]`);
 }
@@ -46,7 +92,9 @@ async function proxyChat(token) {
   const response = await fetch(`${ks.proxyUrl}/v1/openai/v1/chat/completions`, {
     method: 'POST',
     headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
-    body: JSON.stringify({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }] }),
+    // max_tokens keeps the budget reservation (the most the request may cost at $0.15 a token)
+    // under the agent's $25 budget.
+    body: JSON.stringify({ model: 'gpt-4o-mini', max_tokens: 16, messages: [{ role: 'user', content: 'hi' }] }),
   });
   return { status: response.status, json: await response.json() };
 }
@@ -54,8 +102,14 @@ async function proxyChat(token) {
 before(async () => {
   await mkdir(kArtifacts, { recursive: true });
   openai = await startOpenAi({ expectedCredential: kByokKey });
-  ks = await startKeystore({ upstreams: { openai: openai.url } });
+  receiver = await startReceiver();
+  // The webhook receiver listens on loopback, which webhook URLs may name only with this flag.
+  ks = await startKeystore({ upstreams: { openai: openai.url }, extraArgs: ['--allow-private-webhooks'] });
   project = await apiExpect(ks, 'POST', '/api/v1/projects', { name: 'web-shop' }, 201);
+  // $0.15 per token, set by the operator before any proxied request, so spend is not zero.
+  for (const unit of ['input_tokens', 'output_tokens']) {
+    await apiExpect(ks, 'POST', '/api/v1/prices', { provider: 'openai', model: 'gpt-4o-mini', unit, usd_per_million: '150000' }, 201);
+  }
   // The first user, created on the data directory as an operator would, owns the organization
   // the bootstrap admin key belongs to and signs in through the real session routes.
   const created = await ks.cli(
@@ -77,6 +131,7 @@ after(async () => {
   await browser?.close();
   await ks?.close();
   await openai?.close();
+  await receiver?.close();
 });
 
 test('index served with strict headers', async () => {
@@ -222,6 +277,19 @@ test('token from UI proxies and shows in usage', async () => {
   await page.locator('.chart canvas').first().waitFor();
   const budgets = page.locator('.budgets');
   await budgets.getByText('checkout-bot').waitFor();
+
+  // 11 input and 6 output tokens from the mock at $0.15 each: $2.55 at list price. The key is
+  // the project's own (BYOK), so Keystore bills nothing.
+  const spend = page.locator('.total', { hasText: 'Spend at list price' });
+  assert.equal(await spend.locator('strong').textContent(), '$2.55');
+  const invoiceCard = page.locator('.card', { has: page.getByRole('heading', { name: /^Invoice for / }) });
+  await invoiceCard.getByText('at list price: $2.55').waitFor();
+  assert.equal(await invoiceCard.locator('tbody tr').count(), 2, 'one invoice line per priced unit');
+  const inputLine = invoiceCard.getByRole('row', { name: /input_tokens/ });
+  assert.deepEqual(await inputLine.locator('td').allTextContents(), ['openai', 'gpt-4o-mini', 'input_tokens', '11', '$150000', 'byok', '$1.65', '$0.00']);
+  const month = new Date().toISOString().slice(0, 7);
+  const invoice = await apiExpect(ks, 'GET', `/api/v1/projects/${project.id}/invoices/${month}`, undefined, 200);
+  assert.equal(invoice.total_list_price_micros, 2_550_000);
   await screenshot('usage');
   await screenshot('usage', 390);
 
@@ -289,16 +357,152 @@ test('concierge request fulfilled by operator', async () => {
   assert.equal(entry.status, 'enabled');
 });
 
-test('placeholders and no secret in browser state', async () => {
-  await openPage('Audit');
-  await page.getByText('coming soon').waitFor();
-  await screenshot('audit');
-  await openPage('Webhooks');
-  await screenshot('webhooks');
+test('audit page lists earlier changes', async () => {
+  // Enough changes that the trail spans two pages of 25, the older one holding the changes
+  // made through the UI above.
+  const [agent] = (await apiExpect(ks, 'GET', `/api/v1/projects/${project.id}/agents`, undefined, 200)).data;
+  for (let i = 0; i < 20; i++) {
+    await apiExpect(ks, 'PATCH', `/api/v1/agents/${agent.id}`, { rpm_limit: 60 + i }, 200);
+  }
+  const all = (await apiExpect(ks, 'GET', '/api/v1/audit?limit=1000', undefined, 200)).data;
+  assert.ok(all.length > 25, `the trail has ${all.length} entries, more than one page`);
+  assert.ok(all.length <= 50, `the trail has ${all.length} entries, at most two pages`);
 
+  await openPage('Audit');
+  const chain = page.getByRole('status', { name: 'Audit chain status' });
+  await chain.getByText('Chain intact').waitFor();
+  assert.match(await chain.textContent(), new RegExp(`\\(${all.length} entries checked`));
+  const rows = page.locator('table.audit tbody tr');
+  await rows.first().waitFor();
+  assert.equal(await rows.count(), 25);
+  await screenshot('audit');
+  await screenshot('audit', 390);
+  await page.getByRole('button', { name: 'Load more' }).click();
+  await page.getByText(`${all.length} entries shown, no older entries`).waitFor();
+  assert.equal(await rows.count(), all.length);
+  assert.equal(await page.getByRole('button', { name: 'Load more' }).count(), 0);
+  const shownSeqs = await rows.evaluateAll((elements) => elements.map((row) => Number(row.dataset.seq)));
+  assert.deepEqual(shownSeqs, all.map((entry) => entry.seq), 'every entry once, newest first');
+
+  for (const action of ['credential.write', 'provider.mode_switch', 'agent.create', 'token.mint', 'agent.status', 'concierge.fulfill', 'price.set', 'auth.login']) {
+    assert.ok((await page.locator(`tr[data-action="${action}"]`).count()) >= 1, `an entry of ${action} is listed`);
+  }
+  const byokWrite = all.find((entry) => entry.action === 'credential.write');
+  const byokRow = page.locator(`tr[data-seq="${byokWrite.seq}"]`);
+  assert.equal(await byokRow.locator('td[data-label="Target"]').textContent(), 'openai');
+  assert.equal(await byokRow.locator('td[data-label="Project"]').textContent(), 'web-shop');
+  assert.equal(await byokRow.locator('td[data-label="Source address"]').textContent(), byokWrite.source_address);
+  assert.equal(await byokRow.locator('td[data-label="Request id"]').textContent(), byokWrite.request_id);
+  assert.ok(!(await page.content()).includes(kByokKey), 'the BYOK key is absent from the audit details');
+
+  const filters = page.getByRole('form', { name: 'Audit filters' });
+  await filters.getByLabel('Action').fill('token.mint');
+  await filters.getByLabel('Project').selectOption({ label: 'web-shop' });
+  await filters.getByRole('button', { name: 'Apply filters' }).click();
+  await page.getByText('1 entry shown, no older entries').waitFor();
+  const minted = page.locator('table.audit tbody tr');
+  assert.equal(await minted.count(), 1);
+  assert.equal(await minted.locator('td[data-label="Action"]').textContent(), 'token.mint');
+  assert.match(await minted.locator('td[data-label="Actor"]').textContent(), /user$/);
+  await screenshot('audit-filtered');
+  await screenshot('audit-filtered', 390);
+
+  const tomorrow = new Date(Date.now() + 86_400_000).toISOString().slice(0, 10);
+  await filters.getByLabel('Since (UTC)').fill(tomorrow);
+  await filters.getByRole('button', { name: 'Apply filters' }).click();
+  await page.getByText('No audit entries match these filters.').waitFor();
+  await filters.getByRole('button', { name: 'Clear' }).click();
+  await page.getByText('25 entries shown').waitFor();
+});
+
+const webhookSecrets = [];
+
+test('webhook created in UI gets test event', async () => {
+  await openPage('Webhooks');
+  await page.getByText('No webhook endpoints in web-shop yet.').waitFor();
+  const hookUrl = `${receiver.url}/hooks/dashboard`;
+  await page.getByRole('button', { name: 'Add endpoint' }).click();
+  const create = page.getByRole('dialog', { name: 'Add webhook endpoint' });
+  await create.getByLabel('Endpoint URL').fill(hookUrl);
+  await create.getByLabel('Description (optional)').fill('dashboard receiver');
+  await create.getByLabel('agent.paused').check();
+  await create.getByLabel('budget.exceeded').check();
+  await create.getByRole('button', { name: 'Create endpoint' }).click();
+
+  const createdDialog = page.getByRole('dialog', { name: 'Webhook endpoint created' });
+  await createdDialog.getByText('shown only once').waitFor();
+  const secret = await createdDialog.getByLabel('Signing secret').inputValue();
+  assert.match(secret, /^whsec_[0-9a-f]{64}$/);
+  webhookSecrets.push(secret);
+  await createdDialog.getByRole('button', { name: 'Done' }).click();
+  await createdDialog.waitFor({ state: 'detached' });
+  assert.ok(!(await page.content()).includes(secret), 'the secret is gone from the page after Done');
+
+  const [listed] = (await apiExpect(ks, 'GET', `/api/v1/projects/${project.id}/webhooks`, undefined, 200)).data;
+  assert.equal(listed.url, hookUrl);
+  assert.equal(listed.description, 'dashboard receiver');
+  assert.deepEqual(listed.events, ['agent.paused', 'budget.exceeded']);
+  assert.equal(listed.status, 'active');
+  const card = page.locator(`article[data-webhook="${listed.id}"]`);
+  await card.getByText('agent.paused, budget.exceeded').waitFor();
+  await card.getByText('No deliveries yet.').waitFor();
+
+  // The test event reaches the endpoint whatever its event filter.
+  await card.getByRole('button', { name: `Send a test event to ${hookUrl}` }).click();
+  await waitForRequests(receiver, 1);
+  const [delivery] = receiver.requests;
+  assert.equal(delivery.method, 'POST');
+  assert.equal(delivery.path, '/hooks/dashboard');
+  assertSigned(delivery, secret);
+  const event = JSON.parse(delivery.body);
+  assert.equal(event.type, 'webhook.test');
+  assert.equal(event.project_id, project.id);
+
+  const delivered = card.locator('tr[data-status="delivered"]');
+  await delivered.waitFor();
+  assert.equal(await card.locator('tr[data-delivery]').count(), 1);
+  assert.equal(await delivered.locator('td[data-label="Event"] code').textContent(), 'webhook.test');
+  assert.equal(await delivered.locator('td[data-label="Attempts"]').textContent(), '1');
+  assert.equal(await delivered.locator('td[data-label="Last status code"]').textContent(), '200');
+  assert.equal(await delivered.locator('td[data-label="Last error"]').textContent(), '—');
+  await screenshot('webhooks');
+  await screenshot('webhooks', 390);
+
+  await card.getByRole('button', { name: `Disable ${hookUrl}` }).click();
+  await card.locator('.badge').getByText('disabled', { exact: true }).waitFor();
+  assert.equal(await card.getByRole('button', { name: `Send a test event to ${hookUrl}` }).isDisabled(), true);
+  await card.getByRole('button', { name: `Enable ${hookUrl}` }).click();
+  await card.locator('.agent-head .badge').getByText('active', { exact: true }).waitFor();
+
+  await card.getByRole('button', { name: `Rotate the signing secret of ${hookUrl}` }).click();
+  await page.getByRole('dialog', { name: 'Rotate the signing secret?' }).getByRole('button', { name: 'Rotate secret' }).click();
+  const rotated = page.getByRole('dialog', { name: 'Signing secret rotated' });
+  const newSecret = await rotated.getByLabel('Signing secret').inputValue();
+  assert.match(newSecret, /^whsec_[0-9a-f]{64}$/);
+  assert.notEqual(newSecret, secret);
+  webhookSecrets.push(newSecret);
+  await rotated.getByRole('button', { name: 'Close dialog' }).click();
+  await rotated.waitFor({ state: 'detached' });
+  assert.ok(!(await page.content()).includes(newSecret), 'the rotated secret is gone from the page after closing');
+
+  await card.getByRole('button', { name: `Send a test event to ${hookUrl}` }).click();
+  await waitForRequests(receiver, 2);
+  assertSigned(receiver.requests[1], newSecret);
+  await card.locator('tr[data-status="delivered"]').nth(1).waitFor();
+  assert.equal(await card.locator('tr[data-delivery]').count(), 2);
+
+  await card.getByRole('button', { name: `Delete ${hookUrl}` }).click();
+  const confirm = page.getByRole('dialog', { name: 'Delete this webhook endpoint?' });
+  await confirm.getByRole('button', { name: 'Delete endpoint' }).click();
+  await confirm.waitFor({ state: 'detached' });
+  await page.getByText('No webhook endpoints in web-shop yet.').waitFor();
+  assert.equal((await apiExpect(ks, 'GET', `/api/v1/projects/${project.id}/webhooks`, undefined, 200)).data.length, 0);
+});
+
+test('no secret in browser state', async () => {
   const storage = await page.evaluate(() => JSON.stringify({ ...localStorage, ...sessionStorage }));
   const html = await page.content();
-  for (const secret of [ks.adminKey, kByokKey, kPoolKey, kConciergeKey, agentToken]) {
+  for (const secret of [ks.adminKey, kByokKey, kPoolKey, kConciergeKey, agentToken, ...webhookSecrets]) {
     assert.ok(!storage.includes(secret), 'browser storage holds no secret');
     assert.ok(!html.includes(secret), 'the page holds no secret');
   }

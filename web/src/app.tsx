@@ -6,10 +6,12 @@ import { useEffect, useState } from 'preact/hooks';
 import { ApiError, api, loadSession, onSessionLost, setRequestContext, signIn, signOut } from './api';
 import { ErrorBox, Field, Loading, useAction } from './components';
 import { AgentsPage } from './pages/agents';
+import { AuditPage } from './pages/audit';
 import { OperatorPage } from './pages/operator';
 import { PlaceholderPage } from './pages/placeholder';
 import { ProvidersPage } from './pages/providers';
 import { UsagePage } from './pages/usage';
+import { WebhooksPage } from './pages/webhooks';
 import { navigate, redirect, usePath } from './router';
 import type { ListOf, Membership, Project, Session } from './types';
 
@@ -227,13 +229,21 @@ function Shell({ session, onSignedOut }: { session: Session; onSignedOut: () => 
         {projects !== undefined && !project && !active?.operatorOnly && (
           <p class="card">This organization has no project yet. Create one with <code>keystore project create NAME</code>.</p>
         )}
-        <Page path={active?.path ?? ''} project={project} session={session} role={membership?.role ?? 'viewer'} />
+        <Page path={active?.path ?? ''} project={project} projects={projects ?? []} session={session} role={membership?.role ?? 'viewer'} />
       </main>
     </div>
   );
 }
 
-function Page({ path, project, session, role }: { path: string; project: Project | undefined; session: Session; role: Membership['role'] }) {
+interface PageProps {
+  path: string;
+  project: Project | undefined;
+  projects: Project[];
+  session: Session;
+  role: Membership['role'];
+}
+
+function Page({ path, project, projects, session, role }: PageProps) {
   const canManage = role === 'owner' || role === 'admin';
   const canOperate = role !== 'viewer';
   if (path === '/operator') {
@@ -250,9 +260,9 @@ function Page({ path, project, session, role }: { path: string; project: Project
     case '/usage':
       return <UsagePage key={project.id} project={project} />;
     case '/audit':
-      return <PlaceholderPage title="Audit trail" text="The hash-chained audit log of credential writes, mode switches, token mints and revokes, sign-ins and setting changes is coming soon." />;
+      return canManage ? <AuditPage projects={projects} /> : <p class="card">The audit trail needs the owner or admin role in this organization.</p>;
     case '/webhooks':
-      return <PlaceholderPage title="Webhooks" text="Signed webhook deliveries of budget, rate-limit, circuit and agent events, with their delivery log, are coming soon." />;
+      return <WebhooksPage key={project.id} project={project} canManage={canManage} />;
     default:
       return <PlaceholderPage title="Page not found" text={`There is no dashboard page at ${location.pathname}.`} />;
   }

@@ -92,16 +92,27 @@ export function Loaded<T>({ resource, what, children }: { resource: Resource<T>;
 // A modal dialog on the native <dialog> element, which traps focus and closes on Escape.
 export function Dialog({ title, onClose, children }: { title: string; onClose: () => void; children: ComponentChildren }) {
   const ref = useRef<HTMLDialogElement>(null);
+  const unmounted = useRef(false);
   useEffect(() => {
     const dialog = ref.current;
     if (dialog && !dialog.open) {
       dialog.showModal();
     }
-    return () => dialog?.close();
+    return () => {
+      unmounted.current = true;
+      dialog?.close();
+    };
   }, []);
+  // The browser fires "close" after the close() of an unmounting dialog too. Calling onClose
+  // then would also close whatever dialog the parent opened in its place.
+  const closed = () => {
+    if (!unmounted.current) {
+      onClose();
+    }
+  };
   const titleId = `dialog-${title.replace(/[^a-z0-9]+/gi, '-').toLowerCase()}`;
   return (
-    <dialog ref={ref} class="dialog" aria-labelledby={titleId} onClose={onClose}>
+    <dialog ref={ref} class="dialog" aria-labelledby={titleId} onClose={closed}>
       <div class="dialog-head">
         <h2 id={titleId}>{title}</h2>
         <button type="button" class="icon-button" aria-label="Close dialog" onClick={onClose}>

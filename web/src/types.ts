@@ -183,3 +183,87 @@ export const kUnitNames: (keyof Units)[] = [
   'read_units',
   'write_units',
 ];
+
+export interface AuditEntry {
+  seq: number;
+  id: string;
+  time: string;
+  organization_id: string;
+  project_id: string | null;
+  actor: string;
+  actor_kind: string;
+  action: string;
+  target: string;
+  source_address: string;
+  request_id: string;
+  details: Record<string, unknown>;
+  prev_hash: string;
+  hash: string;
+}
+
+export interface AuditEntryPage {
+  data: AuditEntry[];
+  next_cursor: string | null;
+}
+
+// entries, first_bad_seq and problem are present only for operators.
+export interface AuditVerification {
+  ok: boolean;
+  entries?: number;
+  first_bad_seq?: number;
+  problem?: 'edited' | 'removed' | 'reordered';
+}
+
+// The event types a webhook endpoint can subscribe to, in the order of the API's Webhook.events enum.
+export const kWebhookEventTypes = [
+  'agent.created',
+  'agent.paused',
+  'agent.deleted',
+  'token.revoked',
+  'budget.warning',
+  'budget.exceeded',
+  'rate_limited',
+  'provider.circuit_opened',
+  'provider.circuit_closed',
+  'credential.rotated',
+  'concierge.updated',
+  'webhook.test',
+] as const;
+
+export type WebhookEventType = (typeof kWebhookEventTypes)[number];
+
+export interface Webhook {
+  id: string;
+  project_id: string;
+  url: string;
+  description: string;
+  events: WebhookEventType[];
+  status: 'active' | 'disabled';
+  created_at: string;
+  updated_at: string;
+}
+
+// The creation and rotation responses: the only ones that carry the signing secret.
+export interface WebhookWithSecret extends Webhook {
+  secret: string;
+}
+
+export interface WebhookDelivery {
+  id: string;
+  endpoint_id: string;
+  event_id: string;
+  event_type: WebhookEventType;
+  status: 'pending' | 'delivered' | 'failed';
+  attempts: number;
+  next_attempt_at: string | null;
+  last_attempt_at: string | null;
+  last_status_code: number | null;
+  last_error: string;
+  created_at: string;
+  delivered_at: string | null;
+}
+
+export interface WebhookDeliveryPage {
+  data: WebhookDelivery[];
+  next_cursor: string | null;
+}
