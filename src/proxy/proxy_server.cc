@@ -649,7 +649,8 @@ awaitable<bool> ProxyServer::Impl::handleRequest(Worker& worker, beast::tcp_stre
 
   // The client waits for an interim 100 response before it sends the body.
   auto expect = header[http::field::expect];
-  if (beast::iequals(expect, "100-continue")) {
+  // HTTP/1.0 has no interim responses, so its clients never get one (RFC 9110, 10.1.1).
+  if (version >= 11 && beast::iequals(expect, "100-continue")) {
     static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
     auto [error, written] =
         co_await asio::async_write(client.socket(), asio::buffer(kContinue), kNoThrow);
@@ -1225,6 +1226,10 @@ Result<std::string> ProxyServer::start() {
     raw->thread = std::thread([raw] { raw->io.run(); });
   }
   return bound;
+}
+
+size_t ProxyServer::pruneRateLimits(int64_t now_ms) {
+  return impl_->rate_limiter.prune(now_ms);
 }
 
 void ProxyServer::stop(std::chrono::milliseconds grace) {

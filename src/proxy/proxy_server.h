@@ -79,6 +79,10 @@ class ProxyServer {
   Result<std::string> start();
   // Stops accepting, lets requests in flight finish for up to `grace`, then stops.
   void stop(std::chrono::milliseconds grace);
+  // Drops the in-memory rate-limit state of agents idle for a minute and a day boundary, so
+  // memory follows the active agents rather than every agent ever seen. Returns how many
+  // keys went. Thread-safe; the owner calls it periodically.
+  size_t pruneRateLimits(int64_t now_ms);
 
  private:
   struct Impl;

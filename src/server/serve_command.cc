@@ -602,6 +602,10 @@ int runServer(const ServeConfig& config) {
       if (auto seeded = seedBudgetSpend(*store, budgets); !seeded) {
         spdlog::error("reloading this month's spend failed: {}", seeded.error().message);
       }
+      size_t pruned = proxy.pruneRateLimits(nowUnixMillis());
+      if (pruned > 0) {
+        spdlog::debug("dropped the rate-limit state of {} idle agent and provider pairs", pruned);
+      }
     }
   }
 

@@ -5,6 +5,7 @@
 
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
+import net from 'node:net';
 import { after, before, beforeEach, describe, test } from 'node:test';
 
 import { rawHeaderValues } from '../mocks/recorder.mjs';
@@ -122,6 +123,26 @@ describe('request bodies', () => {
       assert.equal(next.status, 200, `the next request is 200: ${next.text}`);
     });
   }
+
+  test('HTTP/1.0 request with Expect 100-continue gets no interim response', async () => {
+    // HTTP/1.0 has no 1xx responses; such a client reads "100 Continue" as its final answer.
+    const body = JSON.stringify(kChat);
+    const { hostname, port } = new URL(ks.proxyUrl);
+    const raw = await new Promise((resolve, reject) => {
+      const socket = net.connect(Number(port), hostname, () => {
+        socket.write(`POST ${kChatPath} HTTP/1.0\r\nHost: ${hostname}\r\nAuthorization: Bearer ${token}\r\n` +
+          `Content-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nExpect: 100-continue\r\n\r\n${body}`);
+      });
+      const chunks = [];
+      socket.on('data', (chunk) => chunks.push(chunk));
+      socket.on('end', () => resolve(Buffer.concat(chunks).toString('latin1')));
+      socket.on('error', reject);
+      socket.setTimeout(10000, () => socket.destroy(new Error('no answer within 10 s')));
+    });
+    assert.match(raw, /^HTTP\/1\.[01] 200 /, `the first line is the final answer: ${raw.slice(0, 80)}`);
+    assert.doesNotMatch(raw, /100 Continue/);
+    assert.equal(stack.mocks.openai.requests.length, 1);
+  });
 
   test('chunked body over limit is 413', async () => {
     const body = largeMessageBody(kMaxRequestBytes + 1024 * 1024);
