@@ -1,7 +1,9 @@
 // Drives the web dashboard in headless Chromium against the real keystore binary and a mock
-// OpenAI upstream. It covers sign-in, BYOK key, mode switches, agents and tokens, usage and the
-// invoice, the kill switch and the concierge queue, then the audit trail and webhooks delivered
-// to a Node receiver. Screenshots of every visited page go to test-artifacts/dashboard/.
+// OpenAI upstream. It covers sign-in, BYOK key, mode switches, agents and token mint and
+// rotation, usage and the invoice, the kill switch and the concierge queue, then the audit trail
+// and webhooks delivered to a Node receiver. It also checks that every control has an accessible
+// name, that no page scrolls sideways at 390 px, and signs in with the keyboard alone.
+// Screenshots of every visited page go to test-artifacts/dashboard/.
 
 import assert from 'node:assert/strict';
 import { createHmac, timingSafeEqual } from 'node:crypto';
@@ -99,6 +101,66 @@ async function proxyChat(token) {
   return { status: response.status, json: await response.json() };
 }
 
+// Lists the focusable controls that Chromium computes no accessible name for: text fields,
+// selects, checkboxes, radios and buttons, from the accessibility tree of the whole page. Hidden
+// controls are ignored in that tree and so are not listed.
+async function unnamedControls() {
+  const session = await page.context().newCDPSession(page);
+  try {
+    const { nodes } = await session.send('Accessibility.getFullAXTree');
+    const kControlRoles = new Set(['textbox', 'searchbox', 'combobox', 'listbox', 'spinbutton', 'checkbox', 'radio', 'switch', 'slider', 'button']);
+    const controls = nodes.filter((node) => !node.ignored && kControlRoles.has(node.role?.value));
+    assert.ok(controls.length > 0, 'the accessibility tree lists at least one control');
+    return controls.filter((node) => !(node.name?.value ?? '').trim()).map((node) => `${node.role.value} (DOM node ${node.backendDOMNodeId})`);
+  } finally {
+    await session.detach();
+  }
+}
+
+async function assertControlsNamed(where) {
+  assert.deepEqual(await unnamedControls(), [], `every control on ${where} has an accessible name`);
+}
+
+// Checks that the current page does not scroll sideways in a phone-sized viewport.
+async function assertFitsWidth(where, width = 390) {
+  await page.setViewportSize({ width, height: 844 });
+  try {
+    // Resize observers, such as the usage chart's, resize their elements in the next frames.
+    await page.evaluate(() => new Promise((resolve) => requestAnimationFrame(() => requestAnimationFrame(resolve))));
+    const { scrollWidth, innerWidth, overflowing } = await page.evaluate(() => {
+      // The elements that reach past the right edge, outside any sideways scroll box, to name
+      // the cause of a failure. An absolutely positioned element can escape its scroll box.
+      const overflowing = [];
+      for (const element of document.body.querySelectorAll('*')) {
+        const scrollBox = element.parentElement?.closest('.table-wrap');
+        const escapes = !scrollBox || getComputedStyle(element).position === 'absolute';
+        if (escapes && element.getBoundingClientRect().right > window.innerWidth && !overflowing.some((outer) => outer.contains(element))) {
+          overflowing.push(element);
+        }
+      }
+      return {
+        scrollWidth: document.documentElement.scrollWidth,
+        innerWidth: window.innerWidth,
+        overflowing: overflowing.map((element) => `${element.tagName.toLowerCase()}.${[...element.classList].join('.')}`),
+      };
+    });
+    assert.ok(scrollWidth <= innerWidth, `${where} at ${width} px is ${scrollWidth} px wide, so it scrolls sideways; past the edge: ${overflowing.join(', ')}`);
+  } finally {
+    await page.setViewportSize({ width: 1280, height: 900 });
+  }
+}
+
+// Presses Tab until the focused element matches `selector`, with at most `maxPresses` presses.
+async function tabTo(selector, maxPresses = 80) {
+  for (let presses = 0; presses < maxPresses; presses++) {
+    await page.keyboard.press('Tab');
+    if (await page.evaluate((wanted) => document.activeElement?.matches(wanted) ?? false, selector)) {
+      return;
+    }
+  }
+  assert.fail(`${maxPresses} presses of Tab did not reach ${selector}`);
+}
+
 before(async () => {
   await mkdir(kArtifacts, { recursive: true });
   openai = await startOpenAi({ expectedCredential: kByokKey });
@@ -166,6 +228,8 @@ test('sign-in rejects wrong password then succeeds', async () => {
   await page.getByRole('heading', { name: 'Sign in to Keystore' }).waitFor();
   await screenshot('sign-in');
   await screenshot('sign-in', 390);
+  await assertControlsNamed('the sign-in page');
+  await assertFitsWidth('the sign-in page');
   await page.getByLabel('Email').fill(kEmail);
   await page.getByLabel('Password').fill('wrong password');
   await page.getByRole('button', { name: 'Sign in' }).click();
@@ -242,6 +306,8 @@ test('agent and token created in UI', async () => {
 
   await card.getByRole('button', { name: 'Mint a token for checkout-bot' }).click();
   const mint = page.getByRole('dialog', { name: 'Mint a token for checkout-bot' });
+  await mint.getByLabel('Expires after').waitFor();
+  await assertControlsNamed('the mint dialog');
   await mint.getByRole('button', { name: 'Mint token' }).click();
   const shown = page.getByRole('dialog', { name: 'Token created' });
   await shown.getByText('shown only once').waitFor();
@@ -299,6 +365,61 @@ test('token from UI proxies and shows in usage', async () => {
   assert.match(file.suggestedFilename(), /^keystore-usage-web-shop-\d{4}-\d{2}-\d{2}\.csv$/);
 });
 
+let rotatedToken;
+
+test('token rotated in UI with grace', async () => {
+  await openPage('Agents');
+  const card = page.locator('article[data-agent="checkout-bot"]');
+  const [agent] = (await apiExpect(ks, 'GET', `/api/v1/projects/${project.id}/agents`, undefined, 200)).data;
+  const [old] = (await apiExpect(ks, 'GET', `/api/v1/agents/${agent.id}/tokens`, undefined, 200)).data;
+  await card.getByRole('button', { name: `Rotate token ${old.id}` }).click();
+  const dialog = page.getByRole('dialog', { name: `Rotate token ${old.id}?` });
+  await dialog.getByText(`ending in ${old.hint} stops working at once`).waitFor();
+  await dialog.getByLabel('Grace period for the old token').selectOption('10m');
+  await dialog.getByText(`ending in ${old.hint} keeps working for 10 minutes`).waitFor();
+  await assertControlsNamed('the rotate dialog');
+  await screenshot('agents-token-rotate');
+  await dialog.getByRole('button', { name: 'Rotate token' }).click();
+
+  const rotatedDialog = page.getByRole('dialog', { name: 'Token rotated' });
+  await rotatedDialog.getByText('shown only once').waitFor();
+  await rotatedDialog.getByRole('button', { name: 'Copy token' }).waitFor();
+  await rotatedDialog.getByText(`It replaces ${old.id}.`).waitFor();
+  rotatedToken = await rotatedDialog.getByLabel('Agent token').inputValue();
+  assert.match(rotatedToken, /^ks_[0-9a-f]{64}$/);
+  assert.notEqual(rotatedToken, agentToken);
+  await rotatedDialog.getByRole('button', { name: 'Done' }).click();
+  await rotatedDialog.waitFor({ state: 'detached' });
+  assert.ok(!(await page.content()).includes(rotatedToken), 'the rotated token is gone from the page after Done');
+
+  const tokens = (await apiExpect(ks, 'GET', `/api/v1/agents/${agent.id}/tokens`, undefined, 200)).data;
+  assert.equal(tokens.length, 2);
+  const oldAfter = tokens.find((token) => token.id === old.id);
+  const replacement = tokens.find((token) => token.id !== old.id);
+  assert.equal(oldAfter.rotated_to, replacement.id);
+  assert.equal(replacement.rotated_from, old.id);
+  assert.equal(oldAfter.status, 'active');
+  const graceLeftMs = Date.parse(oldAfter.expires_at) - Date.now();
+  assert.ok(graceLeftMs > 0, `the old token still works, expiring in ${graceLeftMs} ms`);
+  assert.ok(graceLeftMs <= 600_000, `the old token expires within the 10 minute grace, in ${graceLeftMs} ms`);
+
+  const oldRow = card.locator(`tr[data-token="${old.id}"]`);
+  await oldRow.locator('.rotation').getByText(replacement.id).waitFor();
+  assert.equal(await oldRow.locator('.rotation').textContent(), `replaced by ${replacement.id}`);
+  assert.equal(await oldRow.locator('.badge').textContent(), 'expiring');
+  assert.equal(await oldRow.getByRole('button', { name: `Rotate token ${old.id}` }).count(), 0, 'a rotated token cannot be rotated again');
+  const newRow = card.locator(`tr[data-token="${replacement.id}"]`);
+  assert.equal(await newRow.locator('.rotation').textContent(), `replaces ${old.id}`);
+  assert.equal(await newRow.locator('.badge').textContent(), 'active');
+  await screenshot('agents-token-rotated');
+  await screenshot('agents-token-rotated', 390);
+
+  const oldAnswer = await proxyChat(agentToken);
+  assert.equal(oldAnswer.status, 200, `the old token works during the grace period: ${JSON.stringify(oldAnswer.json)}`);
+  const newAnswer = await proxyChat(rotatedToken);
+  assert.equal(newAnswer.status, 200, `the new token works: ${JSON.stringify(newAnswer.json)}`);
+});
+
 test('paused agent is refused by proxy', async () => {
   await openPage('Agents');
   const card = page.locator('article[data-agent="checkout-bot"]');
@@ -308,10 +429,13 @@ test('paused agent is refused by proxy', async () => {
   await screenshot('agents-paused');
   await screenshot('agents-paused', 390);
 
-  const answer = await proxyChat(agentToken);
-  assert.equal(answer.status, 403);
-  assert.equal(answer.json?.error?.code, 'agent_paused');
-  assert.equal(openai.requests.length, 1, 'the refused request never reached the upstream');
+  const upstreamRequests = openai.requests.length;
+  for (const token of [agentToken, rotatedToken]) {
+    const answer = await proxyChat(token);
+    assert.equal(answer.status, 403);
+    assert.equal(answer.json?.error?.code, 'agent_paused');
+  }
+  assert.equal(openai.requests.length, upstreamRequests, 'the refused requests never reached the upstream');
 });
 
 test('concierge request fulfilled by operator', async () => {
@@ -415,6 +539,28 @@ test('audit page lists earlier changes', async () => {
   await page.getByText('25 entries shown').waitFor();
 });
 
+test('pages name controls and fit 390 px', async () => {
+  // The checks themselves catch an unnamed control and a too wide element.
+  await page.evaluate(() => {
+    const probe = document.createElement('div');
+    probe.id = 'probe';
+    probe.style.width = '1000px';
+    probe.innerHTML = '<input type="text"><button type="button"></button>';
+    document.body.append(probe);
+  });
+  assert.equal((await unnamedControls()).length, 2, 'an unlabeled input and an empty button are reported');
+  await assert.rejects(assertFitsWidth('the probe'), /the probe at 390 px is \d+ px wide.*past the edge: div\./);
+  await page.evaluate(() => document.getElementById('probe').remove());
+
+  for (const label of ['Providers', 'Agents', 'Usage', 'Audit', 'Webhooks', 'Operator']) {
+    await openPage(label);
+    // Each page is checked once its data has loaded, not on its loading placeholder.
+    await page.getByRole('status').filter({ hasText: /^Loading/ }).first().waitFor({ state: 'detached' });
+    await assertControlsNamed(label);
+    await assertFitsWidth(label);
+  }
+});
+
 const webhookSecrets = [];
 
 test('webhook created in UI gets test event', async () => {
@@ -467,6 +613,8 @@ test('webhook created in UI gets test event', async () => {
   assert.equal(await delivered.locator('td[data-label="Last error"]').textContent(), '—');
   await screenshot('webhooks');
   await screenshot('webhooks', 390);
+  await assertControlsNamed('Webhooks with an endpoint');
+  await assertFitsWidth('Webhooks with an endpoint');
 
   await card.getByRole('button', { name: `Disable ${hookUrl}` }).click();
   await card.locator('.badge').getByText('disabled', { exact: true }).waitFor();
@@ -502,7 +650,7 @@ test('webhook created in UI gets test event', async () => {
 test('no secret in browser state', async () => {
   const storage = await page.evaluate(() => JSON.stringify({ ...localStorage, ...sessionStorage }));
   const html = await page.content();
-  for (const secret of [ks.adminKey, kByokKey, kPoolKey, kConciergeKey, agentToken, ...webhookSecrets]) {
+  for (const secret of [ks.adminKey, kByokKey, kPoolKey, kConciergeKey, agentToken, rotatedToken, ...webhookSecrets]) {
     assert.ok(!storage.includes(secret), 'browser storage holds no secret');
     assert.ok(!html.includes(secret), 'the page holds no secret');
   }
@@ -516,4 +664,27 @@ test('sign-out returns to sign-in', async () => {
   await page.getByRole('heading', { name: 'Sign in to Keystore' }).waitFor();
   const response = await page.evaluate(async () => (await fetch('/api/v1/auth/session')).status);
   assert.equal(response, 401);
+});
+
+test('keyboard alone signs in and closes dialog', async () => {
+  await page.getByRole('heading', { name: 'Sign in to Keystore' }).waitFor();
+  await tabTo('input[name="email"]');
+  await page.keyboard.type(kEmail);
+  await page.keyboard.press('Tab');
+  assert.equal(await page.evaluate(() => document.activeElement?.getAttribute('name')), 'password', 'Tab moves from the email to the password field');
+  await page.keyboard.type(kPassword);
+  await page.keyboard.press('Enter');
+  await page.getByRole('button', { name: 'Sign out' }).waitFor();
+
+  await tabTo('nav a[href="/agents"]');
+  await page.keyboard.press('Enter');
+  await page.getByRole('heading', { level: 1, name: 'Agents' }).waitFor();
+  await tabTo('.page-head button.primary');
+  await page.keyboard.press('Enter');
+  const create = page.getByRole('dialog', { name: 'Create agent' });
+  await create.waitFor();
+  assert.ok(await create.evaluate((dialog) => dialog.contains(document.activeElement)), 'opening the dialog moves focus into it');
+  await page.keyboard.press('Escape');
+  await create.waitFor({ state: 'detached' });
+  assert.equal(await page.evaluate(() => document.activeElement?.textContent?.trim()), 'Create agent', 'closing the dialog returns focus to the button that opened it');
 });

@@ -67,6 +67,9 @@ export interface Token {
   revoked_at: string | null;
   created_at: string;
   last_used_at: string | null;
+  // The token this one replaced, and the token that replaced it, by rotation.
+  rotated_from: string | null;
+  rotated_to: string | null;
 }
 
 export interface CreatedToken extends Token {

@@ -1,4 +1,5 @@
-// Agents page: each agent's limits, budget and kill switch, and its tokens with mint and revoke.
+// Agents page: each agent's limits, budget and kill switch, and its tokens with mint, rotate and
+// revoke.
 
 import { useRef, useState } from 'preact/hooks';
 import { api, segment } from '../api';
@@ -172,12 +173,50 @@ const kExpiryChoices = [
   { value: '90d', label: '90 days' },
 ];
 
+// Shows a newly minted or rotated token once, with a copy button. The plain token lives only in
+// the caller's state, which the caller drops when this dialog closes.
+function TokenShownOnce({ title, created, note, onClose }: { title: string; created: CreatedToken; note?: string; onClose: () => void }) {
+  const [copied, setCopied] = useState(false);
+  const tokenField = useRef<HTMLInputElement>(null);
+
+  const copy = async () => {
+    try {
+      await navigator.clipboard.writeText(created.token);
+      setCopied(true);
+    } catch {
+      // Without clipboard permission, select the text so that Ctrl+C copies it.
+      tokenField.current?.select();
+    }
+  };
+
+  return (
+    <Dialog title={title} onClose={onClose}>
+      <p class="warning" role="alert">
+        Copy this token now. It is shown only once; Keystore stores only its hash.
+      </p>
+      <Field label="Agent token">
+        <input ref={tokenField} class="token-value" readOnly value={created.token} onFocus={(event) => event.currentTarget.select()} />
+      </Field>
+      <p class="muted small">
+        Token id {created.id}, ending in {created.hint}, expires {time(created.expires_at, 'never')}.
+      </p>
+      {note && <p class="muted small">{note}</p>}
+      <div class="dialog-actions">
+        <button type="button" onClick={() => void copy()}>
+          {copied ? 'Copied' : 'Copy token'}
+        </button>
+        <button type="button" class="primary" onClick={onClose}>
+          Done
+        </button>
+      </div>
+    </Dialog>
+  );
+}
+
 // Mints a token and shows it once. The plain token lives only in this dialog's state and is
 // dropped when the dialog closes.
 function MintDialog({ agent, providers, onClose, onMinted }: { agent: Agent; providers: ProviderEntry[]; onClose: () => void; onMinted: () => void }) {
   const [created, setCreated] = useState<CreatedToken | undefined>(undefined);
-  const [copied, setCopied] = useState(false);
-  const tokenField = useRef<HTMLInputElement>(null);
   const action = useAction();
 
   const submit = (event: Event) => {
@@ -201,46 +240,13 @@ function MintDialog({ agent, providers, onClose, onMinted }: { agent: Agent; pro
     });
   };
 
-  const copy = async () => {
-    if (!created) {
-      return;
-    }
-    try {
-      await navigator.clipboard.writeText(created.token);
-      setCopied(true);
-    } catch {
-      // Without clipboard permission, select the text so that Ctrl+C copies it.
-      tokenField.current?.select();
-    }
-  };
-
   const close = () => {
     setCreated(undefined);
     onClose();
   };
 
   if (created) {
-    return (
-      <Dialog title="Token created" onClose={close}>
-        <p class="warning" role="alert">
-          Copy this token now. It is shown only once; Keystore stores only its hash.
-        </p>
-        <Field label="Agent token">
-          <input ref={tokenField} class="token-value" readOnly value={created.token} onFocus={(event) => event.currentTarget.select()} />
-        </Field>
-        <p class="muted small">
-          Token id {created.id}, ending in {created.hint}, expires {time(created.expires_at, 'never')}.
-        </p>
-        <div class="dialog-actions">
-          <button type="button" onClick={() => void copy()}>
-            {copied ? 'Copied' : 'Copy token'}
-          </button>
-          <button type="button" class="primary" onClick={close}>
-            Done
-          </button>
-        </div>
-      </Dialog>
-    );
+    return <TokenShownOnce title="Token created" created={created} onClose={close} />;
   }
 
   return (
@@ -287,6 +293,7 @@ function MintDialog({ agent, providers, onClose, onMinted }: { agent: Agent; pro
 function TokenList({ agent, canEdit, generation }: { agent: Agent; canEdit: boolean; generation: number }) {
   const tokens = useResource(() => api<ListOf<Token>>('GET', `/agents/${segment(agent.id)}/tokens`), `${agent.id}/${generation}`);
   const [revoking, setRevoking] = useState<Token | undefined>(undefined);
+  const [rotating, setRotating] = useState<Token | undefined>(undefined);
   const action = useAction();
 
   const revoke = (token: Token) =>
@@ -325,14 +332,25 @@ function TokenList({ agent, canEdit, generation }: { agent: Agent; canEdit: bool
                       <td><code>{token.id}</code></td>
                       <td><code>{token.hint}</code></td>
                       <td>{token.scopes.length > 0 ? token.scopes.join(', ') : 'all enabled providers'}{token.models.length > 0 ? ` · models ${token.models.join(', ')}` : ''}</td>
-                      <td><Badge tone={token.status === 'active' ? 'good' : 'bad'}>{token.status}</Badge></td>
+                      <td>
+                        <TokenStatus token={token} />
+                        {token.rotated_to && <span class="rotation small">replaced by <code>{token.rotated_to}</code></span>}
+                        {token.rotated_from && <span class="rotation small">replaces <code>{token.rotated_from}</code></span>}
+                      </td>
                       <td>{time(token.expires_at, 'never')}</td>
                       <td>{time(token.last_used_at, 'never')}</td>
                       <td>
                         {canEdit && token.status === 'active' && (
-                          <button type="button" class="danger" aria-label={`Revoke token ${token.id}`} onClick={() => setRevoking(token)}>
-                            Revoke
-                          </button>
+                          <div class="row-actions">
+                            {!token.rotated_to && (
+                              <button type="button" aria-label={`Rotate token ${token.id}`} onClick={() => setRotating(token)}>
+                                Rotate
+                              </button>
+                            )}
+                            <button type="button" class="danger" aria-label={`Revoke token ${token.id}`} onClick={() => setRevoking(token)}>
+                              Revoke
+                            </button>
+                          </div>
                         )}
                       </td>
                     </tr>
@@ -357,6 +375,89 @@ function TokenList({ agent, canEdit, generation }: { agent: Agent; canEdit: bool
           </div>
         </Dialog>
       )}
+      {rotating && <RotateDialog token={rotating} onClose={() => setRotating(undefined)} onRotated={tokens.reload} />}
     </div>
+  );
+}
+
+// A token's status badge. A rotated token that still works is in its grace period, so it shows as
+// expiring.
+function TokenStatus({ token }: { token: Token }) {
+  if (token.status !== 'active') {
+    return <Badge tone="bad">{token.status}</Badge>;
+  }
+  if (token.rotated_to) {
+    return <Badge tone="warn">expiring</Badge>;
+  }
+  return <Badge tone="good">active</Badge>;
+}
+
+const kGraceChoices = [
+  { value: '', label: 'None' },
+  { value: '10m', label: '10 minutes' },
+  { value: '1h', label: '1 hour' },
+  { value: '24h', label: '24 hours' },
+];
+
+// Rotates a token: mints a replacement with the same scopes, models and expiry, and shows it once.
+// The old token keeps working for the chosen grace period, never past its own expiry.
+function RotateDialog({ token, onClose, onRotated }: { token: Token; onClose: () => void; onRotated: () => void }) {
+  const [created, setCreated] = useState<CreatedToken | undefined>(undefined);
+  const [grace, setGrace] = useState('');
+  const action = useAction();
+
+  const submit = (event: Event) => {
+    event.preventDefault();
+    const body: Record<string, unknown> = {};
+    if (grace) {
+      body.grace = grace;
+    }
+    void action.run(async () => {
+      setCreated(await api<CreatedToken>('POST', `/tokens/${segment(token.id)}/rotate`, body));
+      onRotated();
+    });
+  };
+
+  const close = () => {
+    setCreated(undefined);
+    onClose();
+  };
+
+  const graceLabel = kGraceChoices.find((choice) => choice.value === grace)?.label ?? grace;
+  const oldTokenFate = grace
+    ? `The old token ending in ${token.hint} keeps working for ${graceLabel} (never past its own expiry), then stops.`
+    : `The old token ending in ${token.hint} stops working at once: its next request is refused with 401.`;
+
+  if (created) {
+    return <TokenShownOnce title="Token rotated" created={created} note={`It replaces ${token.id}. ${oldTokenFate}`} onClose={close} />;
+  }
+
+  return (
+    <Dialog title={`Rotate token ${token.id}?`} onClose={close}>
+      <form onSubmit={submit}>
+        <p>A new token with the same scopes, models and expiry replaces this one and is shown once.</p>
+        <Field label="Grace period for the old token">
+          <select name="grace" value={grace} onChange={(event) => setGrace(event.currentTarget.value)}>
+            {kGraceChoices.map((choice) => (
+              <option key={choice.value} value={choice.value}>
+                {choice.label}
+              </option>
+            ))}
+          </select>
+        </Field>
+        <p class="muted small" aria-live="polite">
+          {oldTokenFate}
+        </p>
+        <ErrorBox error={action.error} title="The token was not rotated" />
+        <div class="dialog-actions">
+          <button type="button" onClick={close}>
+            Cancel
+          </button>
+          <button type="submit" class="primary" disabled={action.pending}>
+            Rotate token
+          </button>
+        </div>
+      </form>
+    </Dialog>
   );
 }
