@@ -1,5 +1,6 @@
 #include "marketplace/credential_health.h"
 
+#include <algorithm>
 #include <optional>
 
 namespace keystore::marketplace {
@@ -49,7 +50,8 @@ bool CredentialHealth::tryAcquireLocked(int64_t now_ms, int64_t rpm_limit, bool&
     state_ = CircuitState::kHalfOpen;
     half_opened = true;
   }
-  if (state_ == CircuitState::kHalfOpen && probe_in_flight_) {
+  if (state_ == CircuitState::kHalfOpen && probe_in_flight_ &&
+      now_ms - probe_started_ms_ < std::max(policy_.cooldown_ms, kMinProbeLeaseMs)) {
     return false;
   }
   if (rpm_limit > 0 && windowCount(now_ms) >= rpm_limit) {
@@ -64,6 +66,7 @@ bool CredentialHealth::tryAcquireLocked(int64_t now_ms, int64_t rpm_limit, bool&
   ++current_count_;
   if (state_ == CircuitState::kHalfOpen) {
     probe_in_flight_ = true;
+    probe_started_ms_ = now_ms;
   }
   last_acquired_ms_ = now_ms;
   return true;

@@ -5,7 +5,10 @@
 // failures (401, 403, 429 or 5xx responses) it opens and is skipped. Once `cooldown_ms` has
 // passed, the next request may use it as the single probe (half-open). The probe's success
 // closes the circuit, its failure opens it for another cool-down, and a probe that ends
-// without a verdict (the client went away) lets the next request probe instead.
+// without a verdict (the client went away) lets the next request probe instead. A probe still
+// running after the probe lease (the cool-down, at least kMinProbeLeaseMs) is presumed lost,
+// for example to an upstream that never answers. The next request then probes too, so one
+// hung request cannot keep the credential out of use for the whole response timeout.
 //
 // Rate: at most `rpm_limit` requests in any 60-second sliding window (0 = unlimited),
 // estimated from the counts of the current and the previous fixed minute, weighted by how
@@ -52,6 +55,8 @@ struct HealthView {
 
 class CredentialHealth {
  public:
+  static constexpr int64_t kMinProbeLeaseMs = 60'000;
+
   // Called with the credential id and the new state whenever the circuit opens, turns
   // half-open for a probe, or closes, outside the lock.
   using StateListener = std::function<void(const std::string&, CircuitState)>;
@@ -82,6 +87,7 @@ class CredentialHealth {
   int consecutive_failures_ = 0;
   int64_t opened_at_ms_ = 0;
   bool probe_in_flight_ = false;
+  int64_t probe_started_ms_ = 0;
   int64_t last_acquired_ms_ = 0;
   int64_t minute_ = 0;  // the fixed minute (now_ms / 60000) the current count belongs to
   int64_t current_count_ = 0;

@@ -93,6 +93,20 @@ TEST_F(CredentialHealthTest, NeutralProbeLetsNextRequestProbe) {
   EXPECT_TRUE(health->tryAcquire(kStart + 1002, 0));
 }
 
+TEST_F(CredentialHealthTest, HungProbeLetsAnotherProbeAfterLease) {
+  auto health = registry_.get("c1");
+  for (int i = 0; i < 3; ++i) {
+    use(*health, kStart, Verdict::kFailure);
+  }
+  int64_t probe = kStart + 1000;
+  ASSERT_TRUE(health->tryAcquire(probe, 0));  // never reports: its upstream hangs
+  EXPECT_FALSE(health->tryAcquire(probe + CredentialHealth::kMinProbeLeaseMs - 1, 0));
+  ASSERT_TRUE(health->tryAcquire(probe + CredentialHealth::kMinProbeLeaseMs, 0));
+  health->report(Verdict::kSuccess, probe + CredentialHealth::kMinProbeLeaseMs + 5);
+  EXPECT_EQ(health->view(probe + CredentialHealth::kMinProbeLeaseMs + 5).state,
+            CircuitState::kClosed);
+}
+
 TEST_F(CredentialHealthTest, RateLimitSlidesAcrossMinutes) {
   auto health = registry_.get("c1");
   for (int i = 0; i < 10; ++i) {
