@@ -6,21 +6,37 @@
 #include "common/encoding.h"
 
 namespace keystore {
+namespace {
+
+// OpenSSL 3 looks an algorithm up in its provider tables on every use of EVP_sha256(); the
+// proxy hashes a token on every request, so the lookup is done once. The object lives for the
+// process.
+const EVP_MD* sha256Digest() {
+  static const EVP_MD* const digest = [] {
+    const EVP_MD* fetched = EVP_MD_fetch(nullptr, "SHA256", nullptr);
+    return fetched != nullptr ? fetched : EVP_sha256();
+  }();
+  return digest;
+}
+
+}  // namespace
 
 std::string sha256(std::string_view data) {
   std::string digest(32, '\0');
   unsigned int size = 0;
   EVP_Digest(data.data(), data.size(), reinterpret_cast<unsigned char*>(digest.data()), &size,
-             EVP_sha256(), nullptr);
+             sha256Digest(), nullptr);
   return digest;
 }
 
-std::string sha256Hex(std::string_view data) { return hexEncode(sha256(data)); }
+std::string sha256Hex(std::string_view data) {
+  return hexEncode(sha256(data));
+}
 
 std::string hmacSha256(std::string_view key, std::string_view data) {
   std::string mac(32, '\0');
   unsigned int size = 0;
-  HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()),
+  HMAC(sha256Digest(), key.data(), static_cast<int>(key.size()),
        reinterpret_cast<const unsigned char*>(data.data()), data.size(),
        reinterpret_cast<unsigned char*>(mac.data()), &size);
   return mac;

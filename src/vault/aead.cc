@@ -17,6 +17,17 @@ struct CipherContextFree {
 };
 using CipherContext = std::unique_ptr<EVP_CIPHER_CTX, CipherContextFree>;
 
+// Fetched once: EVP_aes_256_gcm() makes OpenSSL 3 look the algorithm up in its provider tables
+// on every initialisation, and the proxy decrypts a credential on every request. The object
+// lives for the process.
+const EVP_CIPHER* aes256Gcm() {
+  static const EVP_CIPHER* const cipher = [] {
+    const EVP_CIPHER* fetched = EVP_CIPHER_fetch(nullptr, "AES-256-GCM", nullptr);
+    return fetched != nullptr ? fetched : EVP_aes_256_gcm();
+  }();
+  return cipher;
+}
+
 const unsigned char* bytes(std::string_view text) {
   return reinterpret_cast<const unsigned char*>(text.data());
 }
@@ -112,7 +123,7 @@ Result<std::string> seal(std::string_view key, std::string_view key_id, std::str
   EVP_CIPHER_CTX* cipher = context_owner.get();
   int size = 0;
   bool ok = cipher != nullptr &&
-            EVP_EncryptInit_ex(cipher, EVP_aes_256_gcm(), nullptr, bytes(key), bytes(nonce)) == 1 &&
+            EVP_EncryptInit_ex(cipher, aes256Gcm(), nullptr, bytes(key), bytes(nonce)) == 1 &&
             addAssociatedData(cipher, true, header) && addAssociatedData(cipher, true, context);
   if (ok && !plaintext.empty()) {
     ok = EVP_EncryptUpdate(cipher, bytes(out) + body_offset, &size, bytes(plaintext),
@@ -148,11 +159,10 @@ Result<Secret> open(std::string_view key, std::string_view context, std::string_
   CipherContext context_owner(EVP_CIPHER_CTX_new());
   EVP_CIPHER_CTX* cipher = context_owner.get();
   int size = 0;
-  bool ok = cipher != nullptr &&
-            EVP_DecryptInit_ex(cipher, EVP_aes_256_gcm(), nullptr, bytes(key),
-                               bytes(parts->nonce)) == 1 &&
-            addAssociatedData(cipher, false, parts->header) &&
-            addAssociatedData(cipher, false, context);
+  bool ok =
+      cipher != nullptr &&
+      EVP_DecryptInit_ex(cipher, aes256Gcm(), nullptr, bytes(key), bytes(parts->nonce)) == 1 &&
+      addAssociatedData(cipher, false, parts->header) && addAssociatedData(cipher, false, context);
   if (ok && !parts->body.empty()) {
     ok = EVP_DecryptUpdate(cipher, bytes(plaintext.revealMutable()), &size, bytes(parts->body),
                            static_cast<int>(parts->body.size())) == 1;
