@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <random>
 
 #include "common/clock.h"
@@ -94,8 +95,16 @@ void Dispatcher::run() {
     }
 
     std::unique_lock lock(mutex_);
-    wakeup_.wait_for(lock, options_.poll_interval,
-                     [this, seen] { return stopping_ || wake_count_ != seen; });
+    auto wait = options_.poll_interval;
+    if (next_retry_ms_ != 0) {
+      int64_t until_retry = next_retry_ms_ - nowUnixMillis();
+      if (until_retry <= 0) {
+        next_retry_ms_ = 0;
+        continue;
+      }
+      wait = std::min(wait, std::chrono::milliseconds(until_retry));
+    }
+    wakeup_.wait_for(lock, wait, [this, seen] { return stopping_ || wake_count_ != seen; });
   }
 }
 
@@ -126,6 +135,12 @@ Result<bool> Dispatcher::runOnce() {
         result.status == "pending" ? formatRfc3339(result.next_attempt_at) : "none, failed");
   }
 
+  if (result.status == "pending") {
+    std::lock_guard lock(mutex_);
+    if (next_retry_ms_ == 0 || result.next_attempt_at < next_retry_ms_) {
+      next_retry_ms_ = result.next_attempt_at;
+    }
+  }
   auto finished = store_.finishWebhookAttempt(result);
   if (!finished && finished.error().code != ErrorCode::kConflict) {
     return std::unexpected(finished.error());

@@ -4,8 +4,8 @@
 // outcome. Each claim leases the delivery, so instances sharing the database never start the
 // same attempt twice. A 2xx response marks the delivery delivered. Any other status, a
 // redirect or a connection failure schedules a retry by the RetryPolicy, or marks the
-// delivery failed once the retry window is spent. A delivery whose endpoint is disabled, or whose secret or
-// URL no longer works, fails at once. Workers poll the store every `poll_interval` and
+// delivery failed once the retry window is spent. A delivery whose endpoint is disabled, or whose
+// secret or URL no longer works, fails at once. Workers poll the store every `poll_interval` and
 // sooner when wake() is called.
 //
 // A lease lasts the send timeout plus a margin, so a lease left by a crashed instance
@@ -66,6 +66,9 @@ class Dispatcher {
   std::condition_variable wakeup_;
   bool stopping_ = false;
   uint64_t wake_count_ = 0;
+  // The earliest retry this process scheduled (Unix ms, 0 = none), so an idle worker wakes for
+  // it instead of waiting out the whole poll interval.
+  int64_t next_retry_ms_ = 0;
   std::vector<std::thread> threads_;
 };
 
