@@ -3,10 +3,10 @@
 //
 // A caller asks for a page with ?limit=N (1-1000) and continues with ?cursor=C, the
 // next_cursor of the previous page. Without either parameter the whole list is returned, as
-// before. The cursor is opaque to callers. It encodes the position after the page. Lists
+// before. The cursor is opaque to callers and encodes the position after the page. Lists
 // ordered oldest first (projects, agents, tokens, keys, members) grow at the end and page
-// exactly; in lists ordered newest first (prices, concierge requests), an item added between
-// two requests moves the rest down, so the next page repeats the last item of the previous one.
+// exactly. NOTE: in lists ordered newest first (prices, concierge requests), an item added
+// between two requests moves the rest down, so the next page repeats an item.
 //
 // Free functions; thread-safe.
 #pragma once

@@ -8,9 +8,8 @@
 namespace keystore {
 namespace {
 
-// OpenSSL 3 looks an algorithm up in its provider tables on every use of EVP_sha256(); the
-// proxy hashes a token on every request, so the lookup is done once. The object lives for the
-// process.
+// OpenSSL 3 looks an algorithm up in its provider tables on every use of EVP_sha256(). The
+// proxy hashes a token on every request, so the lookup is done once, for the whole process.
 const EVP_MD* sha256Digest() {
   static const EVP_MD* const digest = [] {
     const EVP_MD* fetched = EVP_MD_fetch(nullptr, "SHA256", nullptr);

@@ -170,8 +170,8 @@ struct RequestRecord {
   int64_t bytes_out = 0;
 };
 
-// Logs the budget thresholds a settlement crossed and hands them to `on_event`; each is
-// reported once a month per agent or project, by whichever instance crossed it.
+// Logs the budget thresholds a settlement crossed and hands them to `on_event`. Each threshold
+// is reported once a month per agent or project, by the instance that crossed it.
 void reportBudgetEvents(const limits::BudgetEvents& events, const std::string& agent_id,
                         const std::string& project_id, const std::string& provider,
                         const std::string& request_id,

@@ -60,8 +60,8 @@ struct ProxyOptions {
   // for up to this long and this many bytes, so the usage the provider bills is recorded.
   std::chrono::milliseconds abort_drain_timeout{60'000};
   uint64_t abort_drain_bytes = 64ull << 20;
-  // Where rate limits and budgets are counted when several instances share them; unset, each
-  // instance counts in memory. Each I/O thread keeps one connection.
+  // The Redis server that counts rate limits and budgets for every instance sharing it. Unset,
+  // each instance counts in memory. Each I/O thread keeps one connection.
   std::optional<redis::RedisEndpoint> redis;
   // Receives ProxyEvents on the I/O threads, so it must not block. Unset = not reported.
   std::function<void(const ProxyEvent&)> on_event;

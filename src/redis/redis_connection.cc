@@ -212,18 +212,19 @@ void RedisConnection::connect() {
 
   // Queued ahead of every other command, so no command runs unauthenticated or on database 0
   // by mistake.
-  auto log_refusal = [display = endpoint_.display()](std::string_view what) {
+  auto log_rejection = [display = endpoint_.display()](std::string_view what) {
     return [display, what = std::string(what)](Result<RedisValue> reply) {
       if (reply && reply->kind == RedisValue::Kind::kError) {
-        spdlog::error("Redis at {} refused {}: {}", display, what, reply->text);
+        spdlog::error("Redis at {} rejected {}: {}; check the Redis URL", display, what,
+                      reply->text);
       }
     };
   };
   if (!endpoint_.password.empty()) {
-    command({"AUTH", std::string(endpoint_.password.reveal())}, log_refusal("the password"));
+    command({"AUTH", std::string(endpoint_.password.reveal())}, log_rejection("the password"));
   }
   if (endpoint_.database != 0) {
-    command({"SELECT", std::to_string(endpoint_.database)}, log_refusal("SELECT"));
+    command({"SELECT", std::to_string(endpoint_.database)}, log_rejection("SELECT"));
   }
 }
 

@@ -33,7 +33,7 @@ struct redisReply;
 
 namespace keystore::redis {
 
-// Where the Redis server is: parsed from redis://[[user]:password@]host[:port][/database].
+// The address of a Redis server, parsed from redis://[[user]:password@]host[:port][/database].
 struct RedisEndpoint {
   std::string host = "127.0.0.1";
   uint16_t port = 6379;

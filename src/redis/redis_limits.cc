@@ -251,8 +251,8 @@ asio::awaitable<Result<RedisValue>> RedisLimits::evalScript(const Script& script
 void RedisLimits::evalScriptDetached(const Script& script, std::vector<std::string> keys,
                                      std::vector<std::string> args,
                                      RedisConnection::Callback done) {
-  // EVAL rather than EVALSHA: detached calls have nobody to retry after NOSCRIPT, and Redis
-  // caches the compiled script by its text either way.
+  // EVAL rather than EVALSHA, because a detached call cannot retry after NOSCRIPT. Redis caches
+  // the compiled script by its text either way.
   std::vector<std::string> command{"EVAL", std::string(script.text), std::to_string(keys.size())};
   command.insert(command.end(), std::make_move_iterator(keys.begin()),
                  std::make_move_iterator(keys.end()));

@@ -26,7 +26,8 @@ TEST(PasswordTest, SamePasswordGetsDistinctSalts) {
   Secret password("correct horse battery");
   Result<std::string> first = hashPassword(password);
   Result<std::string> second = hashPassword(password);
-  ASSERT_TRUE(first && second);
+  ASSERT_TRUE(first);
+  ASSERT_TRUE(second);
   EXPECT_NE(*first, *second);
 }
 

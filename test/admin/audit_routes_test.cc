@@ -25,7 +25,7 @@ class AuditRoutesTest : public AdminApiTest {
   std::string keyId(const std::string& key) {
     auto found = store_->findAdminKeyByHash(tokens::hashToken(key));
     EXPECT_TRUE(found.has_value());
-    EXPECT_TRUE(found && found->has_value());
+    EXPECT_TRUE(found && found->has_value()) << "the key was stored";
     return found && *found ? (*found)->id : "";
   }
 

@@ -125,7 +125,7 @@ describe('request bodies', () => {
   }
 
   test('HTTP/1.0 request with Expect 100-continue gets no interim response', async () => {
-    // HTTP/1.0 has no 1xx responses; such a client reads "100 Continue" as its final answer.
+    // HTTP/1.0 has no 1xx responses; such a client takes "100 Continue" as the final response.
     const body = JSON.stringify(kChat);
     const { hostname, port } = new URL(ks.proxyUrl);
     const raw = await new Promise((resolve, reject) => {

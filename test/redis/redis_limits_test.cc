@@ -211,8 +211,8 @@ TEST_F(RedisLimitsTest, TpmCountsTokensRecordedByEveryInstance) {
   limits::RateLimits tpm{std::nullopt, std::nullopt, 1'000};
   first_.recordTokens("agt_1", "openai", 600, kNow);
   second_.recordTokens("agt_1", "openai", 400, kNow + 5);
-  // Replies come in order on one connection, so an answered admit means the tokens before it
-  // were stored.
+  // Replies come in order on one connection, so a completed admit means the tokens sent before
+  // it were stored.
   (void)runOn(second_io_, second_.admit("agt_2", "openai", limits::RateLimits{}, kNow));
   auto rejected = runOn(first_io_, first_.admit("agt_1", "openai", tpm, kNow + 10));
   ASSERT_TRUE(rejected);
@@ -262,8 +262,7 @@ TEST_F(RedisLimitsTest, BudgetAdmitsOnlyWhatFitsAcrossTwoInstances) {
   EXPECT_EQ(refused, 19);
   ASSERT_EQ(held.size(), 1u);
 
-  // Settling at $0.03 crosses the 80 % warning and reaches nothing else; a second settle of
-  // the same reservation moves no reserved amount but adds its spend.
+  // Settling at $0.03 crosses the 80 % warning and no other threshold.
   std::optional<limits::BudgetEvents> events;
   first_.settle(held[0], 30'000, caps, kNow, [&](Result<limits::BudgetEvents> settled) {
     ASSERT_TRUE(settled);
@@ -297,8 +296,10 @@ TEST_F(RedisLimitsTest, ExceededIsReportedOnceAcrossInstances) {
   limits::BudgetCaps caps{limits::BudgetCap{10, std::nullopt}, limits::BudgetCap{}};
   auto a = runOn(first_io_, first_.reserve("agt_1", "prj_1", 60'000, caps, kNow, 0, 0));
   auto b = runOn(second_io_, second_.reserve("agt_1", "prj_1", 40'000, caps, kNow, 0, 0));
-  ASSERT_TRUE(a && a->has_value());
-  ASSERT_TRUE(b && b->has_value());
+  ASSERT_TRUE(a);
+  ASSERT_TRUE(a->has_value());
+  ASSERT_TRUE(b);
+  ASSERT_TRUE(b->has_value());
   int exceeded = 0;
   int settled_count = 0;
   first_.settle(**a, 60'000, caps, kNow, [&](Result<limits::BudgetEvents> settled) {
@@ -325,7 +326,8 @@ TEST_F(RedisLimitsTest, LapsedReservationStopsHoldingBudget) {
   int64_t long_ago = kNow - RedisLimits::kReservationLease.count() - 1;
   // An instance that died holding the whole budget.
   auto orphan = runOn(first_io_, first_.reserve("agt_1", "prj_1", 100'000, caps, long_ago, 0, 0));
-  ASSERT_TRUE(orphan && orphan->has_value());
+  ASSERT_TRUE(orphan);
+  ASSERT_TRUE(orphan->has_value());
   auto now = runOn(second_io_, second_.reserve("agt_1", "prj_1", 100'000, caps, kNow, 0, 0));
   ASSERT_TRUE(now);
   EXPECT_TRUE(now->has_value());
@@ -334,7 +336,8 @@ TEST_F(RedisLimitsTest, LapsedReservationStopsHoldingBudget) {
 TEST_F(RedisLimitsTest, LedgerSeedNeverLowersSpend) {
   limits::BudgetCaps caps{limits::BudgetCap{10, std::nullopt}, limits::BudgetCap{}};
   auto seeded = runOn(first_io_, first_.reserve("agt_1", "prj_1", 0, caps, kNow, 90'000, 0));
-  ASSERT_TRUE(seeded && seeded->has_value());
+  ASSERT_TRUE(seeded);
+  ASSERT_TRUE(seeded->has_value());
   // A lower seed from an instance with an older view keeps the 90,000 already counted.
   auto refused = runOn(second_io_, second_.reserve("agt_1", "prj_1", 20'000, caps, kNow, 10, 0));
   ASSERT_TRUE(refused);
