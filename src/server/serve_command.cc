@@ -25,6 +25,7 @@
 #include "limits/utc_calendar.h"
 #include "marketplace/credential_health.h"
 #include "metering/ledger_writer.h"
+#include "metering/month_spend.h"
 #include "proxy/proxy_server.h"
 #include "proxy/snapshot.h"
 #include "redis/redis_connection.h"
@@ -184,14 +185,15 @@ webhooks::Event webhookEventOf(const proxy::ProxyEvent& proxy_event) {
   return event;
 }
 
-// Loads the current UTC month's spend per agent and project from the ledger into `budgets`.
-Result<void> seedBudgetSpend(store::Store& store, limits::BudgetTracker& budgets) {
+// Brings the month's spend up to date from the ledger (the rows appended since the last call,
+// or the whole month after start-up and when the UTC month changes) and seeds the budgets.
+Result<void> seedBudgetSpend(metering::MonthSpend& month_spend, limits::BudgetTracker& budgets) {
   int64_t now = nowUnixMillis();
-  auto spend = store.monthSpend(limits::utcMonthStart(now), limits::utcNextMonthStart(now));
-  if (!spend) {
-    return std::unexpected(spend.error());
+  auto refreshed = month_spend.refresh(limits::utcMonthStart(now), limits::utcNextMonthStart(now));
+  if (!refreshed) {
+    return std::unexpected(refreshed.error());
   }
-  budgets.seedSpend(now, spend->by_agent, spend->by_project);
+  budgets.seedSpend(now, month_spend.totals().by_agent, month_spend.totals().by_project);
   return {};
 }
 
@@ -520,7 +522,8 @@ int runServer(const ServeConfig& config) {
     publisher.publish(webhookEventOf(event));
   };
   limits::BudgetTracker budgets;
-  if (auto seeded = seedBudgetSpend(*store, budgets); !seeded) {
+  metering::MonthSpend month_spend(*store);
+  if (auto seeded = seedBudgetSpend(month_spend, budgets); !seeded) {
     fatal("cannot read this month's spend from the ledger: " + seeded.error().message);
     return 1;
   }
@@ -585,7 +588,7 @@ int runServer(const ServeConfig& config) {
   // Other instances sharing the database change it too; polling its generation picks up
   // their changes (a revoked token, a new key) within 200 ms.
   // The month's spend is reloaded less often: it takes in what other instances spent, and
-  // costs a scan of the month's ledger rows.
+  // reads the ledger rows appended since the last reload.
   auto last_poll = std::chrono::steady_clock::now();
   auto last_spend = last_poll;
   while (g_signal.load() == 0) {
@@ -599,7 +602,7 @@ int runServer(const ServeConfig& config) {
     }
     if (now - last_spend >= std::chrono::seconds(10)) {
       last_spend = now;
-      if (auto seeded = seedBudgetSpend(*store, budgets); !seeded) {
+      if (auto seeded = seedBudgetSpend(month_spend, budgets); !seeded) {
         spdlog::error("reloading this month's spend failed: {}", seeded.error().message);
       }
       size_t pruned = proxy.pruneRateLimits(nowUnixMillis());

@@ -281,6 +281,12 @@ struct SpendTotals {
   std::map<std::string, int64_t> by_project;
 };
 
+// Spend of the ledger rows after a cursor, and the cursor that includes them.
+struct SpendDelta {
+  SpendTotals spend;
+  int64_t cursor = 0;  // the highest ledger id read; pass it as after_id next time
+};
+
 struct UsageQuery {
   std::string project_id;  // empty = all projects
   std::string agent_id;    // empty = all agents

@@ -157,6 +157,20 @@ class Store {
   // provider bills it. Rows without an agent or project id are left out.
   virtual Result<SpendTotals> monthSpend(int64_t month_start_ms, int64_t month_end_ms) = 0;
 
+  // The sum of cost_micros per agent and per project, as in monthSpend, over ledger rows with
+  // id > after_id and month_start <= time < month_end, plus the next cursor: the highest
+  // ledger id visible to this read, rows outside the window included (after_id when none is
+  // higher). Adding successive deltas keeps a month total without rescanning the month.
+  // kInvalidRequest when month_end <= month_start or after_id < 0.
+  //
+  // The cursor is only safe when no row with a lower id can commit after a higher one. SQLite
+  // serializes writers, so its ids follow commit order. PostgreSQL does not: a sequence hands
+  // out ids at insert time, and transactions commit in any order. A store with concurrent
+  // writers must therefore keep the cursor below the ids of transactions still open, for
+  // example by numbering rows from a commit-ordered sequence, or by rescanning a lag window.
+  virtual Result<SpendDelta> spendSince(int64_t after_id, int64_t month_start_ms,
+                                        int64_t month_end_ms) = 0;
+
   // Ledger rows with since <= time < until (until 0 = open-ended) of the project (and agent),
   // grouped by query.group_by and ordered by key; exact integer sums. kInvalidRequest for an
   // unknown group_by.

@@ -143,6 +143,22 @@ Statement& Statement::bind(NullIfZero time) {
   return bind(std::optional<int64_t>());
 }
 
+Statement& Statement::bind(BorrowedText text) {
+  const char* data = text.text.data() != nullptr ? text.text.data() : "";
+  int rc =
+      sqlite3_bind_text64(stmt_, next_index_++, data, text.text.size(), SQLITE_STATIC, SQLITE_UTF8);
+  if (bind_result_ == SQLITE_OK) {
+    bind_result_ = rc;
+  }
+  return *this;
+}
+
+void Statement::reset() {
+  sqlite3_reset(stmt_);
+  next_index_ = 1;
+  bind_result_ = SQLITE_OK;
+}
+
 Result<bool> Statement::step() {
   sqlite3* db = sqlite3_db_handle(stmt_);
   if (bind_result_ != SQLITE_OK) {

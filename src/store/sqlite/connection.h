@@ -37,6 +37,12 @@ struct NullIfZero {
   int64_t value = 0;
 };
 
+// Text bound without a copy (SQLITE_STATIC), so SQLite reads the caller's bytes in step().
+// REQUIRES: the bytes stay valid and unchanged until the last step() that uses the binding.
+struct BorrowedText {
+  std::string_view text;
+};
+
 // Maps an SQLite result code to an Error: uniqueness violations become kConflict, foreign
 // key violations kNotFound, CHECK and NOT NULL violations kInvalidRequest, anything else
 // kInternal. The message is SQLite's, which names tables and columns but never bound values.
@@ -77,6 +83,11 @@ class Statement {
   Statement& bind(Blob blob);
   Statement& bind(NullIfEmpty text);
   Statement& bind(NullIfZero time);
+  Statement& bind(BorrowedText text);
+
+  // Resets the statement for another run with new bindings, starting again at the first
+  // parameter. Bindings not bound again keep their old values.
+  void reset();
 
   // Advances the statement: true when a row is available, false when it has finished.
   Result<bool> step();

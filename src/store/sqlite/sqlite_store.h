@@ -114,6 +114,8 @@ class SqliteStore final : public Store {
   Result<std::vector<Price>> pricesAt(int64_t time) override;
 
   Result<SpendTotals> monthSpend(int64_t month_start_ms, int64_t month_end_ms) override;
+  Result<SpendDelta> spendSince(int64_t after_id, int64_t month_start_ms,
+                                int64_t month_end_ms) override;
   Result<std::vector<UsageReportRow>> usageReport(const UsageQuery& query) override;
   Result<Invoice> invoice(const std::string& project_id, int64_t month_start,
                           int64_t month_end) override;

@@ -1,12 +1,15 @@
 // The usage ledger of SqliteStore.
 #include <string>
+#include <vector>
 
 #include "store/sqlite/sqlite_store.h"
 
 namespace keystore::store {
 namespace {
 
+using sqlite::BorrowedText;
 using sqlite::collectRows;
+using sqlite::Connection;
 using sqlite::Statement;
 
 constexpr std::string_view kLedgerColumns =
@@ -62,6 +65,133 @@ std::string ledgerQuerySql(const LedgerQuery& query) {
   return sql + " ORDER BY time DESC, id DESC LIMIT ?";
 }
 
+// Rows per multi-row INSERT. One 32-row statement starts and resets SQLite's program once
+// instead of 32 times. Its 896 parameters stay far below SQLITE_MAX_VARIABLE_NUMBER, whose
+// default has been 32766 since SQLite 3.32.
+constexpr size_t kRowsPerInsert = 32;
+constexpr int kLedgerColumnCount = 28;
+
+// "INSERT INTO ledger (...) VALUES (?, ...), (?, ...)" with `row_count` rows of parameters.
+std::string ledgerInsertSql(size_t row_count) {
+  std::string row = "(?";
+  for (int column = 1; column < kLedgerColumnCount; ++column) {
+    row += ", ?";
+  }
+  row += ")";
+
+  std::string sql = "INSERT INTO ledger (" + std::string(kLedgerColumns) + ") VALUES " + row;
+  for (size_t i = 1; i < row_count; ++i) {
+    sql += ", " + row;
+  }
+  return sql;
+}
+
+const std::string& singleRowInsertSql() {
+  static const std::string sql = ledgerInsertSql(1);
+  return sql;
+}
+
+const std::string& multiRowInsertSql() {
+  static const std::string sql = ledgerInsertSql(kRowsPerInsert);
+  return sql;
+}
+
+// Binds the columns of `row` in kLedgerColumns order. Text is borrowed, so `row` must outlive
+// the statement's next step().
+void bindLedgerRow(Statement& statement, const LedgerRow& row) {
+  const UnitCounts& units = row.units;
+  statement.bind(row.time)
+      .bind(BorrowedText{row.request_id})
+      .bind(BorrowedText{row.project_id})
+      .bind(BorrowedText{row.agent_id})
+      .bind(BorrowedText{row.token_id})
+      .bind(BorrowedText{row.provider})
+      .bind(BorrowedText{row.mode})
+      .bind(BorrowedText{row.method})
+      .bind(BorrowedText{row.path})
+      .bind(row.upstream_status)
+      .bind(BorrowedText{row.outcome})
+      .bind(row.bytes_in)
+      .bind(row.bytes_out)
+      .bind(row.latency_ms)
+      .bind(BorrowedText{row.credential_id})
+      .bind(BorrowedText{row.model})
+      .bind(units.input_tokens)
+      .bind(units.cached_input_tokens)
+      .bind(units.output_tokens)
+      .bind(units.requests)
+      .bind(units.emails)
+      .bind(units.messages)
+      .bind(units.read_units)
+      .bind(units.write_units)
+      .bind(int64_t{row.usage_reported})
+      .bind(BorrowedText{row.prices})
+      .bind(row.cost_micros)
+      .bind(int64_t{row.billable});
+}
+
+Error rowError(Error error, const std::vector<LedgerRow>& rows, size_t index) {
+  error.message = "ledger row " + std::to_string(index + 1) + " of " + std::to_string(rows.size()) +
+                  " (request '" + rows[index].request_id + "'): " + error.message;
+  return error;
+}
+
+// Inserts rows[first, last) one statement per row, so a failure names its row.
+Result<void> insertOneByOne(Connection& connection, const std::vector<LedgerRow>& rows,
+                            size_t first, size_t last) {
+  if (first == last) {
+    return {};
+  }
+  auto statement = connection.prepare(singleRowInsertSql());
+  if (!statement) {
+    return std::unexpected(statement.error());
+  }
+  for (size_t i = first; i < last; ++i) {
+    statement->reset();
+    bindLedgerRow(*statement, rows[i]);
+    if (auto inserted = statement->run(); !inserted) {
+      return std::unexpected(rowError(inserted.error(), rows, i));
+    }
+  }
+  return {};
+}
+
+// Inserts every row inside the caller's open transaction: kRowsPerInsert rows per statement,
+// the remainder one by one. When a multi-row statement fails, SQLite has undone that statement
+// alone (a constraint violation aborts the statement, not the transaction), so its rows are
+// inserted again one by one to find and name the failing row. If SQLite has ended the
+// transaction instead (an I/O or full-disk error), retrying would commit rows on their own, so
+// the error is returned with the range of rows it covers.
+Result<void> insertLedgerRows(Connection& connection, const std::vector<LedgerRow>& rows) {
+  const size_t full_chunks = rows.size() / kRowsPerInsert;
+  if (full_chunks > 0) {
+    auto statement = connection.prepare(multiRowInsertSql());
+    if (!statement) {
+      return std::unexpected(statement.error());
+    }
+    for (size_t chunk = 0; chunk < full_chunks; ++chunk) {
+      const size_t first = chunk * kRowsPerInsert;
+      statement->reset();
+      for (size_t i = first; i < first + kRowsPerInsert; ++i) {
+        bindLedgerRow(*statement, rows[i]);
+      }
+      auto inserted = statement->run();
+      if (inserted) {
+        continue;
+      }
+      if (sqlite3_get_autocommit(connection.handle()) != 0) {
+        Error error = inserted.error();
+        error.message = "ledger rows " + std::to_string(first + 1) + " to " +
+                        std::to_string(first + kRowsPerInsert) + " of " +
+                        std::to_string(rows.size()) + ": " + error.message;
+        return std::unexpected(std::move(error));
+      }
+      KS_RETURN_IF_ERROR(insertOneByOne(connection, rows, first, first + kRowsPerInsert));
+    }
+  }
+  return insertOneByOne(connection, rows, full_chunks * kRowsPerInsert, rows.size());
+}
+
 }  // namespace
 
 Result<void> SqliteStore::appendLedger(const std::vector<LedgerRow>& rows) {
@@ -69,30 +199,7 @@ Result<void> SqliteStore::appendLedger(const std::vector<LedgerRow>& rows) {
     return {};
   }
   // The ledger is not part of the proxy's snapshot, so the config generation stays put.
-  return write([&]() -> Result<void> {
-    for (size_t i = 0; i < rows.size(); ++i) {
-      const LedgerRow& row = rows[i];
-      const UnitCounts& units = row.units;
-      auto inserted = connection_->run(
-          "INSERT INTO ledger (" + std::string(kLedgerColumns) +
-              ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
-              "?, ?, ?, ?)",
-          row.time, row.request_id, row.project_id, row.agent_id, row.token_id, row.provider,
-          row.mode, row.method, row.path, row.upstream_status, row.outcome, row.bytes_in,
-          row.bytes_out, row.latency_ms, row.credential_id, row.model, units.input_tokens,
-          units.cached_input_tokens, units.output_tokens, units.requests, units.emails,
-          units.messages, units.read_units, units.write_units, int64_t{row.usage_reported},
-          row.prices, row.cost_micros, int64_t{row.billable});
-      if (!inserted) {
-        Error error = inserted.error();
-        error.message = "ledger row " + std::to_string(i + 1) + " of " +
-                        std::to_string(rows.size()) + " (request '" + row.request_id +
-                        "'): " + error.message;
-        return std::unexpected(std::move(error));
-      }
-    }
-    return {};
-  });
+  return write([&]() -> Result<void> { return insertLedgerRows(*connection_, rows); });
 }
 
 Result<std::vector<LedgerRow>> SqliteStore::queryLedger(const LedgerQuery& query) {

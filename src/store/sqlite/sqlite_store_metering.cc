@@ -2,6 +2,7 @@
 // SqliteStore.
 #include <sqlite3.h>
 
+#include <algorithm>
 #include <boost/json.hpp>
 #include <limits>
 #include <map>
@@ -140,6 +141,30 @@ std::optional<std::array<int64_t, 8>> decodePrices(const std::string& text) {
 }
 
 // Orders invoice lines: billable first, then provider, model, unit (kUsageUnits order), price.
+// Adds the rows of `statement` (project_id, agent_id, sum of cost_micros) to `totals`,
+// leaving out empty ids.
+Result<void> sumSpendRows(Statement& statement, SpendTotals& totals) {
+  for (;;) {
+    auto row = statement.step();
+    if (!row) {
+      return std::unexpected(row.error());
+    }
+    if (!*row) {
+      return {};
+    }
+    std::string project_id = statement.text(0);
+    std::string agent_id = statement.text(1);
+    int64_t spent = statement.int64(2);
+    if (!project_id.empty() && !addChecked(totals.by_project[project_id], spent)) {
+      return fail(ErrorCode::kInternal, "spend of project '" + project_id + "' overflows");
+    }
+    // Agent ids are unique across projects, so an agent's rows all share one project.
+    if (!agent_id.empty() && !addChecked(totals.by_agent[agent_id], spent)) {
+      return fail(ErrorCode::kInternal, "spend of agent '" + agent_id + "' overflows");
+    }
+  }
+}
+
 using InvoiceKey = std::tuple<bool, std::string, std::string, size_t, int64_t>;
 
 }  // namespace
@@ -251,25 +276,49 @@ Result<SpendTotals> SqliteStore::monthSpend(int64_t month_start_ms, int64_t mont
       return std::unexpected(statement.error());
     }
     SpendTotals totals;
-    for (;;) {
-      auto row = statement->step();
-      if (!row) {
-        return std::unexpected(row.error());
-      }
-      if (!*row) {
-        return totals;
-      }
-      std::string project_id = statement->text(0);
-      std::string agent_id = statement->text(1);
-      int64_t spent = statement->int64(2);
-      if (!project_id.empty() && !addChecked(totals.by_project[project_id], spent)) {
-        return fail(ErrorCode::kInternal, "spend of project '" + project_id + "' overflows");
-      }
-      // Agent ids are unique across projects, so an agent's rows all share one project.
-      if (!agent_id.empty() && !addChecked(totals.by_agent[agent_id], spent)) {
-        return fail(ErrorCode::kInternal, "spend of agent '" + agent_id + "' overflows");
-      }
+    KS_RETURN_IF_ERROR(sumSpendRows(*statement, totals));
+    return totals;
+  });
+}
+
+Result<SpendDelta> SqliteStore::spendSince(int64_t after_id, int64_t month_start_ms,
+                                           int64_t month_end_ms) {
+  if (month_end_ms <= month_start_ms) {
+    return fail(ErrorCode::kInvalidRequest, "the spend window must end after it starts");
+  }
+  if (after_id < 0) {
+    return fail(ErrorCode::kInvalidRequest,
+                "the ledger cursor must not be negative, got " + std::to_string(after_id));
+  }
+
+  // One read transaction, so the sums and the cursor come from the same snapshot.
+  return read([&]() -> Result<SpendDelta> {
+    // From cursor 0 the month's rows are found through an index on time. Past a cursor, NOT
+    // INDEXED leaves SQLite only the primary key, so it reads just the ids after the cursor
+    // instead of every row of the month.
+    auto statement = after_id == 0
+                         ? connection_->query(
+                               "SELECT project_id, agent_id, sum(cost_micros) FROM ledger "
+                               "WHERE time >= ? AND time < ? GROUP BY project_id, agent_id",
+                               month_start_ms, month_end_ms)
+                         : connection_->query(
+                               "SELECT project_id, agent_id, sum(cost_micros) FROM ledger "
+                               "NOT INDEXED WHERE id > ? AND time >= ? AND time < ? "
+                               "GROUP BY project_id, agent_id",
+                               after_id, month_start_ms, month_end_ms);
+    if (!statement) {
+      return std::unexpected(statement.error());
     }
+    SpendDelta delta;
+    KS_RETURN_IF_ERROR(sumSpendRows(*statement, delta.spend));
+
+    auto last = connection_->query("SELECT coalesce(max(id), 0) FROM ledger");
+    if (!last) {
+      return std::unexpected(last.error());
+    }
+    KS_RETURN_IF_ERROR(last->step());
+    delta.cursor = std::max(after_id, last->int64(0));
+    return delta;
   });
 }
 
