@@ -32,6 +32,19 @@ std::string sha256Hex(std::string_view data) {
   return hexEncode(sha256(data));
 }
 
+std::array<char, 64> sha256HexDigits(std::string_view data) {
+  constexpr char kHexDigits[] = "0123456789abcdef";
+  unsigned char digest[32];
+  unsigned int size = 0;
+  EVP_Digest(data.data(), data.size(), digest, &size, sha256Digest(), nullptr);
+  std::array<char, 64> hex;
+  for (std::size_t i = 0; i < sizeof(digest); ++i) {
+    hex[2 * i] = kHexDigits[digest[i] >> 4];
+    hex[2 * i + 1] = kHexDigits[digest[i] & 0x0f];
+  }
+  return hex;
+}
+
 std::string hmacSha256(std::string_view key, std::string_view data) {
   std::string mac(32, '\0');
   unsigned int size = 0;

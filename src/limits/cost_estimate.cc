@@ -177,9 +177,24 @@ std::optional<int64_t> PriceTable::price(std::string_view provider, std::string_
 }
 
 UnitPrices PriceTable::pricesFor(std::string_view provider, std::string_view model) const {
+  // The prices of one provider and model are adjacent in the map, so two range scans replace
+  // a lookup per unit: the model's own prices first, then the provider's defaults for the rest.
   UnitPrices prices;
-  for (size_t i = 0; i < kMeteredUnits.size(); ++i) {
-    prices[i] = price(provider, model, kMeteredUnits[i]);
+  auto fill = [&](std::string_view priced_model) {
+    for (auto it = prices_.lower_bound(std::tuple{provider, priced_model, std::string_view()});
+         it != prices_.end() && std::get<0>(it->first) == provider &&
+         std::get<1>(it->first) == priced_model;
+         ++it) {
+      auto unit = std::find(kMeteredUnits.begin(), kMeteredUnits.end(), std::get<2>(it->first));
+      auto index = static_cast<std::size_t>(unit - kMeteredUnits.begin());
+      if (unit != kMeteredUnits.end() && !prices[index]) {
+        prices[index] = it->second;
+      }
+    }
+  };
+  fill(model);
+  if (!model.empty()) {
+    fill(std::string_view());
   }
   return prices;
 }
@@ -208,8 +223,10 @@ OutputRequest readOutputRequest(std::string_view body) {
 }
 
 CostEstimate estimateWorstCase(const PriceTable& prices, const CostEstimateInput& input) {
+  const UnitPrices unit_prices = prices.pricesFor(input.provider, input.model);
   auto unitPrice = [&](std::string_view unit) {
-    return prices.price(input.provider, input.model, unit).value_or(0);
+    auto found = std::find(kMeteredUnits.begin(), kMeteredUnits.end(), unit);
+    return unit_prices[static_cast<std::size_t>(found - kMeteredUnits.begin())].value_or(0);
   };
 
   CostEstimate estimate;

@@ -142,17 +142,30 @@ bool isMeteringKind(std::string_view kind) {
 
 Result<std::unique_ptr<UsageExtractor>> makeUsageExtractor(std::string_view kind,
                                                            const UsageRequest& request) {
+  bool reads_body =
+      kind == "openai" || kind == "anthropic" ||
+      (kind == "emails" && emailsEndpoint(request) == EmailsExtractor::Endpoint::kBatch);
+  RequestBodyFacts facts;
+  if (reads_body) {
+    facts = readRequestBody(request.body);
+  }
+  return makeUsageExtractor(kind, request, facts);
+}
+
+Result<std::unique_ptr<UsageExtractor>> makeUsageExtractor(std::string_view kind,
+                                                           const UsageRequest& request,
+                                                           const RequestBodyFacts& facts) {
   if (kind == "openai") {
-    return makeOpenAiExtractor(readRequestBody(request.body).model);
+    return makeOpenAiExtractor(facts.model);
   }
   if (kind == "anthropic") {
-    return makeAnthropicExtractor(readRequestBody(request.body).model);
+    return makeAnthropicExtractor(facts.model);
   }
   if (kind == "emails") {
     EmailsExtractor::Endpoint endpoint = emailsEndpoint(request);
     std::optional<int64_t> request_count;
     if (endpoint == EmailsExtractor::Endpoint::kBatch) {
-      request_count = readRequestBody(request.body).array_size;
+      request_count = facts.array_size;
     }
     return std::make_unique<EmailsExtractor>(endpoint, request_count);
   }

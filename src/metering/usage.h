@@ -92,4 +92,12 @@ bool isMeteringKind(std::string_view kind);
 Result<std::unique_ptr<UsageExtractor>> makeUsageExtractor(std::string_view kind,
                                                            const UsageRequest& request);
 
+struct RequestBodyFacts;  // usage_body.h
+
+// makeUsageExtractor for a caller that already read `facts` from request.body with
+// readRequestBody (or an equivalent parse), so the body is not scanned again.
+Result<std::unique_ptr<UsageExtractor>> makeUsageExtractor(std::string_view kind,
+                                                           const UsageRequest& request,
+                                                           const RequestBodyFacts& facts);
+
 }  // namespace keystore::metering

@@ -1,7 +1,10 @@
 #include "metering/usage_json.h"
 
+#include <algorithm>
+#include <array>
 #include <boost/json/basic_parser_impl.hpp>
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <vector>
 
@@ -18,12 +21,18 @@ bool segmentMatches(const JsonPathFrame& frame, std::string_view segment) {
   return !frame.is_array && !frame.key_too_long && frame.key == segment;
 }
 
-void appendCapped(std::string& target, std::string_view part, std::size_t cap, bool& cut) {
-  std::size_t room = cap > target.size() ? cap - target.size() : 0;
+// Appends `part` to the `size` bytes in `buffer` of `capacity` bytes, keeping what fits.
+void appendCapped(char* buffer, std::size_t& size, std::size_t capacity, std::string_view part,
+                  bool& cut) {
+  std::size_t room = capacity - size;
   if (part.size() > room) {
     cut = true;
   }
-  target.append(part.substr(0, room));
+  std::size_t copied = std::min(room, part.size());
+  if (copied > 0) {
+    std::memcpy(buffer + size, part.data(), copied);
+    size += copied;
+  }
 }
 
 bool isJsonWhitespace(char c) {
@@ -39,13 +48,15 @@ class PathHandler {
   static constexpr std::size_t max_string_size = static_cast<std::size_t>(-1);
   static constexpr std::size_t max_key_size = static_cast<std::size_t>(-1);
 
-  explicit PathHandler(JsonVisitor& visitor) : visitor_(visitor) {}
+  explicit PathHandler(JsonVisitor& visitor) : visitor_(visitor) {
+    frames_.reserve(kJsonInlineDepth);
+  }
 
   void reset() {
-    frames_.clear();
-    key_.clear();
+    depth_ = 0;
+    key_size_ = 0;
     key_too_long_ = false;
-    string_.clear();
+    string_size_ = 0;
     string_truncated_ = false;
     stopped_ = false;
   }
@@ -61,35 +72,38 @@ class PathHandler {
   bool on_array_end(std::size_t n, error_code& ec) { return endContainer(n, ec); }
 
   bool on_key_part(string_view s, std::size_t, error_code&) {
-    appendCapped(key_, std::string_view(s.data(), s.size()), kMaxJsonKeyBytes, key_too_long_);
+    appendCapped(keySlot(depth_ - 1), key_size_, kMaxJsonKeyBytes,
+                 std::string_view(s.data(), s.size()), key_too_long_);
     return true;
   }
 
   bool on_key(string_view s, std::size_t, error_code&) {
-    appendCapped(key_, std::string_view(s.data(), s.size()), kMaxJsonKeyBytes, key_too_long_);
-    JsonPathFrame& frame = frames_.back();
-    frame.key.swap(key_);
+    char* slot = keySlot(depth_ - 1);
+    appendCapped(slot, key_size_, kMaxJsonKeyBytes, std::string_view(s.data(), s.size()),
+                 key_too_long_);
+    JsonPathFrame& frame = frames_[depth_ - 1];
+    frame.key = std::string_view(slot, key_size_);
     frame.key_too_long = key_too_long_;
-    key_.clear();
+    key_size_ = 0;
     key_too_long_ = false;
     return true;
   }
 
   bool on_string_part(string_view s, std::size_t, error_code&) {
-    appendCapped(string_, std::string_view(s.data(), s.size()), kMaxJsonStringBytes,
+    appendCapped(string_.data(), string_size_, string_.size(), std::string_view(s.data(), s.size()),
                  string_truncated_);
     return true;
   }
 
   bool on_string(string_view s, std::size_t, error_code& ec) {
-    appendCapped(string_, std::string_view(s.data(), s.size()), kMaxJsonStringBytes,
+    appendCapped(string_.data(), string_size_, string_.size(), std::string_view(s.data(), s.size()),
                  string_truncated_);
     JsonScalar value;
     value.type = JsonScalar::Type::kString;
-    value.text = string_;
+    value.text = std::string_view(string_.data(), string_size_);
     value.truncated = string_truncated_;
     bool ok = scalar(value, ec);
-    string_.clear();
+    string_size_ = 0;
     string_truncated_ = false;
     return ok;
   }
@@ -143,18 +157,40 @@ class PathHandler {
   bool on_comment(string_view, error_code&) { return true; }
 
  private:
-  JsonPath path() const { return JsonPath(frames_); }
+  // Key buffers for the levels below kJsonInlineDepth, allocated together when first needed.
+  using KeyChunk = std::array<std::array<char, kMaxJsonKeyBytes>, kJsonInlineDepth>;
+
+  JsonPath path() const { return JsonPath(std::span(frames_.data(), depth_)); }
+
+  // The key buffer of nesting level `level`. Its address never changes, so the frames' key
+  // views stay valid while deeper levels allocate.
+  char* keySlot(std::size_t level) {
+    if (level < kJsonInlineDepth) {
+      return inline_keys_[level].data();
+    }
+    std::size_t chunk = (level - kJsonInlineDepth) / kJsonInlineDepth;
+    while (extra_keys_.size() <= chunk) {
+      extra_keys_.push_back(std::make_unique<KeyChunk>());
+    }
+    return (*extra_keys_[chunk])[(level - kJsonInlineDepth) % kJsonInlineDepth].data();
+  }
 
   bool beginContainer(bool is_array, error_code& ec) {
     visitor_.onContainerBegin(path(), is_array);
-    JsonPathFrame& frame = frames_.emplace_back();
+    // Frames above the current depth are kept for reuse, so a level allocates only once.
+    if (depth_ == frames_.size()) {
+      frames_.emplace_back();
+    }
+    JsonPathFrame& frame = frames_[depth_];
+    frame = JsonPathFrame{};
     frame.is_array = is_array;
+    ++depth_;
     return checkStop(ec);
   }
 
   bool endContainer(std::size_t size, error_code& ec) {
-    bool is_array = frames_.back().is_array;
-    frames_.pop_back();
+    bool is_array = frames_[depth_ - 1].is_array;
+    --depth_;
     visitor_.onContainerEnd(path(), is_array, size);
     advance();
     return checkStop(ec);
@@ -168,8 +204,8 @@ class PathHandler {
 
   // Moves an enclosing array on to its next element once a value is complete.
   void advance() {
-    if (!frames_.empty() && frames_.back().is_array) {
-      ++frames_.back().index;
+    if (depth_ > 0 && frames_[depth_ - 1].is_array) {
+      ++frames_[depth_ - 1].index;
     }
   }
 
@@ -183,10 +219,14 @@ class PathHandler {
   }
 
   JsonVisitor& visitor_;
-  std::vector<JsonPathFrame> frames_;
-  std::string key_;
+  std::vector<JsonPathFrame> frames_;  // frames_[0, depth_) are the open containers
+  std::size_t depth_ = 0;
+  std::array<std::array<char, kMaxJsonKeyBytes>, kJsonInlineDepth> inline_keys_;
+  std::vector<std::unique_ptr<KeyChunk>> extra_keys_;
+  std::size_t key_size_ = 0;
   bool key_too_long_ = false;
-  std::string string_;
+  std::array<char, kMaxJsonStringBytes> string_;
+  std::size_t string_size_ = 0;
   bool string_truncated_ = false;
   bool stopped_ = false;
 };

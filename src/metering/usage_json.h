@@ -5,7 +5,9 @@
 // Memory is bounded whatever the document size: one frame per open container (at most
 // kMaxDepth), each holding a key prefix of at most kMaxKeyBytes, plus one string prefix of at
 // most kMaxStringBytes. Longer keys never match a path; longer strings are reported cut, with
-// `truncated` set.
+// `truncated` set. Frames and key buffers are reused. For a document nested no deeper than
+// kJsonInlineDepth they need no allocation after the scanner's construction, and deeper levels
+// allocate once per scanner.
 //
 // Thread-safety: a scanner and its visitor belong to one document stream; not shared.
 #pragma once
@@ -24,13 +26,16 @@ namespace keystore::metering {
 inline constexpr std::size_t kMaxJsonDepth = 64;
 inline constexpr std::size_t kMaxJsonKeyBytes = 64;
 inline constexpr std::size_t kMaxJsonStringBytes = 256;
+// Nesting levels whose frames and keys are allocated with the scanner.
+inline constexpr std::size_t kJsonInlineDepth = 8;
 
 // One open container on the path: an array with the index of its current element, or an
 // object with the key of its current member.
 struct JsonPathFrame {
   bool is_array = false;
   std::size_t index = 0;
-  std::string key;
+  // The key prefix, in a buffer the scanner owns, valid while the frame is open.
+  std::string_view key;
   bool key_too_long = false;
 };
 

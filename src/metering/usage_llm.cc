@@ -72,6 +72,12 @@ class OpenAiExtractor final : public BodyUsageExtractor {
     if (!value.isString() && value.type != JsonScalar::Type::kInteger) {
       return;
     }
+    // Every value read below lies under one of these root members, so the others (choices,
+    // message text) skip the path matching.
+    std::string_view root = path.empty() ? std::string_view() : path.frames().front().key;
+    if (root != "model" && root != "usage" && root != "response" && root != "x_groq") {
+      return;
+    }
     if ((path.is({"model"}) || path.is({"response", "model"})) && value.isFullString() &&
         !value.text.empty()) {
       model_ = std::string(value.text);

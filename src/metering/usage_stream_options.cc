@@ -11,42 +11,37 @@ constexpr std::string_view kStreamOptionsObject = R"({"include_usage":true})";
 // Streaming and usage settings found in the request body.
 class StreamOptionsReader final : public JsonVisitor {
  public:
-  enum class Options { kAbsent, kNull, kObject, kOther };
+  using Options = StreamOptionsFacts::Options;
 
   void onScalar(const JsonPath& path, const JsonScalar& value) override {
     if (path.is({"stream"})) {
-      stream = value.type == JsonScalar::Type::kBool && value.boolean;
+      facts.stream = value.type == JsonScalar::Type::kBool && value.boolean;
     } else if (path.is({"stream_options"})) {
-      ++options_count;
-      options = value.type == JsonScalar::Type::kNull ? Options::kNull : Options::kOther;
+      ++facts.options_count;
+      facts.options = value.type == JsonScalar::Type::kNull ? Options::kNull : Options::kOther;
     } else if (path.is({"stream_options", "include_usage"})) {
-      client_set_include_usage = true;
+      facts.client_set_include_usage = true;
     }
   }
 
   void onContainerBegin(const JsonPath& path, bool is_array) override {
     if (path.empty()) {
-      root_is_object = !is_array;
+      facts.root_is_object = !is_array;
     } else if (path.is({"stream_options"})) {
-      ++options_count;
-      options = is_array ? Options::kOther : Options::kObject;
+      ++facts.options_count;
+      facts.options = is_array ? Options::kOther : Options::kObject;
     } else if (path.is({"stream_options", "include_usage"})) {
-      client_set_include_usage = true;
+      facts.client_set_include_usage = true;
     }
   }
 
   void onContainerEnd(const JsonPath& path, bool is_array, std::size_t size) override {
     if (!is_array && path.is({"stream_options"})) {
-      options_members = size;
+      facts.options_members = size;
     }
   }
 
-  bool root_is_object = false;
-  bool stream = false;
-  int options_count = 0;
-  Options options = Options::kAbsent;
-  std::size_t options_members = 0;
-  bool client_set_include_usage = false;
+  StreamOptionsFacts facts;
 };
 
 // Signals the parse event that completes the `stream_options` value: its '{' or the last
@@ -108,16 +103,24 @@ std::optional<std::string> addStreamUsageOption(std::string_view body) {
   StreamOptionsReader reader;
   JsonScanner scanner(reader);
   scanner.write(body);
-  if (scanner.finish() != JsonScanner::State::kComplete || !reader.root_is_object ||
-      !reader.stream || reader.client_set_include_usage || reader.options_count > 1 ||
-      reader.options == StreamOptionsReader::Options::kOther) {
+  if (scanner.finish() != JsonScanner::State::kComplete) {
+    return std::nullopt;
+  }
+  return addStreamUsageOption(body, reader.facts);
+}
+
+std::optional<std::string> addStreamUsageOption(std::string_view body,
+                                                const StreamOptionsFacts& facts) {
+  using Options = StreamOptionsFacts::Options;
+  if (!facts.root_is_object || !facts.stream || facts.client_set_include_usage ||
+      facts.options_count > 1 || facts.options == Options::kOther) {
     return std::nullopt;
   }
 
   std::string rewritten;
   rewritten.reserve(body.size() + 48);
 
-  if (reader.options == StreamOptionsReader::Options::kAbsent) {
+  if (facts.options == Options::kAbsent) {
     // The body is one complete object, so its last non-whitespace byte is the closing '}',
     // and `stream` makes the object non-empty.
     std::size_t close = body.find_last_not_of(" \t\r\n");
@@ -132,7 +135,7 @@ std::optional<std::string> addStreamUsageOption(std::string_view body) {
   if (!at) {
     return std::nullopt;
   }
-  if (reader.options == StreamOptionsReader::Options::kNull) {
+  if (facts.options == Options::kNull) {
     // `null` is four bytes ending at *at.
     std::size_t start = *at - 3;
     rewritten.append(body.substr(0, start));
@@ -144,7 +147,7 @@ std::optional<std::string> addStreamUsageOption(std::string_view body) {
   // *at is the '{' of the client's stream_options object.
   rewritten.append(body.substr(0, *at + 1));
   rewritten.append(kIncludeUsageMember);
-  if (reader.options_members > 0) {
+  if (facts.options_members > 0) {
     rewritten.push_back(',');
   }
   rewritten.append(body.substr(*at + 1));

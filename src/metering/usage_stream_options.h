@@ -30,6 +30,24 @@ namespace keystore::metering {
 // with a `stream_options` that is not an object or null, is not rewritten.
 std::optional<std::string> addStreamUsageOption(std::string_view body);
 
+// The request body's streaming settings that addStreamUsageOption reads, for a caller that
+// parsed the body itself. Member names below are top-level members of a JSON object body.
+struct StreamOptionsFacts {
+  enum class Options { kAbsent, kNull, kObject, kOther };
+
+  bool root_is_object = false;
+  bool stream = false;                    // the last `stream` member is `true`
+  int options_count = 0;                  // `stream_options` members
+  Options options = Options::kAbsent;     // the type of the last `stream_options`
+  std::size_t options_members = 0;        // members of the last `stream_options` object
+  bool client_set_include_usage = false;  // `stream_options.include_usage` of any type
+};
+
+// addStreamUsageOption for a body already parsed into `facts` as one complete JSON document.
+// Gives the same bytes as addStreamUsageOption(body).
+std::optional<std::string> addStreamUsageOption(std::string_view body,
+                                                const StreamOptionsFacts& facts);
+
 // Removes from an upstream chat-completion event stream the usage-only chunk: a `data` event
 // whose JSON object has `choices` as an empty array and a non-null `usage` object. Every other
 // byte passes through unchanged and at once. The exception is an unfinished event that may

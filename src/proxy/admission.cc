@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <array>
 #include <optional>
 
 #include "common/encoding.h"
@@ -197,7 +198,8 @@ Result<void> admitRequest(std::string_view method, std::string_view target,
     return fail(ErrorCode::kInvalidToken, "the agent token is not valid");
   }
   const Snapshot& snapshot = *context.snapshot;
-  auto found = snapshot.tokens_by_hash.find(tokens::hashToken(token_text->reveal()));
+  std::array<char, 64> token_hash = tokens::hashTokenDigits(token_text->reveal());
+  auto found = snapshot.tokens_by_hash.find(std::string_view(token_hash.data(), token_hash.size()));
   if (found == snapshot.tokens_by_hash.end()) {
     return fail(ErrorCode::kInvalidToken, "the agent token is not valid");
   }
@@ -279,8 +281,9 @@ Result<Secret> resolveCredential(AdmissionContext& context, int64_t now_millis) 
     return nextPoolCredential(context, now_millis);
   }
   if (!setting.byok_credential) {
-    return fail(ErrorCode::kByokKeyMissing,
-                "project " + project_id + " has no key stored for provider " + context.provider->id);
+    return fail(
+        ErrorCode::kByokKeyMissing,
+        "project " + project_id + " has no key stored for provider " + context.provider->id);
   }
   context.credential_id = setting.byok_credential->id;
   if (!context.project->data_key) {
@@ -288,10 +291,13 @@ Result<Secret> resolveCredential(AdmissionContext& context, int64_t now_millis) 
                                                    context.provider->id +
                                                    " cannot be decrypted; store it again");
   }
-  auto plaintext = vault::Vault::decryptCredential(
-      *context.project->data_key,
-      vault::CredentialBinding{project_id, context.provider->id, setting.byok_credential->id},
-      setting.byok_credential->ciphertext);
+  const CredentialEntry& credential = *setting.byok_credential;
+  auto plaintext = credential.plaintext.plaintext([&] {
+    return vault::Vault::decryptCredential(
+        *context.project->data_key,
+        vault::CredentialBinding{project_id, context.provider->id, credential.id},
+        credential.ciphertext);
+  });
   if (!plaintext) {
     return fail(ErrorCode::kByokKeyUnreadable, "the stored key for provider " +
                                                    context.provider->id +
@@ -326,10 +332,12 @@ Result<Secret> nextPoolCredential(AdmissionContext& context, int64_t now_millis)
       }
       std::optional<Result<Secret>> plaintext;
       if (snapshot.pool_data_key) {
-        plaintext = vault::Vault::decryptCredential(
-            *snapshot.pool_data_key,
-            vault::CredentialBinding{candidate->project_id, context.provider->id, candidate->id},
-            candidate->ciphertext);
+        plaintext = candidate->plaintext.plaintext([&] {
+          return vault::Vault::decryptCredential(
+              *snapshot.pool_data_key,
+              vault::CredentialBinding{candidate->project_id, context.provider->id, candidate->id},
+              candidate->ciphertext);
+        });
       }
       if (!plaintext || !*plaintext) {
         // A pool credential that cannot be decrypted is as good as a rejected one: it counts

@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "metering/usage_body.h"
+#include "proxy/request_body.h"
 
 namespace keystore::proxy {
 
@@ -39,29 +40,41 @@ RequestMeter::RequestMeter(const catalog::ProviderSpec& provider, std::string_vi
       method_(method),
       path_(path),
       request_bytes_(static_cast<int64_t>(body.size())) {
-  if (tokenKind() || path_.ends_with("/emails/batch")) {
-    // One streaming scan whatever the body size, so a large request is priced by its model
-    // like a small one.
-    metering::RequestBodyFacts facts = metering::readRequestBody(body);
-    request_model_ = facts.model;
-    if (facts.array_size) {
-      item_count_ = std::max<int64_t>(1, *facts.array_size);
+  // One SAX pass over the body, whose memory stays bounded whatever the body size, gives what
+  // the estimate, the usage rewrite and the extractor need. Bodies of other metering kinds and
+  // paths are not parsed.
+  bool estimate_reads_body = tokenKind() || path_.ends_with("/emails/batch");
+  bool extractor_reads_body =
+      tokenKind() || (provider_.metering == "emails" && method_ == "POST" &&
+                      metering::pathWithoutQuery(path_).ends_with("/emails/batch"));
+  std::optional<RequestBodySummary> summary;
+  if (estimate_reads_body || extractor_reads_body) {
+    summary = summarizeRequestBody(body);
+  }
+  if (estimate_reads_body) {
+    request_model_ = summary->facts.model;
+    if (summary->facts.array_size) {
+      item_count_ = std::max<int64_t>(1, *summary->facts.array_size);
     }
     if (tokenKind()) {
-      output_request_ = limits::readOutputRequest(body);
+      output_request_ = summary->output;
     }
   }
   usage_expected_ = tokenKind() && method_ == "POST" && expectsUsage(path_);
   // A streamed chat completion reports usage only when asked. Asking changes what the upstream
   // sends, so the extra chunk is filtered out of the client's stream below.
   if (provider_.metering == "openai" && method_ == "POST" && path_.ends_with("/chat/completions")) {
-    if (auto rewritten = metering::addStreamUsageOption(body)) {
+    if (auto rewritten = addStreamUsageOption(body, *summary)) {
       body = std::move(*rewritten);
       filter_.emplace();
     }
   }
-  auto extractor = metering::makeUsageExtractor(
-      provider_.metering, metering::UsageRequest{method_, path_, std::string_view(body)});
+  metering::UsageRequest request{method_, path_, std::string_view(body)};
+  // The rewrite leaves the model and an array body's size as they were, so the summary of the
+  // original body still holds.
+  auto extractor = summary
+                       ? metering::makeUsageExtractor(provider_.metering, request, summary->facts)
+                       : metering::makeUsageExtractor(provider_.metering, request);
   if (extractor) {
     extractor_ = std::move(*extractor);
   } else {
@@ -127,11 +140,15 @@ std::string_view RequestMeter::finishClientStream() {
 }
 
 std::string_view RequestMeter::stripNullUsage(std::string_view bytes, bool last) {
-  std::string input = std::move(held_);
-  held_.clear();
-  input.append(bytes);
+  // Only a held tail needs joining to the new bytes, in a buffer reused across calls.
+  std::string_view rest = bytes;
+  if (!held_.empty()) {
+    joined_.assign(held_);
+    joined_.append(bytes);
+    held_.clear();
+    rest = joined_;
+  }
   stripped_.clear();
-  std::string_view rest = input;
   // Every pattern starts with ',', so whole spans up to the next comma are copied at once.
   while (!rest.empty()) {
     size_t comma = rest.find(',');

@@ -77,6 +77,7 @@ class RequestMeter {
   std::string tail_;             // finishClientStream's result, apart from the buffers above
   bool usage_expected_ = false;  // a token-metered call whose response reports usage
   std::string held_;             // a tail that may begin a "usage":null member split across reads
+  std::string joined_;           // held_ followed by the next bytes
   int upstream_status_ = 0;
   int64_t relayed_bytes_ = 0;
   int64_t tokens_used_ = 0;

@@ -14,6 +14,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <vector>
 
@@ -47,9 +48,49 @@ struct AgentEntry {
   limits::BudgetCap budget;
 };
 
+// The plaintext of one credential, decrypted on first use and kept until the snapshot entry
+// that owns it is destroyed, when the Secret wipes it. A rotated or deleted credential thus
+// leaves memory with the last snapshot that held it. Only successes are kept: a credential that
+// fails to decrypt is decrypted again, and fails again, on every request.
+//
+// Thread-safety: plaintext() may be called from any thread. Two threads that race on the first
+// use both decrypt, and the first result stored is kept.
+class CachedPlaintext {
+ public:
+  CachedPlaintext() = default;
+  // A copied entry starts without a plaintext, so a copy never shares a Secret's lifetime.
+  CachedPlaintext(const CachedPlaintext& /*other*/) {}
+  CachedPlaintext& operator=(const CachedPlaintext& /*other*/) {
+    plaintext_.store(nullptr, std::memory_order_release);
+    return *this;
+  }
+
+  // The stored plaintext, or else the result of `decrypt()`, which is stored when it succeeded.
+  template <typename Decrypt>
+  Result<Secret> plaintext(Decrypt&& decrypt) const {
+    if (std::shared_ptr<const Secret> cached = plaintext_.load(std::memory_order_acquire)) {
+      return *cached;
+    }
+    Result<Secret> decrypted = decrypt();
+    if (!decrypted) {
+      return decrypted;
+    }
+    auto fresh = std::make_shared<const Secret>(*decrypted);
+    std::shared_ptr<const Secret> expected;
+    if (!plaintext_.compare_exchange_strong(expected, fresh, std::memory_order_acq_rel)) {
+      return *expected;
+    }
+    return decrypted;
+  }
+
+ private:
+  mutable std::atomic<std::shared_ptr<const Secret>> plaintext_;
+};
+
 struct CredentialEntry {
   std::string id;
   std::string ciphertext;
+  CachedPlaintext plaintext{};
 };
 
 // An active marketplace credential. Its health is shared with every snapshot and request
@@ -60,6 +101,7 @@ struct PoolCredentialEntry {
   std::string ciphertext;  // encrypted with the pool's data key
   int64_t rpm_limit = 0;   // 0 = no limit of its own
   std::shared_ptr<marketplace::CredentialHealth> health;
+  CachedPlaintext plaintext{};  // decrypted with the pool's data key
 };
 
 using PoolCredentials = std::vector<std::shared_ptr<const PoolCredentialEntry>>;
@@ -80,6 +122,12 @@ struct ProjectEntry {
   std::unordered_map<std::string, ProviderEntry> providers;
 };
 
+// Hashes std::string keys and std::string_view probes alike, so a lookup needs no std::string.
+struct StringKeyHash {
+  using is_transparent = void;
+  std::size_t operator()(std::string_view key) const { return std::hash<std::string_view>{}(key); }
+};
+
 struct Snapshot {
   int64_t generation = 0;
   // The data key of the marketplace pool; null when there is none or it cannot be unwrapped.
@@ -89,7 +137,8 @@ struct Snapshot {
   // scheduled price change takes effect (0 = none), after which the snapshot is rebuilt.
   limits::PriceTable prices;
   int64_t prices_valid_until = 0;
-  std::unordered_map<std::string, TokenEntry> tokens_by_hash;     // key: 64 hex digits
+  // Key: the token hash in 64 hex digits.
+  std::unordered_map<std::string, TokenEntry, StringKeyHash, std::equal_to<>> tokens_by_hash;
   std::unordered_map<std::string, AgentEntry> agents;
   std::unordered_map<std::string, ProjectEntry> projects;
 };

@@ -63,6 +63,10 @@ std::string hashToken(std::string_view token) {
   return sha256Hex(token);
 }
 
+std::array<char, 64> hashTokenDigits(std::string_view token) {
+  return sha256HexDigits(token);
+}
+
 std::string tokenHint(std::string_view token_hash) {
   constexpr size_t kHintSize = 4;
   if (token_hash.size() <= kHintSize) {

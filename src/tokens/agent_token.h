@@ -5,6 +5,7 @@
 // is shown once at creation. Thread-safe.
 #pragma once
 
+#include <array>
 #include <string>
 #include <string_view>
 
@@ -25,6 +26,8 @@ bool isAdminKeyShaped(std::string_view text);
 
 // The stored form: 64 lowercase hex digits of SHA-256(token).
 std::string hashToken(std::string_view token);
+// hashToken's 64 hex digits in a fixed array, so a lookup on the request path need not allocate.
+std::array<char, 64> hashTokenDigits(std::string_view token);
 
 // The last 4 hex digits of the stored hash: a name for the token that is safe to show.
 std::string tokenHint(std::string_view token_hash);

@@ -197,3 +197,44 @@ TEST(CostEstimateTest, HugeRequestSaturates) {
 
 }  // namespace
 }  // namespace keystore::limits
+
+namespace keystore::limits {
+namespace {
+
+TEST(PricesForTest, ModelPricesOverProviderDefaults) {
+  PriceTable table;
+  ASSERT_TRUE(table.set("openai", "", "input_tokens", 100).has_value());
+  ASSERT_TRUE(table.set("openai", "", "output_tokens", 200).has_value());
+  ASSERT_TRUE(table.set("openai", "gpt-4o", "input_tokens", 300).has_value());
+  ASSERT_TRUE(table.set("openai", "gpt-4o-mini", "output_tokens", 400).has_value());
+  ASSERT_TRUE(table.set("openaix", "gpt-4o", "requests", 500).has_value());
+  ASSERT_TRUE(table.set("anthropic", "", "cached_input_tokens", 600).has_value());
+
+  UnitPrices own = table.pricesFor("openai", "gpt-4o");
+  EXPECT_EQ(own[0], 300);  // input_tokens: the model's own
+  EXPECT_EQ(own[1], std::nullopt);
+  EXPECT_EQ(own[2], 200);           // output_tokens: the provider's default
+  EXPECT_EQ(own[3], std::nullopt);  // requests of another provider whose id shares a prefix
+
+  UnitPrices mini = table.pricesFor("openai", "gpt-4o-mini");
+  EXPECT_EQ(mini[0], 100);
+  EXPECT_EQ(mini[2], 400);
+
+  UnitPrices unknown_model = table.pricesFor("openai", "o3");
+  EXPECT_EQ(unknown_model[0], 100);
+  EXPECT_EQ(unknown_model[2], 200);
+
+  UnitPrices provider_default = table.pricesFor("openai", "");
+  EXPECT_EQ(provider_default[0], 100);
+  EXPECT_EQ(provider_default[2], 200);
+
+  for (std::size_t i = 0; i < kMeteredUnits.size(); ++i) {
+    SCOPED_TRACE(kMeteredUnits[i]);
+    EXPECT_EQ(own[i], table.price("openai", "gpt-4o", kMeteredUnits[i]));
+    EXPECT_EQ(mini[i], table.price("openai", "gpt-4o-mini", kMeteredUnits[i]));
+    EXPECT_EQ(unknown_model[i], table.price("openai", "o3", kMeteredUnits[i]));
+  }
+}
+
+}  // namespace
+}  // namespace keystore::limits

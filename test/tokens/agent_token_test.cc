@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <array>
 #include <string>
 #include <unordered_set>
 
@@ -90,6 +91,22 @@ TEST(AgentTokenTest, HintIsLastFourOfHash) {
   EXPECT_EQ(tokenHint(hashToken("abc")), "15ad");
   EXPECT_EQ(tokenHint("abc"), "abc");
   EXPECT_EQ(tokenHint(""), "");
+}
+
+}  // namespace
+}  // namespace keystore::tokens
+
+namespace keystore::tokens {
+namespace {
+
+TEST(HashTokenDigitsTest, MatchesHashToken) {
+  std::array<char, 64> abc = hashTokenDigits("abc");
+  EXPECT_EQ(std::string(abc.data(), abc.size()),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+
+  Secret token = generateAgentToken();
+  std::array<char, 64> digits = hashTokenDigits(token.reveal());
+  EXPECT_EQ(std::string(digits.data(), digits.size()), hashToken(token.reveal()));
 }
 
 }  // namespace
