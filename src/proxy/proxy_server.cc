@@ -1,6 +1,13 @@
 // The Beast-heavy part of the proxy: listeners, client sessions, upstream connections and the
 // streaming relay. Kept in one translation unit because instantiating Beast's awaitable
 // machinery is expensive to compile.
+//
+// The relay drives Beast's parsers by hand (parser.put on the bytes read so far) and writes
+// message heads it formats itself, together with the body, in one gather write. Beast's
+// composed read and write operations would do the same work with several more layers of
+// handlers and buffer sequences per request, and that showed as the largest share of the
+// proxy's own CPU time under load. Timeouts are deadlines swept by each I/O thread (see
+// DeadlineWatch) rather than a timer armed and cancelled around every operation.
 #include "proxy/proxy_server.h"
 
 #include <openssl/ssl.h>
@@ -8,9 +15,9 @@
 #include <spdlog/spdlog.h>
 #include <sys/socket.h>
 
+#include <array>
 #include <atomic>
 #include <boost/asio.hpp>
-#include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/ssl.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
@@ -19,6 +26,7 @@
 #include <boost/json/string.hpp>
 #include <optional>
 #include <thread>
+#include <type_traits>
 #include <unordered_map>
 #include <vector>
 
@@ -26,7 +34,9 @@
 #include "common/encoding.h"
 #include "common/random.h"
 #include "proxy/admission.h"
+#include "proxy/deadline_watch.h"
 #include "proxy/header_rules.h"
+#include "proxy/message_head.h"
 #include "proxy/model_scope.h"
 #include "proxy/request_meter.h"
 #include "redis/redis_limits.h"
@@ -40,6 +50,7 @@ namespace ssl = asio::ssl;
 using tcp = asio::ip::tcp;
 using asio::awaitable;
 using Clock = std::chrono::steady_clock;
+using ErrorCodeT = boost::system::error_code;
 
 namespace {
 
@@ -47,16 +58,35 @@ constexpr auto kNoThrow = asio::as_tuple(asio::use_awaitable);
 constexpr size_t kRelayBufferSize = 16 * 1024;
 // How long configuration refreshes may fail before the proxy stops trusting its snapshot.
 constexpr int64_t kStaleSnapshotLimitMs = 5'000;
+// How often each I/O thread closes the sockets whose deadline passed. Every timeout of the
+// proxy is a second or more, so firing up to this much late does not matter.
+constexpr std::chrono::milliseconds kDeadlineSweepInterval{100};
+// Bytes asked of one read system call.
+constexpr size_t kReadSize = 16 * 1024;
 
-// One connection to a provider, plain or TLS, with its read buffer.
+using TlsStream = beast::ssl_stream<tcp::socket>;
+
+// One connection to a provider, plain or TLS, with its read buffer and deadline.
 struct UpstreamConnection {
-  std::unique_ptr<beast::tcp_stream> plain;
-  std::unique_ptr<beast::ssl_stream<beast::tcp_stream>> secure;
+  UpstreamConnection(DeadlineWatch& watch, tcp::socket socket, ssl::context* tls)
+      : deadline(watch, emplaceStream(std::move(socket), tls)) {}
+
+  std::optional<tcp::socket> plain;
+  std::optional<TlsStream> secure;
+  Deadline deadline;  // after the streams, whose socket it refers to
   beast::flat_buffer buffer;
   Clock::time_point idle_since{};
   bool reused = false;
 
-  beast::tcp_stream& tcp() { return plain ? *plain : beast::get_lowest_layer(*secure); }
+  tcp::socket& socket() { return plain ? *plain : secure->next_layer(); }
+
+ private:
+  tcp::socket& emplaceStream(tcp::socket socket, ssl::context* tls) {
+    if (tls == nullptr) {
+      return plain.emplace(std::move(socket));
+    }
+    return secure.emplace(std::move(socket), *tls).next_layer();
+  }
 };
 
 // Idle keep-alive connections of one I/O thread, per provider.
@@ -89,6 +119,7 @@ class UpstreamPool {
       return;
     }
     connection->idle_since = Clock::now();
+    connection->deadline.expiresNever();
     idle.push_back(std::move(connection));
   }
 
@@ -98,11 +129,11 @@ class UpstreamPool {
   // A pooled connection that the upstream already closed reads as zero bytes or an error.
   // Sending a request on it would fail after the fact, so it is dropped here.
   static bool stillOpen(UpstreamConnection& connection) {
-    if (connection.buffer.size() > 0) {
+    if (connection.buffer.size() > 0 || !connection.socket().is_open()) {
       return false;  // unsolicited bytes: the connection is out of step
     }
     char probe;
-    auto handle = connection.tcp().socket().native_handle();
+    auto handle = connection.socket().native_handle();
     ssize_t n = ::recv(handle, &probe, 1, MSG_PEEK | MSG_DONTWAIT);
     return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
   }
@@ -112,19 +143,117 @@ class UpstreamPool {
 };
 
 struct Worker {
-  explicit Worker(const ProxyOptions& options) : io(1), pool(options) {
+  explicit Worker(const ProxyOptions& options) : io(1), sweep_timer(io), pool(options) {
     if (options.redis) {
       shared_limits = std::make_unique<redis::RedisLimits>(io, *options.redis);
     }
   }
 
+  // First, so it outlives every deadline: the io_context destroys the coroutine frames that
+  // hold client connections, and the pool holds upstream connections.
+  DeadlineWatch watch;
   asio::io_context io;
+  asio::steady_timer sweep_timer;
   std::unique_ptr<tcp::acceptor> acceptor;
   UpstreamPool pool;
   // Rate limits and budgets shared with other instances; null when counted in memory.
   std::unique_ptr<redis::RedisLimits> shared_limits;
   std::thread thread;
 };
+
+// Arms a deadline for the lifetime of an operation.
+class ArmedDeadline {
+ public:
+  ArmedDeadline(Deadline& deadline, Clock::time_point expires_at) : deadline_(deadline) {
+    deadline_.expiresAt(expires_at);
+  }
+  ~ArmedDeadline() { deadline_.expiresNever(); }
+  ArmedDeadline(const ArmedDeadline&) = delete;
+  ArmedDeadline& operator=(const ArmedDeadline&) = delete;
+
+ private:
+  Deadline& deadline_;
+};
+
+// Feeds `parser` from `buffer`, reading more from `stream` while it needs more, until
+// `done(parser)` holds or, for a buffer_body parser, its body buffer is full. Returns
+// http::error::end_of_stream when the stream ends before any byte of a message. The deadline
+// is armed only while this waits, so time spent elsewhere never counts against it.
+template <typename Stream, typename Parser, typename Done>
+awaitable<ErrorCodeT> parseFrom(Stream& stream, Deadline& deadline, Clock::time_point expires_at,
+                                beast::flat_buffer& buffer, Parser& parser, Done done) {
+  ArmedDeadline armed(deadline, expires_at);
+  while (!done(parser)) {
+    if (buffer.size() > 0) {
+      ErrorCodeT error;
+      size_t used = parser.put(buffer.data(), error);
+      buffer.consume(used);
+      if (error == http::error::need_buffer) {
+        co_return ErrorCodeT{};
+      }
+      if (error && error != http::error::need_more) {
+        co_return error;
+      }
+      if (!error && used > 0) {
+        continue;  // done now, or more of the buffer to parse, or the buffer is used up
+      }
+    }
+    if (buffer.size() >= buffer.max_size()) {
+      co_return http::error::buffer_overflow;
+    }
+    auto space = buffer.prepare(std::min(kReadSize, buffer.max_size() - buffer.size()));
+    auto [read_error, read] = co_await stream.async_read_some(space, kNoThrow);
+    buffer.commit(read);
+    if (read_error == asio::error::eof || read_error == asio::ssl::error::stream_truncated) {
+      if (!parser.got_some()) {
+        co_return http::error::end_of_stream;
+      }
+      if (read_error != asio::error::eof) {
+        co_return read_error;  // a TLS body cut without close_notify may be incomplete
+      }
+      // A body that runs until the connection closes ends here; anything else is cut short.
+      ErrorCodeT eof_error;
+      parser.put_eof(eof_error);
+      co_return eof_error;
+    }
+    if (read_error) {
+      co_return read_error;
+    }
+  }
+  co_return ErrorCodeT{};
+}
+
+asio::const_buffer bytes(std::string_view text) {
+  return asio::const_buffer(text.data(), text.size());
+}
+
+// Writes every byte of `buffers`. On a plain socket a non-blocking write is tried first, and
+// the usual small message leaves in that one system call without a trip through the scheduler.
+template <typename Stream, size_t N>
+awaitable<ErrorCodeT> writeAll(Stream& stream, Deadline& deadline, Clock::time_point expires_at,
+                               std::array<asio::const_buffer, N> buffers) {
+  ArmedDeadline armed(deadline, expires_at);
+  size_t first = 0;
+  if constexpr (std::is_same_v<Stream, tcp::socket>) {
+    ErrorCodeT error;
+    size_t written = stream.write_some(buffers, error);
+    if (error && error != asio::error::would_block && error != asio::error::try_again) {
+      co_return error;
+    }
+    while (first < N && written >= buffers[first].size()) {
+      written -= buffers[first].size();
+      ++first;
+    }
+    if (first == N) {
+      co_return ErrorCodeT{};
+    }
+    buffers[first] += written;
+  }
+  std::array<asio::const_buffer, N> rest{};
+  std::copy(buffers.begin() + static_cast<std::ptrdiff_t>(first), buffers.end(), rest.begin());
+  auto [error, written] = co_await asio::async_write(stream, rest, kNoThrow);
+  co_return error;
+}
 
 std::string jsonString(std::string_view text) {
   return boost::json::serialize(boost::json::string(text));
@@ -168,6 +297,28 @@ struct RequestRecord {
   std::string outcome;
   int64_t bytes_in = 0;
   int64_t bytes_out = 0;
+};
+
+// One agent connection: its socket, deadline, read buffer and the relay's scratch space,
+// allocated once per connection rather than once per request.
+struct ClientConnection {
+  ClientConnection(DeadlineWatch& watch, tcp::socket client_socket)
+      : socket(std::move(client_socket)), deadline(watch, socket) {}
+
+  tcp::socket socket;
+  Deadline deadline;
+  beast::flat_buffer buffer;
+  std::string head;  // the message head being written
+  std::unique_ptr<char[]> relay{new char[kRelayBufferSize]};
+
+  // The state of the request in progress. It lives here rather than in the request's
+  // coroutine frames because Asio recycles frames only up to about 1 KB and allocates larger
+  // ones anew for every call.
+  std::optional<RequestRecord> record;
+  std::optional<AdmissionContext> context;
+  http::request<http::string_body> upstream_request;
+  std::optional<http::response_parser<http::buffer_body>> upstream_parser;
+  std::string final_bytes;  // the end of a relayed body, with what filters held back
 };
 
 // Logs the budget thresholds a settlement crossed and hands them to `on_event`. Each threshold
@@ -229,8 +380,9 @@ std::string formatMillis(Clock::duration duration) {
   return std::string(text, static_cast<size_t>(size));
 }
 
-bool isTimeout(const boost::system::error_code& error) {
-  return error == beast::error::timeout || error == asio::error::timed_out;
+// Whether an operation failed because its connection's deadline passed.
+bool timedOut(const ErrorCodeT& error, const Deadline& deadline) {
+  return deadline.expired() || error == asio::error::timed_out;
 }
 
 }  // namespace
@@ -261,16 +413,16 @@ struct ProxyServer::Impl {
   Result<std::string> bind();
 
   awaitable<void> acceptLoop(Worker& worker);
+  awaitable<void> sweepLoop(Worker& worker);
   awaitable<void> runSession(Worker& worker, tcp::socket socket);
-  awaitable<bool> handleRequest(Worker& worker, beast::tcp_stream& client,
-                                beast::flat_buffer& buffer,
+  awaitable<bool> handleRequest(Worker& worker, ClientConnection& client,
                                 http::request_parser<http::string_body>& parser);
   awaitable<Result<std::unique_ptr<UpstreamConnection>>> connectUpstream(
-      const catalog::ProviderSpec& provider);
+      Worker& worker, const catalog::ProviderSpec& provider);
 
   template <typename Stream>
   awaitable<bool> exchange(Stream& upstream, UpstreamConnection& connection,
-                           beast::tcp_stream& client, http::request<http::string_body>& request,
+                           ClientConnection& client, http::request<http::string_body>& request,
                            const catalog::ProviderSpec& provider, const Secret& credential,
                            unsigned client_version, bool client_keep_alive, RequestRecord& record,
                            bool& reusable, AdmissionContext& context, AdmissionContext* failover,
@@ -281,12 +433,12 @@ struct ProxyServer::Impl {
                                const AdmissionContext& context, const Secret& credential,
                                const std::string& request_id);
 
-  awaitable<bool> writeError(beast::tcp_stream& client, const Error& error,
+  awaitable<bool> writeError(ClientConnection& client, const Error& error,
                              const RequestRecord& record, unsigned version, bool keep_alive,
                              const RateDecisionView* rate = nullptr);
   // Refuses a request whose limits could not be checked because the shared counters are
   // unreachable. The client learns only that; the log gets the cause.
-  awaitable<bool> refuseUnavailable(beast::tcp_stream& client, const Error& error,
+  awaitable<bool> refuseUnavailable(ClientConnection& client, const Error& error,
                                     RequestRecord& record, const AdmissionContext& context,
                                     unsigned version, bool keep_alive);
   void finish(RequestRecord& record, const AdmissionContext* context, bool write_ledger);
@@ -364,25 +516,37 @@ awaitable<void> ProxyServer::Impl::acceptLoop(Worker& worker) {
       continue;
     }
     socket.set_option(tcp::no_delay(true), error);
+    socket.non_blocking(true, error);
     asio::co_spawn(worker.io, runSession(worker, std::move(socket)), asio::detached);
   }
 }
 
+awaitable<void> ProxyServer::Impl::sweepLoop(Worker& worker) {
+  while (true) {
+    worker.sweep_timer.expires_after(kDeadlineSweepInterval);
+    auto [error] = co_await worker.sweep_timer.async_wait(kNoThrow);
+    if (error) {
+      co_return;
+    }
+    worker.watch.sweep(Clock::now());
+  }
+}
+
 awaitable<void> ProxyServer::Impl::runSession(Worker& worker, tcp::socket socket) {
-  beast::tcp_stream client(std::move(socket));
-  beast::flat_buffer buffer;
+  ClientConnection client(worker.watch, std::move(socket));
   while (true) {
     http::request_parser<http::string_body> parser;
     parser.header_limit(64 * 1024);
     // The body limit is applied after admission, so an unauthenticated request learns that
     // first and an oversized Content-Length gets 413 rather than a parse error.
     parser.body_limit(boost::none);
-    client.expires_after(options.client_header_timeout);
-    auto [error, bytes] = co_await http::async_read_header(client, buffer, parser, kNoThrow);
+    auto error = co_await parseFrom(client.socket, client.deadline,
+                                    Clock::now() + options.client_header_timeout, client.buffer,
+                                    parser, [](const auto& p) { return p.is_header_done(); });
     if (error) {
-      if (error == http::error::end_of_stream || error == asio::error::eof ||
-          error == asio::error::connection_reset || isTimeout(error) ||
-          error == asio::error::operation_aborted) {
+      if (error == http::error::end_of_stream || error == asio::error::connection_reset ||
+          client.deadline.expired() || error == asio::error::operation_aborted ||
+          error == asio::error::bad_descriptor) {
         break;
       }
       RequestRecord record;
@@ -396,8 +560,11 @@ awaitable<void> ProxyServer::Impl::runSession(Worker& worker, tcp::socket socket
       break;
     }
     active_requests.fetch_add(1, std::memory_order_relaxed);
-    bool keep_alive = co_await handleRequest(worker, client, buffer, parser);
+    bool keep_alive = co_await handleRequest(worker, client, parser);
     active_requests.fetch_sub(1, std::memory_order_relaxed);
+    // An idle connection keeps neither the snapshot nor the agent token of its last request.
+    client.context.reset();
+    client.record.reset();
     if (!keep_alive) {
       break;
     }
@@ -405,22 +572,22 @@ awaitable<void> ProxyServer::Impl::runSession(Worker& worker, tcp::socket socket
   // Lingering close: a response sent before the request body was read leaves input unread,
   // and closing a socket with unread input sends a reset that can destroy the response before
   // the client reads it. Half-close, then discard input for a bounded time and size.
-  boost::system::error_code ignored;
-  client.socket().shutdown(tcp::socket::shutdown_send, ignored);
-  client.expires_after(std::chrono::seconds(2));
-  char scratch[16 * 1024];
+  ErrorCodeT ignored;
+  client.socket.shutdown(tcp::socket::shutdown_send, ignored);
+  client.deadline.expiresAfter(std::chrono::seconds(2));
   uint64_t discarded = 0;
-  while (discarded < options.max_request_bytes + (1u << 20)) {
-    auto [read_error, read] = co_await client.async_read_some(asio::buffer(scratch), kNoThrow);
+  while (discarded < options.max_request_bytes + (1u << 20) && client.socket.is_open()) {
+    auto [read_error, read] = co_await client.socket.async_read_some(
+        asio::buffer(client.relay.get(), kRelayBufferSize), kNoThrow);
     if (read_error) {
       break;
     }
     discarded += read;
   }
-  client.close();
+  client.socket.close(ignored);
 }
 
-awaitable<bool> ProxyServer::Impl::writeError(beast::tcp_stream& client, const Error& error,
+awaitable<bool> ProxyServer::Impl::writeError(ClientConnection& client, const Error& error,
                                               const RequestRecord& record, unsigned version,
                                               bool keep_alive, const RateDecisionView* rate) {
   http::response<http::string_body> response{static_cast<http::status>(httpStatus(error.code)),
@@ -444,12 +611,16 @@ awaitable<bool> ProxyServer::Impl::writeError(beast::tcp_stream& client, const E
                     extra + "}}";
   response.keep_alive(keep_alive);
   response.prepare_payload();
-  client.expires_after(options.idle_timeout);
-  auto [write_error, written] = co_await http::async_write(client, response, kNoThrow);
+  client.head.clear();
+  appendStatusLineAndFields(client.head, response.base(), version);
+  endHead(client.head);
+  auto write_error =
+      co_await writeAll(client.socket, client.deadline, Clock::now() + options.idle_timeout,
+                        std::array{bytes(client.head), bytes(response.body())});
   co_return !write_error && keep_alive;
 }
 
-awaitable<bool> ProxyServer::Impl::refuseUnavailable(beast::tcp_stream& client, const Error& error,
+awaitable<bool> ProxyServer::Impl::refuseUnavailable(ClientConnection& client, const Error& error,
                                                      RequestRecord& record,
                                                      const AdmissionContext& context,
                                                      unsigned version, bool keep_alive) {
@@ -583,10 +754,9 @@ void ProxyServer::Impl::finish(RequestRecord& record, const AdmissionContext* co
   }
 }
 
-awaitable<bool> ProxyServer::Impl::handleRequest(Worker& worker, beast::tcp_stream& client,
-                                                 beast::flat_buffer& buffer,
+awaitable<bool> ProxyServer::Impl::handleRequest(Worker& worker, ClientConnection& client,
                                                  http::request_parser<http::string_body>& parser) {
-  RequestRecord record;
+  RequestRecord& record = client.record.emplace();
   record.request_id = newRequestId();
   auto& header = parser.get();
   unsigned version = header.version();
@@ -604,13 +774,15 @@ awaitable<bool> ProxyServer::Impl::handleRequest(Worker& worker, beast::tcp_stre
     response.body() = R"({"status":"ok"})";
     response.keep_alive(keep_alive_on_error);
     response.prepare_payload();
-    if (header.method() == http::verb::head) {
-      // HEAD gets the header with the body's length and no body.
-      http::response_serializer<http::string_body> serializer(response);
-      auto [error, written] = co_await http::async_write_header(client, serializer, kNoThrow);
-      co_return !error && keep_alive_on_error;
-    }
-    auto [error, written] = co_await http::async_write(client, response, kNoThrow);
+    client.head.clear();
+    appendStatusLineAndFields(client.head, response.base(), version);
+    endHead(client.head);
+    // HEAD gets the header with the body's length and no body.
+    std::string_view body = header.method() == http::verb::head ? std::string_view{}
+                                                                : std::string_view(response.body());
+    auto error =
+        co_await writeAll(client.socket, client.deadline, Clock::now() + options.idle_timeout,
+                          std::array{bytes(client.head), bytes(body)});
     co_return !error && keep_alive_on_error;
   }
 
@@ -624,7 +796,7 @@ awaitable<bool> ProxyServer::Impl::handleRequest(Worker& worker, beast::tcp_stre
     co_return co_await writeError(client, stale, record, version, keep_alive_on_error);
   }
 
-  AdmissionContext context;
+  AdmissionContext& context = client.context.emplace();
   context.snapshot = snapshots.current();
   auto admitted = admitRequest(header.method_string(), target, header, catalog, now_ms, context);
   record.provider = context.provider ? context.provider->id : std::string{};
@@ -652,15 +824,18 @@ awaitable<bool> ProxyServer::Impl::handleRequest(Worker& worker, beast::tcp_stre
   // HTTP/1.0 has no interim responses, so its clients never get one (RFC 9110, 10.1.1).
   if (version >= 11 && beast::iequals(expect, "100-continue")) {
     static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
-    auto [error, written] =
-        co_await asio::async_write(client.socket(), asio::buffer(kContinue), kNoThrow);
+    auto error =
+        co_await writeAll(client.socket, client.deadline, Clock::now() + options.idle_timeout,
+                          std::array{bytes(kContinue)});
     if (error) {
       co_return false;
     }
   }
 
-  client.expires_after(options.idle_timeout);
-  auto [read_error, read_bytes] = co_await http::async_read(client, buffer, parser, kNoThrow);
+  parser.eager(true);
+  auto read_error =
+      co_await parseFrom(client.socket, client.deadline, Clock::now() + options.idle_timeout,
+                         client.buffer, parser, [](const auto& p) { return p.is_done(); });
   if (read_error) {
     if (read_error == http::error::body_limit) {
       Error error{
@@ -793,7 +968,7 @@ awaitable<bool> ProxyServer::Impl::handleRequest(Worker& worker, beast::tcp_stre
   }
 
   Secret credential_in_use = std::move(*credential);
-  http::request<http::string_body> upstream_request;
+  http::request<http::string_body>& upstream_request = client.upstream_request;
   upstream_request.body() = std::move(client_request.body());
   record.bytes_in = static_cast<int64_t>(upstream_request.body().size());
   AdmissionContext* failover = context.mode == "marketplace" ? &context : nullptr;
@@ -821,7 +996,7 @@ awaitable<bool> ProxyServer::Impl::handleRequest(Worker& worker, beast::tcp_stre
     for (int attempt = 0; attempt < 2; ++attempt) {
       auto connection = worker.pool.take(provider.id);
       if (!connection) {
-        auto connected = co_await connectUpstream(provider);
+        auto connected = co_await connectUpstream(worker, provider);
         if (!connected) {
           record.status = httpStatus(connected.error().code);
           record.outcome = std::string(errorCodeName(connected.error().code));
@@ -889,7 +1064,7 @@ Result<void> ProxyServer::Impl::prepareUpstream(
 }
 
 awaitable<Result<std::unique_ptr<UpstreamConnection>>> ProxyServer::Impl::connectUpstream(
-    const catalog::ProviderSpec& provider) {
+    Worker& worker, const catalog::ProviderSpec& provider) {
   auto executor = co_await asio::this_coro::executor;
   const auto& base = provider.base;
   tcp::resolver resolver(executor);
@@ -913,27 +1088,28 @@ awaitable<Result<std::unique_ptr<UpstreamConnection>>> ProxyServer::Impl::connec
                    "the upstream host of " + provider.id + " resolves only to private addresses");
   }
 
-  auto connection = std::make_unique<UpstreamConnection>();
-  beast::tcp_stream stream(executor);
-  stream.expires_after(options.connect_timeout);
-  auto [connect_error, endpoint] = co_await stream.async_connect(endpoints, kNoThrow);
+  auto connection = std::make_unique<UpstreamConnection>(worker.watch, tcp::socket(executor),
+                                                         base.tls ? &tls : nullptr);
+  connection->deadline.expiresAfter(options.connect_timeout);
+  auto [connect_error, endpoint] =
+      co_await asio::async_connect(connection->socket(), endpoints, kNoThrow);
   if (connect_error) {
     co_return fail(
-        isTimeout(connect_error) ? ErrorCode::kUpstreamTimeout : ErrorCode::kUpstreamUnreachable,
-        "cannot connect to the upstream of " + provider.id + ": " + connect_error.message());
+        timedOut(connect_error, connection->deadline) ? ErrorCode::kUpstreamTimeout
+                                                      : ErrorCode::kUpstreamUnreachable,
+        "cannot connect to the upstream of " + provider.id + ": " +
+            (connection->deadline.expired() ? std::string("timed out") : connect_error.message()));
   }
-  boost::system::error_code ignored;
-  stream.socket().set_option(tcp::no_delay(true), ignored);
+  ErrorCodeT ignored;
+  connection->socket().set_option(tcp::no_delay(true), ignored);
 
   if (!base.tls) {
-    connection->plain = std::make_unique<beast::tcp_stream>(std::move(stream));
+    connection->socket().non_blocking(true, ignored);
     co_return connection;
   }
 
-  connection->secure =
-      std::make_unique<beast::ssl_stream<beast::tcp_stream>>(std::move(stream), tls);
   SSL* handle = connection->secure->native_handle();
-  boost::system::error_code address_error;
+  ErrorCodeT address_error;
   auto literal = asio::ip::make_address(base.host, address_error);
   if (address_error) {
     SSL_set_tlsext_host_name(handle, base.host.c_str());
@@ -944,25 +1120,32 @@ awaitable<Result<std::unique_ptr<UpstreamConnection>>> ProxyServer::Impl::connec
   auto [handshake_error] =
       co_await connection->secure->async_handshake(ssl::stream_base::client, kNoThrow);
   if (handshake_error) {
-    co_return fail(
-        isTimeout(handshake_error) ? ErrorCode::kUpstreamTimeout : ErrorCode::kUpstreamUnreachable,
-        "TLS handshake with the upstream of " + provider.id +
-            " failed: " + handshake_error.message());
+    co_return fail(timedOut(handshake_error, connection->deadline)
+                       ? ErrorCode::kUpstreamTimeout
+                       : ErrorCode::kUpstreamUnreachable,
+                   "TLS handshake with the upstream of " + provider.id + " failed: " +
+                       (connection->deadline.expired() ? std::string("timed out")
+                                                       : handshake_error.message()));
   }
   co_return connection;
 }
 
 template <typename Stream>
 awaitable<bool> ProxyServer::Impl::exchange(
-    Stream& upstream, UpstreamConnection& connection, beast::tcp_stream& client,
+    Stream& upstream, UpstreamConnection& connection, ClientConnection& client,
     http::request<http::string_body>& request, const catalog::ProviderSpec& provider,
     const Secret& credential, unsigned client_version, bool client_keep_alive,
     RequestRecord& record, bool& reusable, AdmissionContext& context, AdmissionContext* failover,
     std::optional<Secret>& next_credential) {
   reusable = false;
 
-  connection.tcp().expires_after(options.idle_timeout);
-  auto [write_error, written] = co_await http::async_write(upstream, request, kNoThrow);
+  // The request head and body leave in one write. The head is built in the client's scratch
+  // string, which the response head reuses once the request is sent.
+  client.head.clear();
+  appendRequestHead(client.head, request.base());
+  auto write_error =
+      co_await writeAll(upstream, connection.deadline, Clock::now() + options.idle_timeout,
+                        std::array{bytes(client.head), bytes(request.body())});
   if (write_error) {
     record.outcome = "retry_on_fresh_connection";
     co_return false;
@@ -972,8 +1155,8 @@ awaitable<bool> ProxyServer::Impl::exchange(
   // Interim 1xx responses (103 Early Hints) precede the final one on the same connection.
   // They are skipped here, because relaying one as final would leave the real response queued
   // on a pooled connection for the next request, which may belong to another project.
-  std::optional<http::response_parser<http::buffer_body>> parser_storage;
-  boost::system::error_code header_error;
+  std::optional<http::response_parser<http::buffer_body>>& parser_storage = client.upstream_parser;
+  ErrorCodeT header_error;
   for (int interim = 0;; ++interim) {
     parser_storage.emplace();
     parser_storage->header_limit(64 * 1024);
@@ -981,10 +1164,9 @@ awaitable<bool> ProxyServer::Impl::exchange(
     if (request.method() == http::verb::head) {
       parser_storage->skip(true);
     }
-    connection.tcp().expires_after(options.response_header_timeout);
-    auto [read_error, header_bytes] =
-        co_await http::async_read_header(upstream, connection.buffer, *parser_storage, kNoThrow);
-    header_error = read_error;
+    header_error = co_await parseFrom(
+        upstream, connection.deadline, Clock::now() + options.response_header_timeout,
+        connection.buffer, *parser_storage, [](const auto& p) { return p.is_header_done(); });
     if (header_error) {
       break;
     }
@@ -1001,7 +1183,7 @@ awaitable<bool> ProxyServer::Impl::exchange(
   if (header_error) {
     ErrorCode code = ErrorCode::kUpstreamInvalidResponse;
     std::string message = "the upstream sent an invalid response";
-    if (isTimeout(header_error)) {
+    if (timedOut(header_error, connection.deadline)) {
       code = ErrorCode::kUpstreamTimeout;
       message = "the upstream did not respond in time";
     } else if (header_error == http::error::end_of_stream || header_error == asio::error::eof ||
@@ -1040,81 +1222,116 @@ awaitable<bool> ProxyServer::Impl::exchange(
   }
   std::vector<std::string> needles = credentialNeedles(provider, credential);
   cleanResponseHeaders(response.base(), needles);
-  response.set("x-request-id", record.request_id);
   auto content_type = response[http::field::content_type];
   if (record.meter) {
     record.meter->onResponse(record.upstream_status, content_type);
   }
-  if (content_type.starts_with("text/event-stream")) {
-    // Tell any buffering proxy in front (nginx) to pass events through as they come.
-    response.set(http::field::cache_control, "no-cache");
-    response.set("x-accel-buffering", "no");
-  }
-  // Time spent inside the proxy since the request body was read, less the waits for the
-  // upstream's headers, so slow uploads and failover attempts do not count.
-  record.overhead = (Clock::now() - record.body_read) - record.upstream_waited;
-  response.set("x-keystore-overhead-ms", formatMillis(*record.overhead));
+  bool event_stream = content_type.starts_with("text/event-stream");
   bool upstream_keep_alive = response.keep_alive();
   // Transfer-Encoding is hop-by-hop and was dropped above. A body of unknown length, or one
   // that the usage filter may shorten, is re-framed as chunked for the client, so its end is
   // visible without closing.
   bool reframe = !parser.is_done() && (!parser.content_length() ||
                                        (record.meter && record.meter->filtersClientStream()));
+  bool chunked = false;
   if (reframe) {
     response.erase(http::field::content_length);
     if (client_version >= 11) {
-      response.chunked(true);
+      chunked = true;
     } else {
       client_keep_alive = false;  // HTTP/1.0 has no chunking: the close ends the body
     }
   }
-  response.version(client_version);
-  response.keep_alive(client_keep_alive);
+
+  // The head for the client: the upstream's remaining fields, then the proxy's own, each of
+  // which replaces any field of that name from the upstream.
+  response.erase("x-request-id");
+  response.erase("x-keystore-overhead-ms");
+  if (event_stream) {
+    response.erase(http::field::cache_control);
+    response.erase("x-accel-buffering");
+  }
+  client.head.clear();
+  appendStatusLineAndFields(client.head, response.base(), client_version);
+  appendField(client.head, "x-request-id", record.request_id);
+  if (event_stream) {
+    // Tell any buffering proxy in front (nginx) to pass events through as they come.
+    appendField(client.head, "Cache-Control", "no-cache");
+    appendField(client.head, "x-accel-buffering", "no");
+  }
+  // Time spent inside the proxy since the request body was read, less the waits for the
+  // upstream's headers, so slow uploads and failover attempts do not count.
+  record.overhead = (Clock::now() - record.body_read) - record.upstream_waited;
+  appendField(client.head, "x-keystore-overhead-ms", formatMillis(*record.overhead));
+  if (chunked) {
+    appendField(client.head, "Transfer-Encoding", "chunked");
+  }
+  if (client_version >= 11 && !client_keep_alive) {
+    appendField(client.head, "Connection", "close");
+  } else if (client_version < 11 && client_keep_alive) {
+    appendField(client.head, "Connection", "keep-alive");
+  }
+  endHead(client.head);
 
   StreamRedactor redactor(std::move(needles));
-  char relay_buffer[kRelayBufferSize];
-  response.body().data = nullptr;
-  response.body().more = !parser.is_done();
-  http::response_serializer<http::buffer_body> serializer(response);
+  char* relay_buffer = client.relay.get();
+  bool head_sent = false;
+  bool client_gone = false;
+  Clock::time_point drain_until{};
+  // Sends `data` (a chunk of the body, possibly empty) behind the head if that is still
+  // unsent, framed as a chunk when re-framing, with the last chunk when `last`.
+  auto send = [&](std::string_view data, bool last) -> awaitable<ErrorCodeT> {
+    std::string_view head = head_sent ? std::string_view{} : std::string_view(client.head);
+    std::optional<ChunkSizeLine> size_line;
+    std::string_view chunk_open;
+    std::string_view chunk_close;
+    if (chunked && !data.empty()) {
+      chunk_open = size_line.emplace(data.size()).text();
+      chunk_close = "\r\n";
+    }
+    std::string_view trailer = chunked && last ? std::string_view("0\r\n\r\n") : std::string_view{};
+    head_sent = true;
+    co_return co_await writeAll(client.socket, client.deadline, Clock::now() + options.idle_timeout,
+                                std::array{bytes(head), bytes(chunk_open), bytes(data),
+                                           bytes(chunk_close), bytes(trailer)});
+  };
 
   // When body bytes arrived together with the header (the usual small JSON response), the
   // first write below sends header and body in one system call. Otherwise (a stream whose
   // first event is still to come) the header goes out at once.
-  bool client_gone = false;
   if (connection.buffer.size() == 0 && !parser.is_done()) {
-    client.expires_after(options.idle_timeout);
-    auto [header_write_error, header_written] =
-        co_await http::async_write_header(client, serializer, kNoThrow);
-    if (header_write_error) {
+    std::string_view nothing;
+    auto head_error = co_await send(nothing, false);
+    if (head_error) {
       client_gone = true;
-      connection.tcp().expires_after(options.abort_drain_timeout);
+      drain_until = Clock::now() + options.abort_drain_timeout;
     }
   }
 
   std::string_view pending;
-  std::string final_bytes;
+  std::string& final_bytes = client.final_bytes;
   bool upstream_failed = false;
   uint64_t drained = 0;
   while (true) {
     if (!parser.is_done() && pending.empty()) {
       response.body().data = relay_buffer;
-      response.body().size = sizeof(relay_buffer);
-      if (!client_gone) {
-        connection.tcp().expires_after(options.idle_timeout);
-      }
-      auto [read_error, read] =
-          co_await http::async_read_some(upstream, connection.buffer, parser, kNoThrow);
-      if (read_error == http::error::need_buffer) {
-        read_error = {};
-      }
+      response.body().size = kRelayBufferSize;
+      response.body().more = true;
+      // After the client left, one deadline bounds the whole drain.
+      Clock::time_point read_until =
+          client_gone ? drain_until : Clock::now() + options.idle_timeout;
+      auto read_error = co_await parseFrom(
+          upstream, connection.deadline, read_until, connection.buffer, parser,
+          [&](const auto& p) { return p.is_done() || response.body().size < kRelayBufferSize; });
       if (read_error) {
         upstream_failed = true;
         if (!client_gone) {
-          record.outcome = isTimeout(read_error) ? "upstream_timeout" : "upstream_error";
+          record.outcome =
+              timedOut(read_error, connection.deadline) ? "upstream_timeout" : "upstream_error";
         }
         break;
       }
-      size_t produced = sizeof(relay_buffer) - response.body().size;
+      size_t produced = kRelayBufferSize - response.body().size;
       std::string_view upstream_bytes(relay_buffer, produced);
       std::string_view client_bytes =
           record.meter ? record.meter->onUpstreamBytes(upstream_bytes) : upstream_bytes;
@@ -1150,36 +1367,29 @@ awaitable<bool> ProxyServer::Impl::exchange(
       continue;
     }
 
-    if (!pending.empty()) {
-      response.body().data = const_cast<char*>(pending.data());
-      response.body().size = pending.size();
-      record.bytes_out += static_cast<int64_t>(pending.size());
-      pending = {};
-    } else {
-      // A zero-length chunk would end the client's body early; write nothing instead.
-      response.body().data = nullptr;
-      response.body().size = 0;
-    }
-    response.body().more = !parser.is_done();
-    if (options.ledger_strict && parser.is_done() && !record.finished) {
+    bool last = parser.is_done();
+    std::string_view data = pending;
+    record.bytes_out += static_cast<int64_t>(data.size());
+    pending = {};
+    if (options.ledger_strict && last && !record.finished) {
       // Strict sync: the row is committed before the last bytes of the response go out, so a
       // client that saw its answer complete finds the row after any crash.
       record.outcome = record.upstream_status >= 400 ? "upstream_error" : "ok";
       finish(record, &context, true);
     }
 
-    client.expires_after(options.idle_timeout);
-    auto [client_error, sent] = co_await http::async_write(client, serializer, kNoThrow);
-    if (client_error == http::error::need_buffer) {
-      client_error = {};
+    // A zero-length chunk would end the client's body early, so an empty read writes nothing
+    // unless the head or the last chunk is still due.
+    if (!data.empty() || !head_sent || (last && chunked)) {
+      auto client_error = co_await send(data, last);
+      if (client_error) {
+        // Keep reading the upstream's answer, bounded in time and size, for its usage figure.
+        client_gone = true;
+        drain_until = Clock::now() + options.abort_drain_timeout;
+        continue;
+      }
     }
-    if (client_error) {
-      // Keep reading the upstream's answer, bounded in time and size, for its usage figure.
-      client_gone = true;
-      connection.tcp().expires_after(options.abort_drain_timeout);
-      continue;
-    }
-    if (serializer.is_done()) {
+    if (last) {
       break;
     }
   }
@@ -1223,6 +1433,7 @@ Result<std::string> ProxyServer::start() {
   for (auto& worker : impl_->workers) {
     Worker* raw = worker.get();
     asio::co_spawn(raw->io, impl_->acceptLoop(*raw), asio::detached);
+    asio::co_spawn(raw->io, impl_->sweepLoop(*raw), asio::detached);
     raw->thread = std::thread([raw] { raw->io.run(); });
   }
   return bound;

@@ -1,0 +1,71 @@
+#include "proxy/message_head.h"
+
+#include <charconv>
+
+namespace keystore::proxy {
+
+namespace http = boost::beast::http;
+
+namespace {
+
+void appendVersion(std::string& out, unsigned version) {
+  out.append("HTTP/");
+  out.push_back(static_cast<char>('0' + version / 10));
+  out.push_back('.');
+  out.push_back(static_cast<char>('0' + version % 10));
+}
+
+void appendFields(std::string& out, const http::fields& fields) {
+  for (const auto& field : fields) {
+    appendField(out, field.name_string(), field.value());
+  }
+}
+
+}  // namespace
+
+void appendRequestHead(std::string& out, const http::request_header<>& header) {
+  out.append(header.method_string());
+  out.push_back(' ');
+  out.append(header.target());
+  out.push_back(' ');
+  appendVersion(out, header.version());
+  out.append("\r\n");
+  appendFields(out, header);
+  endHead(out);
+}
+
+void appendStatusLineAndFields(std::string& out, const http::response_header<>& header,
+                               unsigned version) {
+  appendVersion(out, version);
+  out.push_back(' ');
+  unsigned status = header.result_int();
+  char digits[3] = {static_cast<char>('0' + status / 100 % 10),
+                    static_cast<char>('0' + status / 10 % 10),
+                    static_cast<char>('0' + status % 10)};
+  out.append(digits, sizeof(digits));
+  out.push_back(' ');
+  std::string_view reason = header.reason();
+  if (reason.empty()) {
+    reason = http::obsolete_reason(header.result());
+  }
+  out.append(reason);
+  out.append("\r\n");
+  appendFields(out, header);
+}
+
+void appendField(std::string& out, std::string_view name, std::string_view value) {
+  out.append(name);
+  out.append(": ");
+  out.append(value);
+  out.append("\r\n");
+}
+
+ChunkSizeLine::ChunkSizeLine(size_t size) {
+  auto [end, error] = std::to_chars(text_, text_ + 16, size, 16);
+  (void)error;  // 16 characters hold any 64-bit value in hexadecimal
+  end[0] = '\r';
+  end[1] = '\n';
+  length_ = static_cast<size_t>(end + 2 - text_);
+}
+
+}  // namespace keystore::proxy
