@@ -1,5 +1,6 @@
 #include "proxy/admission.h"
 
+#include <openssl/crypto.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -175,7 +176,7 @@ Result<Secret> findAgentToken(const http::fields& headers, std::string_view quer
 
 Result<void> admitRequest(std::string_view method, std::string_view target,
                           const http::fields& headers, const catalog::Catalog& catalog,
-                          int64_t now_millis, AdmissionContext& context) {
+                          int64_t now_millis, AdmissionContext& context, TokenDigestMemo* memo) {
   // Step 1: route.
   auto route = parseProxyTarget(target);
   if (!route) {
@@ -198,7 +199,18 @@ Result<void> admitRequest(std::string_view method, std::string_view target,
     return fail(ErrorCode::kInvalidToken, "the agent token is not valid");
   }
   const Snapshot& snapshot = *context.snapshot;
-  std::array<char, 64> token_hash = tokens::hashTokenDigits(token_text->reveal());
+  std::string_view presented = token_text->reveal();
+  std::array<char, 64> token_hash;
+  if (memo != nullptr && memo->token.size() == presented.size() &&
+      CRYPTO_memcmp(memo->token.reveal().data(), presented.data(), presented.size()) == 0) {
+    token_hash = memo->digest;
+  } else {
+    token_hash = tokens::hashTokenDigits(presented);
+    if (memo != nullptr) {
+      memo->token = Secret(presented.data(), presented.size());
+      memo->digest = token_hash;
+    }
+  }
   auto found = snapshot.tokens_by_hash.find(std::string_view(token_hash.data(), token_hash.size()));
   if (found == snapshot.tokens_by_hash.end()) {
     return fail(ErrorCode::kInvalidToken, "the agent token is not valid");

@@ -7,6 +7,7 @@
 // the proxy's I/O threads.
 #pragma once
 
+#include <array>
 #include <boost/beast/http/fields.hpp>
 #include <memory>
 #include <string>
@@ -42,6 +43,14 @@ struct AdmissionContext {
   std::shared_ptr<marketplace::CredentialHealth> health;
 };
 
+// The SHA-256 digest of the agent token last admitted on one client connection. An agent sends
+// the same token with every request of a keep-alive connection, so the proxy hashes it once per
+// connection rather than once per request.
+struct TokenDigestMemo {
+  Secret token;
+  std::array<char, 64> digest{};
+};
+
 // Finds the agent token among the places the provider's SDK may put it. kMissingToken when
 // there is none, kAmbiguousCredentials when two places (or two Authorization headers, or a
 // comma-joined value) carry different candidates.
@@ -55,10 +64,11 @@ Result<Secret> nextPoolCredential(AdmissionContext& context, int64_t now_millis)
 
 // Runs steps 1 to 4 and checks that the provider is enabled in a mode its tier allows. The
 // caller then applies rate limits and budgets (step 5) and calls resolveCredential.
+// `memo`, when given, is the connection's digest memo, which this reads and updates.
 Result<void> admitRequest(std::string_view method, std::string_view target,
                           const boost::beast::http::fields& headers,
                           const catalog::Catalog& catalog, int64_t now_millis,
-                          AdmissionContext& context);
+                          AdmissionContext& context, TokenDigestMemo* memo = nullptr);
 
 // Step 6 for an admitted request: decrypts the project's BYOK key or picks a pool credential,
 // from the source the mode names and no other, and returns the plaintext to inject (a key, or

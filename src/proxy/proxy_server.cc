@@ -14,6 +14,7 @@
 #include <openssl/x509v3.h>
 #include <spdlog/spdlog.h>
 #include <sys/socket.h>
+#include <time.h>
 
 #include <array>
 #include <atomic>
@@ -24,6 +25,7 @@
 #include <boost/beast/ssl.hpp>
 #include <boost/json/serialize.hpp>
 #include <boost/json/string.hpp>
+#include <charconv>
 #include <optional>
 #include <thread>
 #include <type_traits>
@@ -61,6 +63,9 @@ constexpr int64_t kStaleSnapshotLimitMs = 5'000;
 // How often each I/O thread closes the sockets whose deadline passed. Every timeout of the
 // proxy is a second or more, so firing up to this much late does not matter.
 constexpr std::chrono::milliseconds kDeadlineSweepInterval{100};
+// How long a pooled upstream connection may sit idle before it is checked for a close by
+// the upstream before reuse.
+constexpr std::chrono::milliseconds kProbeAfterIdle{1};
 // Bytes asked of one read system call.
 constexpr size_t kReadSize = 16 * 1024;
 
@@ -104,8 +109,12 @@ class UpstreamPool {
         continue;
       }
       // A pooled connection that the upstream closed since its last use reads as end of
-      // stream. One non-blocking peek detects it before a request is sent on it.
-      if (stillOpen(*connection)) {
+      // stream. One non-blocking peek detects it before a request is sent on it. A connection
+      // back in the pool for less than kProbeAfterIdle is taken without the peek: a server
+      // that ends a connection right after a response says so with Connection: close, and
+      // idle connections are closed after seconds, so the system call would find nothing.
+      if ((idle_for < kProbeAfterIdle && connection->socket().is_open()) ||
+          stillOpen(*connection)) {
         connection->reused = true;
         return connection;
       }
@@ -160,6 +169,15 @@ struct Worker {
   std::unique_ptr<redis::RedisLimits> shared_limits;
   std::thread thread;
 };
+
+// The steady clock (CLOCK_MONOTONIC) at the kernel's tick resolution, a few milliseconds,
+// which is read faster than the full clock and is precise enough for deadlines of seconds.
+Clock::time_point coarseNow() {
+  timespec now{};
+  ::clock_gettime(CLOCK_MONOTONIC_COARSE, &now);
+  return Clock::time_point(std::chrono::seconds(now.tv_sec) +
+                           std::chrono::nanoseconds(now.tv_nsec));
+}
 
 // Arms a deadline for the lifetime of an operation.
 class ArmedDeadline {
@@ -264,10 +282,18 @@ std::string jsonString(std::string_view text) {
 std::string newRequestId() {
   static const std::string prefix = "req_" + hexEncode(randomBytes(6));
   static std::atomic<uint64_t> counter{0};
-  char suffix[24];
-  int size = std::snprintf(suffix, sizeof(suffix), "%012llx",
-                           static_cast<unsigned long long>(counter.fetch_add(1) + 1));
-  return prefix + std::string(suffix, static_cast<size_t>(size));
+  uint64_t sequence = counter.fetch_add(1, std::memory_order_relaxed) + 1;
+  // At least 12 hex digits, zero-padded, as "%012llx" would print them.
+  char digits[16];
+  auto [end, unused] = std::to_chars(digits, digits + sizeof(digits), sequence, 16);
+  (void)unused;  // 16 characters hold any 64-bit value in hexadecimal
+  size_t length = static_cast<size_t>(end - digits);
+  std::string id;
+  id.reserve(prefix.size() + std::max<size_t>(length, 12));
+  id.append(prefix);
+  id.append(length < 12 ? 12 - length : 0, '0');
+  id.append(digits, length);
+  return id;
 }
 
 struct RequestRecord {
@@ -319,6 +345,7 @@ struct ClientConnection {
   http::request<http::string_body> upstream_request;
   std::optional<http::response_parser<http::buffer_body>> upstream_parser;
   std::string final_bytes;  // the end of a relayed body, with what filters held back
+  TokenDigestMemo token_memo;
 };
 
 // Logs the budget thresholds a settlement crossed and hands them to `on_event`. Each threshold
@@ -375,9 +402,14 @@ std::string formatMillis(Clock::duration duration) {
     micros = 0;
   }
   char text[32];
-  int size = std::snprintf(text, sizeof(text), "%lld.%03lld", static_cast<long long>(micros / 1000),
-                           static_cast<long long>(micros % 1000));
-  return std::string(text, static_cast<size_t>(size));
+  auto [end, unused] = std::to_chars(text, text + 24, micros / 1000);
+  (void)unused;  // 24 characters hold any 64-bit value
+  int64_t fraction = micros % 1000;
+  end[0] = '.';
+  end[1] = static_cast<char>('0' + fraction / 100);
+  end[2] = static_cast<char>('0' + fraction / 10 % 10);
+  end[3] = static_cast<char>('0' + fraction % 10);
+  return std::string(text, static_cast<size_t>(end + 4 - text));
 }
 
 // Whether an operation failed because its connection's deadline passed.
@@ -541,7 +573,7 @@ awaitable<void> ProxyServer::Impl::runSession(Worker& worker, tcp::socket socket
     // first and an oversized Content-Length gets 413 rather than a parse error.
     parser.body_limit(boost::none);
     auto error = co_await parseFrom(client.socket, client.deadline,
-                                    Clock::now() + options.client_header_timeout, client.buffer,
+                                    coarseNow() + options.client_header_timeout, client.buffer,
                                     parser, [](const auto& p) { return p.is_header_done(); });
     if (error) {
       if (error == http::error::end_of_stream || error == asio::error::connection_reset ||
@@ -615,7 +647,7 @@ awaitable<bool> ProxyServer::Impl::writeError(ClientConnection& client, const Er
   appendStatusLineAndFields(client.head, response.base(), version);
   endHead(client.head);
   auto write_error =
-      co_await writeAll(client.socket, client.deadline, Clock::now() + options.idle_timeout,
+      co_await writeAll(client.socket, client.deadline, coarseNow() + options.idle_timeout,
                         std::array{bytes(client.head), bytes(response.body())});
   co_return !write_error && keep_alive;
 }
@@ -781,7 +813,7 @@ awaitable<bool> ProxyServer::Impl::handleRequest(Worker& worker, ClientConnectio
     std::string_view body = header.method() == http::verb::head ? std::string_view{}
                                                                 : std::string_view(response.body());
     auto error =
-        co_await writeAll(client.socket, client.deadline, Clock::now() + options.idle_timeout,
+        co_await writeAll(client.socket, client.deadline, coarseNow() + options.idle_timeout,
                           std::array{bytes(client.head), bytes(body)});
     co_return !error && keep_alive_on_error;
   }
@@ -798,7 +830,8 @@ awaitable<bool> ProxyServer::Impl::handleRequest(Worker& worker, ClientConnectio
 
   AdmissionContext& context = client.context.emplace();
   context.snapshot = snapshots.current();
-  auto admitted = admitRequest(header.method_string(), target, header, catalog, now_ms, context);
+  auto admitted = admitRequest(header.method_string(), target, header, catalog, now_ms, context,
+                               &client.token_memo);
   record.provider = context.provider ? context.provider->id : std::string{};
   record.path = context.route.path;
   if (!admitted) {
@@ -825,7 +858,7 @@ awaitable<bool> ProxyServer::Impl::handleRequest(Worker& worker, ClientConnectio
   if (version >= 11 && beast::iequals(expect, "100-continue")) {
     static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
     auto error =
-        co_await writeAll(client.socket, client.deadline, Clock::now() + options.idle_timeout,
+        co_await writeAll(client.socket, client.deadline, coarseNow() + options.idle_timeout,
                           std::array{bytes(kContinue)});
     if (error) {
       co_return false;
@@ -834,7 +867,7 @@ awaitable<bool> ProxyServer::Impl::handleRequest(Worker& worker, ClientConnectio
 
   parser.eager(true);
   auto read_error =
-      co_await parseFrom(client.socket, client.deadline, Clock::now() + options.idle_timeout,
+      co_await parseFrom(client.socket, client.deadline, coarseNow() + options.idle_timeout,
                          client.buffer, parser, [](const auto& p) { return p.is_done(); });
   if (read_error) {
     if (read_error == http::error::body_limit) {
@@ -1144,7 +1177,7 @@ awaitable<bool> ProxyServer::Impl::exchange(
   client.head.clear();
   appendRequestHead(client.head, request.base());
   auto write_error =
-      co_await writeAll(upstream, connection.deadline, Clock::now() + options.idle_timeout,
+      co_await writeAll(upstream, connection.deadline, coarseNow() + options.idle_timeout,
                         std::array{bytes(client.head), bytes(request.body())});
   if (write_error) {
     record.outcome = "retry_on_fresh_connection";
@@ -1165,7 +1198,7 @@ awaitable<bool> ProxyServer::Impl::exchange(
       parser_storage->skip(true);
     }
     header_error = co_await parseFrom(
-        upstream, connection.deadline, Clock::now() + options.response_header_timeout,
+        upstream, connection.deadline, coarseNow() + options.response_header_timeout,
         connection.buffer, *parser_storage, [](const auto& p) { return p.is_header_done(); });
     if (header_error) {
       break;
@@ -1291,7 +1324,7 @@ awaitable<bool> ProxyServer::Impl::exchange(
     }
     std::string_view trailer = chunked && last ? std::string_view("0\r\n\r\n") : std::string_view{};
     head_sent = true;
-    co_return co_await writeAll(client.socket, client.deadline, Clock::now() + options.idle_timeout,
+    co_return co_await writeAll(client.socket, client.deadline, coarseNow() + options.idle_timeout,
                                 std::array{bytes(head), bytes(chunk_open), bytes(data),
                                            bytes(chunk_close), bytes(trailer)});
   };
@@ -1304,7 +1337,7 @@ awaitable<bool> ProxyServer::Impl::exchange(
     auto head_error = co_await send(nothing, false);
     if (head_error) {
       client_gone = true;
-      drain_until = Clock::now() + options.abort_drain_timeout;
+      drain_until = coarseNow() + options.abort_drain_timeout;
     }
   }
 
@@ -1318,8 +1351,7 @@ awaitable<bool> ProxyServer::Impl::exchange(
       response.body().size = kRelayBufferSize;
       response.body().more = true;
       // After the client left, one deadline bounds the whole drain.
-      Clock::time_point read_until =
-          client_gone ? drain_until : Clock::now() + options.idle_timeout;
+      Clock::time_point read_until = client_gone ? drain_until : coarseNow() + options.idle_timeout;
       auto read_error = co_await parseFrom(
           upstream, connection.deadline, read_until, connection.buffer, parser,
           [&](const auto& p) { return p.is_done() || response.body().size < kRelayBufferSize; });
@@ -1385,7 +1417,7 @@ awaitable<bool> ProxyServer::Impl::exchange(
       if (client_error) {
         // Keep reading the upstream's answer, bounded in time and size, for its usage figure.
         client_gone = true;
-        drain_until = Clock::now() + options.abort_drain_timeout;
+        drain_until = coarseNow() + options.abort_drain_timeout;
         continue;
       }
     }
