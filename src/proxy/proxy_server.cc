@@ -594,9 +594,15 @@ awaitable<void> ProxyServer::Impl::runSession(Worker& worker, tcp::socket socket
     active_requests.fetch_add(1, std::memory_order_relaxed);
     bool keep_alive = co_await handleRequest(worker, client, parser);
     active_requests.fetch_sub(1, std::memory_order_relaxed);
-    // An idle connection keeps neither the snapshot nor the agent token of its last request.
+    // An idle connection keeps neither the snapshot nor the agent token of its last request,
+    // nor the credential injected into it. The scratch head is wiped whole, because its bytes
+    // past the response head may still hold the tail of the upstream request's head.
     client.context.reset();
     client.record.reset();
+    client.upstream_request = {};
+    client.head.resize(client.head.capacity());
+    OPENSSL_cleanse(client.head.data(), client.head.size());
+    client.head.clear();
     if (!keep_alive) {
       break;
     }
@@ -1253,6 +1259,10 @@ awaitable<bool> ProxyServer::Impl::exchange(
       co_return false;
     }
   }
+  // Read before the hop-by-hop fields are removed, because without its Connection field an
+  // HTTP/1.1 response always reads as keep-alive and a connection the upstream is closing
+  // would be pooled.
+  bool upstream_keep_alive = response.keep_alive();
   std::vector<std::string> needles = credentialNeedles(provider, credential);
   cleanResponseHeaders(response.base(), needles);
   auto content_type = response[http::field::content_type];
@@ -1260,7 +1270,6 @@ awaitable<bool> ProxyServer::Impl::exchange(
     record.meter->onResponse(record.upstream_status, content_type);
   }
   bool event_stream = content_type.starts_with("text/event-stream");
-  bool upstream_keep_alive = response.keep_alive();
   // Transfer-Encoding is hop-by-hop and was dropped above. A body of unknown length, or one
   // that the usage filter may shorten, is re-framed as chunked for the client, so its end is
   // visible without closing.
