@@ -287,6 +287,9 @@ Result<void> applyConfigFile(const std::string& path, CLI::App& serve, ServeConf
       {"threads", integer(config.threads)},
       {"circuit-failures", integer(config.circuit_failures)},
       {"circuit-cooldown", text(config.circuit_cooldown)},
+      {"upstream-timeout", text(config.upstream_timeout)},
+      {"stream-idle-timeout", text(config.stream_idle_timeout)},
+      {"client-header-timeout", text(config.client_header_timeout)},
       {"redis", text(config.redis_url)},
       {"session-ttl", text(config.session_ttl)},
       {"session-idle-timeout", text(config.session_idle_timeout)},
@@ -406,6 +409,24 @@ int runServer(const ServeConfig& config) {
     return 1;
   }
 
+  // The proxy enforces deadlines with a sweep every 100 ms, so at 500 ms or more a timeout fires
+  // at most a fifth of its length late.
+  std::pair<const char*, const std::string*> proxy_timeouts[] = {
+      {"--upstream-timeout", &config.upstream_timeout},
+      {"--stream-idle-timeout", &config.stream_idle_timeout},
+      {"--client-header-timeout", &config.client_header_timeout},
+  };
+  int64_t proxy_timeout_ms[std::size(proxy_timeouts)] = {};
+  for (size_t i = 0; i < std::size(proxy_timeouts); ++i) {
+    auto parsed = parseDurationMillis(*proxy_timeouts[i].second);
+    if (!parsed || *parsed < 500) {
+      fatal(std::string(proxy_timeouts[i].first) + " '" + *proxy_timeouts[i].second +
+            "' must be a duration of at least 500ms, e.g. 90s or 10m");
+      return 1;
+    }
+    proxy_timeout_ms[i] = *parsed;
+  }
+
   auto cooldown = parseDurationMillis(config.circuit_cooldown);
   if (!cooldown || *cooldown < 1000) {
     fatal("--circuit-cooldown '" + config.circuit_cooldown +
@@ -505,6 +526,9 @@ int runServer(const ServeConfig& config) {
   proxy_options.upstream_ca_file = config.upstream_ca_file;
   proxy_options.max_request_bytes = config.max_request_bytes;
   proxy_options.ledger_strict = config.ledger_sync == "strict";
+  proxy_options.response_header_timeout = std::chrono::milliseconds(proxy_timeout_ms[0]);
+  proxy_options.idle_timeout = std::chrono::milliseconds(proxy_timeout_ms[1]);
+  proxy_options.client_header_timeout = std::chrono::milliseconds(proxy_timeout_ms[2]);
   if (!config.redis_url.empty()) {
     auto endpoint = redis::parseRedisUrl(config.redis_url);
     if (!endpoint) {
@@ -705,6 +729,24 @@ void addServeCommand(CLI::App& app, int& exit_code) {
       ->add_option("--circuit-cooldown", config->circuit_cooldown,
                    "How long an open circuit waits before probing the credential again")
       ->envname("KEYSTORE_CIRCUIT_COOLDOWN")
+      ->capture_default_str();
+  serve
+      ->add_option("--upstream-timeout", config->upstream_timeout,
+                   "How long to wait for a provider's response header after sending the request "
+                   "(e.g. 10m); on expiry the agent gets 504 upstream_timeout")
+      ->envname("KEYSTORE_UPSTREAM_TIMEOUT")
+      ->capture_default_str();
+  serve
+      ->add_option("--stream-idle-timeout", config->stream_idle_timeout,
+                   "Silence allowed between two reads or writes of a request or response body "
+                   "(e.g. 5m); a stream that keeps sending is never cut")
+      ->envname("KEYSTORE_STREAM_IDLE_TIMEOUT")
+      ->capture_default_str();
+  serve
+      ->add_option("--client-header-timeout", config->client_header_timeout,
+                   "How long an agent connection may take to send a request header, and how long "
+                   "an idle keep-alive connection stays open (e.g. 60s)")
+      ->envname("KEYSTORE_CLIENT_HEADER_TIMEOUT")
       ->capture_default_str();
   serve
       ->add_flag("--allow-private-webhooks", config->allow_private_webhooks,

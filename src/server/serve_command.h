@@ -25,6 +25,12 @@ struct ServeConfig {
   int64_t ledger_flush_ms = 50;
   uint64_t max_request_bytes = 32ull << 20;
   int threads = 0;  // 0 = one per core
+  // Proxy timeouts (durations): waiting for a provider's response header after the request was
+  // sent, silence allowed in the middle of a request or response body, and an agent's time to
+  // send a request header.
+  std::string upstream_timeout = "10m";
+  std::string stream_idle_timeout = "5m";
+  std::string client_header_timeout = "60s";
   // Marketplace circuit breaker: consecutive failures that open a credential's circuit, and
   // how long it stays open before a probe.
   int circuit_failures = 5;
