@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "store/sqlite/sqlite_store.h"
+#include "support/ratio_reporter.h"
 
 namespace {
 
@@ -212,39 +213,6 @@ void BM_ReferenceStatementPerRow(benchmark::State& state) {
 }
 BENCHMARK(BM_ReferenceStatementPerRow);
 
-// Prints every run as usual and keeps its CPU time per iteration for the ratio line.
-class RatioReporter : public benchmark::ConsoleReporter {
- public:
-  void ReportRuns(const std::vector<Run>& runs) override {
-    ConsoleReporter::ReportRuns(runs);
-    for (const Run& run : runs) {
-      if (run.error_occurred) {
-        continue;
-      }
-      // With --benchmark_repetitions the median, which comes after the repetitions, wins.
-      if (run.run_type == Run::RT_Iteration ||
-          (run.run_type == Run::RT_Aggregate && run.aggregate_name == "median")) {
-        cpu_ns_[run.run_name.str()] = run.GetAdjustedCPUTime();
-      }
-    }
-  }
-
-  void printRatio(const char* what, const std::string& measured,
-                  const std::string& reference) const {
-    auto found = cpu_ns_.find(measured);
-    auto base = cpu_ns_.find(reference);
-    if (found == cpu_ns_.end() || base == cpu_ns_.end() || base->second <= 0) {
-      return;
-    }
-    std::printf("%s: %.0f ns per row vs reference %.0f ns per row: ratio %.2f\n", what,
-                found->second / kBatchRows, base->second / kBatchRows,
-                found->second / base->second);
-  }
-
- private:
-  std::map<std::string, double> cpu_ns_;
-};
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -252,10 +220,11 @@ int main(int argc, char** argv) {
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) {
     return 1;
   }
-  RatioReporter reporter;
+  keystore::bench::RatioReporter reporter;
   benchmark::RunSpecifiedBenchmarks(&reporter);
   std::printf("\n");
-  reporter.printRatio("append 64-row batch", "BM_AppendLedgerBatch", "BM_ReferenceStatementPerRow");
+  reporter.printRatio("append 64-row batch", "BM_AppendLedgerBatch", "BM_ReferenceStatementPerRow",
+                      kBatchRows, " per row");
   benchmark::Shutdown();
   return 0;
 }

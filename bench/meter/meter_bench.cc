@@ -33,6 +33,7 @@
 #include "proxy/request_body.h"
 #include "proxy/request_meter.h"
 #include "proxy/snapshot.h"
+#include "support/ratio_reporter.h"
 #include "tokens/agent_token.h"
 #include "vault/vault.h"
 
@@ -283,33 +284,6 @@ void BM_DecryptCredentialReference(benchmark::State& state) {
 }
 BENCHMARK(BM_DecryptCredentialReference);
 
-// Prints every run as usual and keeps its CPU time per iteration for the ratio lines.
-class RatioReporter : public benchmark::ConsoleReporter {
- public:
-  void ReportRuns(const std::vector<Run>& runs) override {
-    ConsoleReporter::ReportRuns(runs);
-    for (const Run& run : runs) {
-      if (run.run_type == Run::RT_Iteration && !run.error_occurred) {
-        cpu_ns_[run.benchmark_name()] = run.GetAdjustedCPUTime();
-      }
-    }
-  }
-
-  void printRatio(const char* what, const std::string& measured,
-                  const std::string& reference) const {
-    auto found = cpu_ns_.find(measured);
-    auto base = cpu_ns_.find(reference);
-    if (found == cpu_ns_.end() || base == cpu_ns_.end() || base->second <= 0) {
-      return;
-    }
-    std::printf("%-26s %8.0f ns vs reference %8.0f ns: ratio %.2f\n", what, found->second,
-                base->second, found->second / base->second);
-  }
-
- private:
-  std::map<std::string, double> cpu_ns_;
-};
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -317,7 +291,7 @@ int main(int argc, char** argv) {
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) {
     return 1;
   }
-  RatioReporter reporter;
+  keystore::bench::RatioReporter reporter;
   benchmark::RunSpecifiedBenchmarks(&reporter);
   std::printf("\n");
   reporter.printRatio("meter small chat", "BM_MeterSmallChat", "BM_ParseSmallReference");
