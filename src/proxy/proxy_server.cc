@@ -10,6 +10,8 @@
 // DeadlineWatch) rather than a timer armed and cancelled around every operation.
 #include "proxy/proxy_server.h"
 
+#include <fmt/format.h>
+#include <openssl/crypto.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 #include <spdlog/spdlog.h>
@@ -25,7 +27,6 @@
 #include <boost/beast/ssl.hpp>
 #include <boost/json/serialize.hpp>
 #include <boost/json/string.hpp>
-#include <charconv>
 #include <optional>
 #include <thread>
 #include <type_traits>
@@ -105,16 +106,18 @@ class UpstreamPool {
       auto connection = std::move(idle.back());
       idle.pop_back();
       auto idle_for = Clock::now() - connection->idle_since;
-      if (idle_for >= options_.pool_idle_timeout || connection->buffer.size() > 0) {
+      // Unsolicited bytes mean the connection is out of step with the upstream, and a closed
+      // socket is one whose deadline expired.
+      if (idle_for >= options_.pool_idle_timeout || connection->buffer.size() > 0 ||
+          !connection->socket().is_open()) {
         continue;
       }
       // A pooled connection that the upstream closed since its last use reads as end of
       // stream. One non-blocking peek detects it before a request is sent on it. A connection
-      // back in the pool for less than kProbeAfterIdle is taken without the peek: a server
-      // that ends a connection right after a response says so with Connection: close, and
-      // idle connections are closed after seconds, so the system call would find nothing.
-      if ((idle_for < kProbeAfterIdle && connection->socket().is_open()) ||
-          stillOpen(*connection)) {
+      // back in the pool for less than kProbeAfterIdle is taken without the peek. A server that
+      // ends a connection right after a response sends Connection: close, and servers close
+      // idle connections after seconds, so at that age the system call would find nothing.
+      if (idle_for < kProbeAfterIdle || stillOpen(*connection)) {
         connection->reused = true;
         return connection;
       }
@@ -138,9 +141,6 @@ class UpstreamPool {
   // A pooled connection that the upstream already closed reads as zero bytes or an error.
   // Sending a request on it would fail after the fact, so it is dropped here.
   static bool stillOpen(UpstreamConnection& connection) {
-    if (connection.buffer.size() > 0 || !connection.socket().is_open()) {
-      return false;  // unsolicited bytes: the connection is out of step
-    }
     char probe;
     auto handle = connection.socket().native_handle();
     ssize_t n = ::recv(handle, &probe, 1, MSG_PEEK | MSG_DONTWAIT);
@@ -158,8 +158,8 @@ struct Worker {
     }
   }
 
-  // First, so it outlives every deadline: the io_context destroys the coroutine frames that
-  // hold client connections, and the pool holds upstream connections.
+  // First, so it outlives every deadline. The io_context destroys the coroutine frames that
+  // own client connections, and the pool owns upstream connections.
   DeadlineWatch watch;
   asio::io_context io;
   asio::steady_timer sweep_timer;
@@ -194,7 +194,7 @@ class ArmedDeadline {
 };
 
 // Feeds `parser` from `buffer`, reading more from `stream` while it needs more, until
-// `done(parser)` holds or, for a buffer_body parser, its body buffer is full. Returns
+// `done(parser)` is true or, for a buffer_body parser, its body buffer is full. Returns
 // http::error::end_of_stream when the stream ends before any byte of a message. The deadline
 // is armed only while this waits, so time spent elsewhere never counts against it.
 template <typename Stream, typename Parser, typename Done>
@@ -282,18 +282,7 @@ std::string jsonString(std::string_view text) {
 std::string newRequestId() {
   static const std::string prefix = "req_" + hexEncode(randomBytes(6));
   static std::atomic<uint64_t> counter{0};
-  uint64_t sequence = counter.fetch_add(1, std::memory_order_relaxed) + 1;
-  // At least 12 hex digits, zero-padded, as "%012llx" would print them.
-  char digits[16];
-  auto [end, unused] = std::to_chars(digits, digits + sizeof(digits), sequence, 16);
-  (void)unused;  // 16 characters hold any 64-bit value in hexadecimal
-  size_t length = static_cast<size_t>(end - digits);
-  std::string id;
-  id.reserve(prefix.size() + std::max<size_t>(length, 12));
-  id.append(prefix);
-  id.append(length < 12 ? 12 - length : 0, '0');
-  id.append(digits, length);
-  return id;
+  return fmt::format("{}{:012x}", prefix, counter.fetch_add(1, std::memory_order_relaxed) + 1);
 }
 
 struct RequestRecord {
@@ -398,18 +387,8 @@ struct RateDecisionView {
 // Milliseconds with three decimals, for x-keystore-overhead-ms.
 std::string formatMillis(Clock::duration duration) {
   auto micros = std::chrono::duration_cast<std::chrono::microseconds>(duration).count();
-  if (micros < 0) {
-    micros = 0;
-  }
-  char text[32];
-  auto [end, unused] = std::to_chars(text, text + 24, micros / 1000);
-  (void)unused;  // 24 characters hold any 64-bit value
-  int64_t fraction = micros % 1000;
-  end[0] = '.';
-  end[1] = static_cast<char>('0' + fraction / 100);
-  end[2] = static_cast<char>('0' + fraction / 10 % 10);
-  end[3] = static_cast<char>('0' + fraction % 10);
-  return std::string(text, static_cast<size_t>(end + 4 - text));
+  micros = std::max<int64_t>(micros, 0);
+  return fmt::format("{}.{:03}", micros / 1000, micros % 1000);
 }
 
 // Whether an operation failed because its connection's deadline passed.
@@ -595,14 +574,10 @@ awaitable<void> ProxyServer::Impl::runSession(Worker& worker, tcp::socket socket
     bool keep_alive = co_await handleRequest(worker, client, parser);
     active_requests.fetch_sub(1, std::memory_order_relaxed);
     // An idle connection keeps neither the snapshot nor the agent token of its last request,
-    // nor the credential injected into it. The scratch head is wiped whole, because its bytes
-    // past the response head may still hold the tail of the upstream request's head.
+    // nor the upstream request with the credential injected into it.
     client.context.reset();
     client.record.reset();
     client.upstream_request = {};
-    client.head.resize(client.head.capacity());
-    OPENSSL_cleanse(client.head.data(), client.head.size());
-    client.head.clear();
     if (!keep_alive) {
       break;
     }
@@ -1185,6 +1160,9 @@ awaitable<bool> ProxyServer::Impl::exchange(
   auto write_error =
       co_await writeAll(upstream, connection.deadline, coarseNow() + options.idle_timeout,
                         std::array{bytes(client.head), bytes(request.body())});
+  // The head carries the injected credential, and the string is reused for other heads.
+  OPENSSL_cleanse(client.head.data(), client.head.size());
+  client.head.clear();
   if (write_error) {
     record.outcome = "retry_on_fresh_connection";
     co_return false;
@@ -1424,7 +1402,7 @@ awaitable<bool> ProxyServer::Impl::exchange(
     if (!data.empty() || !head_sent || (last && chunked)) {
       auto client_error = co_await send(data, last);
       if (client_error) {
-        // Keep reading the upstream's answer, bounded in time and size, for its usage figure.
+        // Keep reading the upstream's response, bounded in time and size, for its usage figure.
         client_gone = true;
         drain_until = coarseNow() + options.abort_drain_timeout;
         continue;

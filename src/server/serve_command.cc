@@ -411,20 +411,28 @@ int runServer(const ServeConfig& config) {
 
   // The proxy enforces deadlines with a sweep every 100 ms, so at 500 ms or more a timeout fires
   // at most a fifth of its length late.
-  std::pair<const char*, const std::string*> proxy_timeouts[] = {
-      {"--upstream-timeout", &config.upstream_timeout},
-      {"--stream-idle-timeout", &config.stream_idle_timeout},
-      {"--client-header-timeout", &config.client_header_timeout},
-  };
-  int64_t proxy_timeout_ms[std::size(proxy_timeouts)] = {};
-  for (size_t i = 0; i < std::size(proxy_timeouts); ++i) {
-    auto parsed = parseDurationMillis(*proxy_timeouts[i].second);
+  auto proxy_timeout = [](const char* flag,
+                          const std::string& text) -> std::optional<std::chrono::milliseconds> {
+    auto parsed = parseDurationMillis(text);
     if (!parsed || *parsed < 500) {
-      fatal(std::string(proxy_timeouts[i].first) + " '" + *proxy_timeouts[i].second +
+      fatal(std::string(flag) + " '" + text +
             "' must be a duration of at least 500ms, e.g. 90s or 10m");
-      return 1;
+      return std::nullopt;
     }
-    proxy_timeout_ms[i] = *parsed;
+    return std::chrono::milliseconds(*parsed);
+  };
+  auto upstream_timeout = proxy_timeout("--upstream-timeout", config.upstream_timeout);
+  if (!upstream_timeout) {
+    return 1;
+  }
+  auto stream_idle_timeout = proxy_timeout("--stream-idle-timeout", config.stream_idle_timeout);
+  if (!stream_idle_timeout) {
+    return 1;
+  }
+  auto client_header_timeout =
+      proxy_timeout("--client-header-timeout", config.client_header_timeout);
+  if (!client_header_timeout) {
+    return 1;
   }
 
   auto cooldown = parseDurationMillis(config.circuit_cooldown);
@@ -526,9 +534,9 @@ int runServer(const ServeConfig& config) {
   proxy_options.upstream_ca_file = config.upstream_ca_file;
   proxy_options.max_request_bytes = config.max_request_bytes;
   proxy_options.ledger_strict = config.ledger_sync == "strict";
-  proxy_options.response_header_timeout = std::chrono::milliseconds(proxy_timeout_ms[0]);
-  proxy_options.idle_timeout = std::chrono::milliseconds(proxy_timeout_ms[1]);
-  proxy_options.client_header_timeout = std::chrono::milliseconds(proxy_timeout_ms[2]);
+  proxy_options.response_header_timeout = *upstream_timeout;
+  proxy_options.idle_timeout = *stream_idle_timeout;
+  proxy_options.client_header_timeout = *client_header_timeout;
   if (!config.redis_url.empty()) {
     auto endpoint = redis::parseRedisUrl(config.redis_url);
     if (!endpoint) {

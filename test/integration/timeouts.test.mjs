@@ -127,7 +127,7 @@ describe('proxy timeouts', () => {
   });
 
   test('silent upstream is 504 upstream_timeout', async () => {
-    upstream.respond = () => {};  // reads the request and never answers
+    upstream.respond = () => {};  // reads the request and never responds
 
     const { text, elapsedMs } = await exchange(ks, emailRequest(token));
 
