@@ -89,10 +89,10 @@ void BudgetTracker::seedSpend(int64_t month_time_ms,
                               const std::map<std::string, int64_t>& project_spend) {
   const int64_t month_index = utcMonthIndex(month_time_ms);
   std::lock_guard lock(mutex_);
-  auto seed = [month_index](std::unordered_map<std::string, Account>& accounts,
+  auto seed = [month_index](StringMap<Account>& accounts,
                             const std::map<std::string, int64_t>& spend) {
     for (const auto& [id, micros] : spend) {
-      Account& account = accounts[id];
+      Account& account = entryFor(accounts, id);
       rollTo(account, month_index);
       if (account.month_index == month_index) {
         account.spent = std::max(account.spent, micros);
@@ -111,8 +111,8 @@ std::expected<Reservation, BudgetRefusal> BudgetTracker::reserve(std::string_vie
   const int64_t request = std::max<int64_t>(worst_case_micros, 0);
   const int64_t month_index = utcMonthIndex(now_ms);
   std::lock_guard lock(mutex_);
-  Account& agent = agents_[std::string(agent_id)];
-  Account& project = projects_[std::string(project_id)];
+  Account& agent = entryFor(agents_, agent_id);
+  Account& project = entryFor(projects_, project_id);
   rollTo(agent, month_index);
   rollTo(project, month_index);
 
@@ -143,7 +143,7 @@ std::expected<Reservation, BudgetRefusal> BudgetTracker::reserve(std::string_vie
                           .agent_id = std::string(agent_id),
                           .project_id = std::string(project_id),
                           .micros = request};
-  outstanding_.emplace(reservation.id, reservation);
+  outstanding_.emplace(reservation.id, Held{&agent, &project, request});
   return reservation;
 }
 
@@ -157,14 +157,14 @@ Result<BudgetEvents> BudgetTracker::settle(const Reservation& reservation, int64
     return fail(ErrorCode::kNotFound,
                 "budget reservation " + std::to_string(reservation.id) + " is not outstanding");
   }
-  const Reservation settled = std::move(found->second);
+  const Held held = found->second;
   outstanding_.erase(found);
 
   BudgetEvents events;
-  Account& agent = agents_[settled.agent_id];
-  Account& project = projects_[settled.project_id];
-  agent.reserved -= settled.micros;
-  project.reserved -= settled.micros;
+  Account& agent = *held.agent;
+  Account& project = *held.project;
+  agent.reserved -= held.micros;
+  project.reserved -= held.micros;
   rollTo(agent, month_index);
   rollTo(project, month_index);
   // A cost from a month that has ended for the account is that month's, not this one's.
@@ -184,15 +184,15 @@ Result<void> BudgetTracker::release(const Reservation& reservation) {
     return fail(ErrorCode::kNotFound,
                 "budget reservation " + std::to_string(reservation.id) + " is not outstanding");
   }
-  agents_[found->second.agent_id].reserved -= found->second.micros;
-  projects_[found->second.project_id].reserved -= found->second.micros;
+  found->second.agent->reserved -= found->second.micros;
+  found->second.project->reserved -= found->second.micros;
   outstanding_.erase(found);
   return {};
 }
 
-BudgetUsage BudgetTracker::usageOf(const std::unordered_map<std::string, Account>& accounts,
-                                   std::string_view id, int64_t now_ms) {
-  auto found = accounts.find(std::string(id));
+BudgetUsage BudgetTracker::usageOf(const StringMap<Account>& accounts, std::string_view id,
+                                   int64_t now_ms) {
+  auto found = accounts.find(id);
   if (found == accounts.end()) {
     return BudgetUsage{};
   }

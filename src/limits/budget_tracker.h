@@ -51,6 +51,7 @@
 #include <unordered_map>
 
 #include "common/error.h"
+#include "common/string_map.h"
 
 namespace keystore::limits {
 
@@ -168,16 +169,24 @@ class BudgetTracker {
 
   // Moves the account to `month_index` if that is later, resetting spend and flags.
   static void rollTo(Account& account, int64_t month_index);
-  static BudgetUsage usageOf(const std::unordered_map<std::string, Account>& accounts,
-                             std::string_view id, int64_t now_ms);
+  static BudgetUsage usageOf(const StringMap<Account>& accounts, std::string_view id,
+                             int64_t now_ms);
   // Adds spend to the account and reports the thresholds newly crossed.
   static void addSpend(Account& account, int64_t micros, const BudgetCap& cap, bool& warning,
                        bool& exceeded);
 
+  // The accounts and amount of one outstanding reservation. Accounts are never erased and the
+  // maps are node-based, so the pointers stay valid.
+  struct Held {
+    Account* agent = nullptr;
+    Account* project = nullptr;
+    int64_t micros = 0;
+  };
+
   mutable std::mutex mutex_;
-  std::unordered_map<std::string, Account> agents_;
-  std::unordered_map<std::string, Account> projects_;
-  std::unordered_map<uint64_t, Reservation> outstanding_;
+  StringMap<Account> agents_;
+  StringMap<Account> projects_;
+  std::unordered_map<uint64_t, Held> outstanding_;
   uint64_t next_id_ = 1;
 };
 

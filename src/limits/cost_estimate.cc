@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <array>
 #include <boost/json/basic_parser_impl.hpp>
+#include <charconv>
 #include <cmath>
 #include <limits>
 
@@ -199,17 +200,29 @@ UnitPrices PriceTable::pricesFor(std::string_view provider, std::string_view mod
   return prices;
 }
 
-std::string formatPricesJson(const UnitPrices& prices) {
-  std::string text;
+void formatPricesJson(const UnitPrices& prices, std::string& out) {
+  out.clear();
   for (size_t i = 0; i < kMeteredUnits.size(); ++i) {
     if (!prices[i]) {
       continue;
     }
-    text += text.empty() ? "{\"" : ",\"";
-    text += kMeteredUnits[i];
-    text += "\":" + std::to_string(*prices[i]);
+    out += out.empty() ? "{\"" : ",\"";
+    out += kMeteredUnits[i];
+    out += "\":";
+    char digits[24];
+    auto [end, error] = std::to_chars(std::begin(digits), std::end(digits), *prices[i]);
+    (void)error;  // 24 characters hold any int64_t
+    out.append(digits, end);
   }
-  return text.empty() ? text : text + "}";
+  if (!out.empty()) {
+    out += '}';
+  }
+}
+
+std::string formatPricesJson(const UnitPrices& prices) {
+  std::string text;
+  formatPricesJson(prices, text);
+  return text;
 }
 
 OutputRequest readOutputRequest(std::string_view body) {

@@ -108,6 +108,8 @@ CostEstimate estimateWorstCase(const PriceTable& prices, const CostEstimateInput
 // units in kMeteredUnits order, e.g. {"input_tokens":150000,"output_tokens":600000}, or ""
 // when no unit has a price.
 std::string formatPricesJson(const UnitPrices& prices);
+// The same text, written into `out` (replacing its contents) to reuse its capacity.
+void formatPricesJson(const UnitPrices& prices, std::string& out);
 
 // units at `micros_per_million`, rounded up; saturates at INT64_MAX.
 int64_t costCeilMicros(int64_t units, int64_t micros_per_million);

@@ -9,10 +9,12 @@
 namespace keystore::limits {
 namespace {
 
-// Agent and provider ids never contain NUL, so the pair maps to one key unambiguously.
-std::string makeKey(std::string_view agent_id, std::string_view provider) {
-  std::string key;
-  key.reserve(agent_id.size() + 1 + provider.size());
+// Agent and provider ids never contain NUL, so the pair maps to one key unambiguously. The key
+// is built in a per-thread string that keeps its capacity, so looking up a known key
+// allocates nothing. The returned reference is valid until the thread's next call.
+const std::string& makeKey(std::string_view agent_id, std::string_view provider) {
+  thread_local std::string key;
+  key.clear();
   key.append(agent_id);
   key.push_back('\0');
   key.append(provider);
@@ -73,7 +75,7 @@ void RateLimiter::expire(KeyState& state, int64_t now) {
 
 RateDecision RateLimiter::admit(std::string_view agent_id, std::string_view provider,
                                 const RateLimits& limits, int64_t now_ms) {
-  std::string key = makeKey(agent_id, provider);
+  const std::string& key = makeKey(agent_id, provider);
   Shard& shard = shardFor(key);
   std::lock_guard lock(shard.mutex);
   KeyState& state = shard.keys[key];
@@ -155,7 +157,7 @@ void RateLimiter::recordTokens(std::string_view agent_id, std::string_view provi
   if (tokens <= 0) {
     return;
   }
-  std::string key = makeKey(agent_id, provider);
+  const std::string& key = makeKey(agent_id, provider);
   Shard& shard = shardFor(key);
   std::lock_guard lock(shard.mutex);
   KeyState& state = shard.keys[key];

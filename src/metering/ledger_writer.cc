@@ -2,6 +2,9 @@
 
 #include <spdlog/spdlog.h>
 
+#include <string>
+#include <type_traits>
+
 namespace keystore::metering {
 
 LedgerWriter::LedgerWriter(store::Store& store, std::chrono::milliseconds flush_interval)
@@ -16,16 +19,57 @@ LedgerWriter::~LedgerWriter() {
   thread_.join();
 }
 
-void LedgerWriter::append(store::LedgerRow row) {
-  std::lock_guard lock(mutex_);
-  queue_.push_back(std::move(row));
+namespace {
+
+// Enough rows for a batch at tens of thousands of requests per second. Rows of a larger burst
+// are freed after their commit rather than kept.
+constexpr size_t kMaxRecycledRows = 4096;
+
+// Empties the row's strings without giving up their capacity, and zeroes everything else.
+void clearKeepingCapacity(store::LedgerRow& row) {
+  // The binding names every member, so a field added to LedgerRow stops this from compiling
+  // until it is cleared here too. A recycled row thus never carries a value into the next
+  // request.
+  auto& [time, request_id, project_id, agent_id, token_id, provider, mode, credential_id, method,
+         path, upstream_status, outcome, bytes_in, bytes_out, latency_ms, model, units,
+         usage_reported, prices, cost_micros, billable] = row;
+  auto clear = [](auto&... fields) {
+    auto one = [](auto& field) {
+      if constexpr (std::is_same_v<std::decay_t<decltype(field)>, std::string>) {
+        field.clear();
+      } else {
+        field = {};
+      }
+    };
+    (one(fields), ...);
+  };
+  clear(time, request_id, project_id, agent_id, token_id, provider, mode, credential_id, method,
+        path, upstream_status, outcome, bytes_in, bytes_out, latency_ms, model, units,
+        usage_reported, prices, cost_micros, billable);
+}
+
+}  // namespace
+
+void LedgerWriter::enqueue(store::LedgerRow& row) {
+  if (queued_ < queue_.size()) {
+    std::swap(queue_[queued_], row);
+  } else {
+    queue_.push_back(std::move(row));
+    row = store::LedgerRow{};
+  }
+  ++queued_;
   ++enqueued_sequence_;
 }
 
-void LedgerWriter::appendDurable(store::LedgerRow row) {
+void LedgerWriter::append(store::LedgerRow& row) {
+  std::lock_guard lock(mutex_);
+  enqueue(row);
+}
+
+void LedgerWriter::appendDurable(store::LedgerRow& row) {
   std::unique_lock lock(mutex_);
-  queue_.push_back(std::move(row));
-  uint64_t mine = ++enqueued_sequence_;
+  enqueue(row);
+  uint64_t mine = enqueued_sequence_;
   flush_requested_ = true;
   wake_.notify_all();
   committed_.wait(lock, [&] { return committed_sequence_ >= mine; });
@@ -45,31 +89,40 @@ uint64_t LedgerWriter::failedRows() const {
 }
 
 void LedgerWriter::run() {
+  // Double buffering: while the writer commits `batch`, appenders fill `queue_`, whose rows
+  // are those of the batch before, already cleared.
   std::vector<store::LedgerRow> batch;
   std::unique_lock lock(mutex_);
   while (true) {
     wake_.wait_for(lock, flush_interval_, [&] { return stopping_ || flush_requested_; });
     flush_requested_ = false;
     batch.swap(queue_);
+    size_t batch_rows = queued_;
+    queued_ = 0;
     uint64_t sequence = enqueued_sequence_;
     bool stop = stopping_;
     lock.unlock();
 
-    if (!batch.empty()) {
-      commit(batch);
-      batch.clear();
+    if (batch_rows > 0) {
+      commit(std::span<const store::LedgerRow>(batch.data(), batch_rows));
+      for (size_t i = 0; i < batch_rows; ++i) {
+        clearKeepingCapacity(batch[i]);
+      }
+      if (batch.size() > kMaxRecycledRows) {
+        batch.resize(kMaxRecycledRows);
+      }
     }
 
     lock.lock();
     committed_sequence_ = sequence;
     committed_.notify_all();
-    if (stop && queue_.empty()) {
+    if (stop && queued_ == 0) {
       return;
     }
   }
 }
 
-void LedgerWriter::commit(std::vector<store::LedgerRow>& batch) {
+void LedgerWriter::commit(std::span<const store::LedgerRow> batch) {
   auto result = store_.appendLedger(batch);
   if (!result) {
     spdlog::warn("ledger batch of {} rows failed, retrying once: {}", batch.size(),

@@ -6,6 +6,11 @@
 // (default 50 ms); a crash loses at most the rows of that window. With strict sync,
 // appendDurable() blocks until the row's batch is committed.
 //
+// Rows are recycled: the queue holds the rows of an earlier, committed batch, cleared by the
+// writer thread with their strings' capacity kept, and append() hands one back in exchange
+// for the row it takes. A caller that fills the same row for every request therefore makes no
+// allocation for it, and no string is freed on another thread than the one that allocated it.
+//
 // Thread-safety: append() and appendDurable() may be called from any thread.
 #pragma once
 
@@ -13,6 +18,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <mutex>
+#include <span>
 #include <thread>
 #include <vector>
 
@@ -28,9 +34,13 @@ class LedgerWriter {
   LedgerWriter(const LedgerWriter&) = delete;
   LedgerWriter& operator=(const LedgerWriter&) = delete;
 
-  void append(store::LedgerRow row);
-  // Returns once the row is committed (or the commit failed and was logged).
-  void appendDurable(store::LedgerRow row);
+  // Queues the row's contents and leaves in `row` a cleared row (all strings empty, all numbers
+  // zero), recycled when one is available.
+  void append(store::LedgerRow& row);
+  void append(store::LedgerRow&& row) { append(row); }
+  // As append, and returns once the row is committed (or the commit failed and was logged).
+  void appendDurable(store::LedgerRow& row);
+  void appendDurable(store::LedgerRow&& row) { appendDurable(row); }
 
   // Commits everything queued so far and returns when done.
   void flush();
@@ -39,15 +49,20 @@ class LedgerWriter {
   uint64_t failedRows() const;
 
  private:
+  // Moves the row into the queue and puts a recycled or empty row in its place. Requires the
+  // lock.
+  void enqueue(store::LedgerRow& row);
   void run();
-  void commit(std::vector<store::LedgerRow>& batch);
+  void commit(std::span<const store::LedgerRow> batch);
 
   store::Store& store_;
   std::chrono::milliseconds flush_interval_;
   mutable std::mutex mutex_;
   std::condition_variable wake_;
   std::condition_variable committed_;
+  // Rows [0, queued_) wait for the writer, and the rest are cleared rows kept for reuse.
   std::vector<store::LedgerRow> queue_;
+  size_t queued_ = 0;
   uint64_t enqueued_sequence_ = 0;
   uint64_t committed_sequence_ = 0;
   uint64_t failed_rows_ = 0;

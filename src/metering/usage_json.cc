@@ -48,9 +48,12 @@ class PathHandler {
   static constexpr std::size_t max_string_size = static_cast<std::size_t>(-1);
   static constexpr std::size_t max_key_size = static_cast<std::size_t>(-1);
 
-  explicit PathHandler(JsonVisitor& visitor) : visitor_(visitor) {
+  explicit PathHandler(JsonVisitor& visitor) : visitor_(&visitor) {
     frames_.reserve(kJsonInlineDepth);
   }
+
+  // Points a reused handler at the visitor of a new scan.
+  void rebind(JsonVisitor& visitor) { visitor_ = &visitor; }
 
   void reset() {
     depth_ = 0;
@@ -176,7 +179,7 @@ class PathHandler {
   }
 
   bool beginContainer(bool is_array, error_code& ec) {
-    visitor_.onContainerBegin(path(), is_array);
+    visitor_->onContainerBegin(path(), is_array);
     // Frames above the current depth are kept for reuse, so a level allocates only once.
     if (depth_ == frames_.size()) {
       frames_.emplace_back();
@@ -191,13 +194,13 @@ class PathHandler {
   bool endContainer(std::size_t size, error_code& ec) {
     bool is_array = frames_[depth_ - 1].is_array;
     --depth_;
-    visitor_.onContainerEnd(path(), is_array, size);
+    visitor_->onContainerEnd(path(), is_array, size);
     advance();
     return checkStop(ec);
   }
 
   bool scalar(const JsonScalar& value, error_code& ec) {
-    visitor_.onScalar(path(), value);
+    visitor_->onScalar(path(), value);
     advance();
     return checkStop(ec);
   }
@@ -210,7 +213,7 @@ class PathHandler {
   }
 
   bool checkStop(error_code& ec) {
-    if (!visitor_.stopRequested()) {
+    if (!visitor_->stopRequested()) {
       return true;
     }
     stopped_ = true;
@@ -218,7 +221,7 @@ class PathHandler {
     return false;
   }
 
-  JsonVisitor& visitor_;
+  JsonVisitor* visitor_;
   std::vector<JsonPathFrame> frames_;  // frames_[0, depth_) are the open containers
   std::size_t depth_ = 0;
   std::array<std::array<char, kMaxJsonKeyBytes>, kJsonInlineDepth> inline_keys_;
@@ -279,9 +282,34 @@ class JsonScanner::Parser {
   boost::json::basic_parser<PathHandler> parser_;
 };
 
-JsonScanner::JsonScanner(JsonVisitor& visitor) : parser_(std::make_unique<Parser>(visitor)) {}
+std::vector<std::unique_ptr<JsonScanner::Parser>>& JsonScanner::idleParsers() {
+  thread_local std::vector<std::unique_ptr<Parser>> idle = [] {
+    std::vector<std::unique_ptr<Parser>> parsers;
+    parsers.reserve(kIdleParsersPerThread);
+    return parsers;
+  }();
+  return idle;
+}
 
-JsonScanner::~JsonScanner() = default;
+JsonScanner::JsonScanner(JsonVisitor& visitor) {
+  auto& idle = idleParsers();
+  if (idle.empty()) {
+    parser_ = std::make_unique<Parser>(visitor);
+    return;
+  }
+  parser_ = std::move(idle.back());
+  idle.pop_back();
+  parser_->parser_.handler().rebind(visitor);
+}
+
+JsonScanner::~JsonScanner() {
+  auto& idle = idleParsers();
+  if (parser_ && idle.size() < kIdleParsersPerThread) {
+    parser_->parser_.reset();
+    parser_->parser_.handler().reset();
+    idle.push_back(std::move(parser_));
+  }
+}
 
 void JsonScanner::write(std::string_view bytes) {
   if (state_ == State::kComplete) {

@@ -19,6 +19,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace keystore::metering {
 
@@ -125,6 +126,11 @@ class JsonScanner {
 
  private:
   class Parser;
+
+  // A parser carries several kilobytes of buffers, so a finished scanner leaves its parser,
+  // reset, to the next scanner on the same thread instead of freeing it.
+  static constexpr std::size_t kIdleParsersPerThread = 16;
+  static std::vector<std::unique_ptr<Parser>>& idleParsers();
 
   std::unique_ptr<Parser> parser_;
   State state_ = State::kParsing;

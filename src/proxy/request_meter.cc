@@ -230,7 +230,7 @@ void RequestMeter::fillRow(store::LedgerRow& row, const limits::PriceTable& pric
   }
   __int128 cost = (total + kMillion / 2) / kMillion;
   row.cost_micros = cost > INT64_MAX ? INT64_MAX : static_cast<int64_t>(cost);
-  row.prices = limits::formatPricesJson(unit_prices);
+  limits::formatPricesJson(unit_prices, row.prices);
 }
 
 }  // namespace keystore::proxy

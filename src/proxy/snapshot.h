@@ -20,6 +20,7 @@
 
 #include "common/error.h"
 #include "common/secret.h"
+#include "common/string_map.h"
 #include "limits/budget_tracker.h"
 #include "limits/cost_estimate.h"
 #include "limits/rate_limiter.h"
@@ -122,12 +123,6 @@ struct ProjectEntry {
   std::unordered_map<std::string, ProviderEntry> providers;
 };
 
-// Hashes std::string keys and std::string_view probes alike, so a lookup needs no std::string.
-struct StringKeyHash {
-  using is_transparent = void;
-  std::size_t operator()(std::string_view key) const { return std::hash<std::string_view>{}(key); }
-};
-
 struct Snapshot {
   int64_t generation = 0;
   // The data key of the marketplace pool; null when there is none or it cannot be unwrapped.
@@ -138,7 +133,7 @@ struct Snapshot {
   limits::PriceTable prices;
   int64_t prices_valid_until = 0;
   // Key: the token hash in 64 hex digits.
-  std::unordered_map<std::string, TokenEntry, StringKeyHash, std::equal_to<>> tokens_by_hash;
+  StringMap<TokenEntry> tokens_by_hash;
   std::unordered_map<std::string, AgentEntry> agents;
   std::unordered_map<std::string, ProjectEntry> projects;
 };

@@ -15,6 +15,7 @@
 #include <cstdint>
 #include <functional>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -138,7 +139,10 @@ class Store {
 
   // Appends rows in one transaction: either all are stored or none. A negative unit count or
   // cost is kInvalidRequest.
-  virtual Result<void> appendLedger(const std::vector<LedgerRow>& rows) = 0;
+  virtual Result<void> appendLedger(std::span<const LedgerRow> rows) = 0;
+  Result<void> appendLedger(const std::vector<LedgerRow>& rows) {
+    return appendLedger(std::span<const LedgerRow>(rows));
+  }
   virtual Result<std::vector<LedgerRow>> queryLedger(const LedgerQuery& query) = 0;
 
   // The price table. putPrice appends a row and returns it with its id (and created_at, and

@@ -4,6 +4,8 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <map>
+#include <string>
 #include <thread>
 
 #include "store/sqlite/sqlite_store.h"
@@ -107,6 +109,71 @@ TEST_F(LedgerWriterTest, ConcurrentAppendsAllStored) {
   writer.flush();
   EXPECT_EQ(storedRows(), 1000u);
   EXPECT_EQ(writer.failedRows(), 0u);
+}
+
+// A caller that reuses one row gets it back cleared, with the capacity of a committed row's
+// strings once the writer has recycled a batch, and every stored row keeps its own values.
+TEST_F(LedgerWriterTest, ReusedRowComesBackClearedAndStoresEachRequest) {
+  LedgerWriter writer(*store_, std::chrono::milliseconds(10));
+  store::LedgerRow reused;
+  const std::string long_path = "/v1/chat/completions/" + std::string(100, 'p');
+  for (int i = 0; i < 3; ++i) {
+    reused = row(i);
+    reused.path = long_path;
+    reused.model = "gpt-4o-mini";
+    reused.units.input_tokens = 10 + i;
+    reused.cost_micros = 7;
+    reused.billable = true;
+    writer.append(reused);
+    EXPECT_TRUE(reused.request_id.empty());
+    EXPECT_TRUE(reused.path.empty());
+    EXPECT_TRUE(reused.model.empty());
+    EXPECT_EQ(reused.time, 0);
+    EXPECT_EQ(reused.upstream_status, 0);
+    EXPECT_EQ(reused.units.input_tokens, 0);
+    EXPECT_EQ(reused.cost_micros, 0);
+    EXPECT_FALSE(reused.billable);
+  }
+  writer.flush();
+  // The committed rows return to the queue when the writer next wakes (it double-buffers).
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+
+  writer.append(reused);
+  EXPECT_GE(reused.path.capacity(), long_path.size());
+  EXPECT_TRUE(reused.path.empty());
+
+  reused.time = 2'000;
+  reused.request_id = "req_last";
+  reused.project_id = "prj_1";
+  reused.path = "/v1/embeddings";
+  reused.outcome = "ok";
+  writer.append(reused);
+  writer.flush();
+
+  store::LedgerQuery query;
+  query.limit = 100;
+  auto rows = store_->queryLedger(query);
+  ASSERT_TRUE(rows.has_value());
+  ASSERT_EQ(rows->size(), 5u);
+  std::map<std::string, store::LedgerRow> by_request;
+  for (const auto& stored : *rows) {
+    by_request[stored.request_id] = stored;
+  }
+  for (int i = 0; i < 3; ++i) {
+    const auto& stored = by_request.at("req_" + std::to_string(i));
+    EXPECT_EQ(stored.path, long_path);
+    EXPECT_EQ(stored.units.input_tokens, 10 + i);
+    EXPECT_EQ(stored.cost_micros, 7);
+    EXPECT_TRUE(stored.billable);
+  }
+  const auto& last = by_request.at("req_last");
+  EXPECT_EQ(last.path, "/v1/embeddings");
+  EXPECT_EQ(last.model, "");
+  EXPECT_EQ(last.units.input_tokens, 0);
+  EXPECT_EQ(last.cost_micros, 0);
+  EXPECT_FALSE(last.billable);
+  // The row appended cleared, between the two batches, is stored as such.
+  EXPECT_EQ(by_request.count(""), 1u);
 }
 
 }  // namespace

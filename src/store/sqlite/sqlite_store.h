@@ -26,8 +26,8 @@
 //   kInternal rather than lose precision when they overflow int64.
 #pragma once
 
-#include <memory>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <string>
 
@@ -106,7 +106,8 @@ class SqliteStore final : public Store {
   Result<std::vector<AdminKey>> listAdminKeys(const std::string& organization_id) override;
   Result<AdminKey> revokeAdminKey(const std::string& key_id, int64_t now) override;
 
-  Result<void> appendLedger(const std::vector<LedgerRow>& rows) override;
+  using Store::appendLedger;
+  Result<void> appendLedger(std::span<const LedgerRow> rows) override;
   Result<std::vector<LedgerRow>> queryLedger(const LedgerQuery& query) override;
 
   Result<Price> putPrice(const Price& price) override;
@@ -143,8 +144,8 @@ class SqliteStore final : public Store {
   Result<std::optional<Session>> findSessionByHash(const std::string& token_hash) override;
   Result<void> touchSession(const std::string& session_id, int64_t now) override;
   Result<void> revokeSession(const std::string& session_id, int64_t now) override;
-  Result<size_t> revokeUserSessions(const std::string& user_id,
-                                    const std::string& keep_session_id, int64_t now) override;
+  Result<size_t> revokeUserSessions(const std::string& user_id, const std::string& keep_session_id,
+                                    int64_t now) override;
 
   Result<int64_t> configGeneration() override;
 
