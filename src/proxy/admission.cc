@@ -81,7 +81,7 @@ bool hasSeparator(std::string_view value) {
   return value.find(',') != std::string_view::npos || value.find(' ') != std::string_view::npos;
 }
 
-void addBearer(const http::fields& headers, Candidates& candidates) {
+void addBearer(const Fields& headers, Candidates& candidates) {
   for (auto it = headers.find(http::field::authorization);
        it != headers.end() && it->name() == http::field::authorization; ++it) {
     std::string_view value = trim(it->value());
@@ -97,7 +97,7 @@ void addBearer(const http::fields& headers, Candidates& candidates) {
   }
 }
 
-void addHeader(const http::fields& headers, std::string_view name, Candidates& candidates) {
+void addHeader(const Fields& headers, std::string_view name, Candidates& candidates) {
   auto range = headers.equal_range(name);
   for (auto it = range.first; it != range.second; ++it) {
     std::string_view value = trim(it->value());
@@ -109,7 +109,7 @@ void addHeader(const http::fields& headers, std::string_view name, Candidates& c
   }
 }
 
-void addBasic(const http::fields& headers, bool want_password, Candidates& candidates) {
+void addBasic(const Fields& headers, bool want_password, Candidates& candidates) {
   for (auto it = headers.find(http::field::authorization);
        it != headers.end() && it->name() == http::field::authorization; ++it) {
     std::string_view value = trim(it->value());
@@ -148,7 +148,7 @@ void addQuery(std::string_view query, std::string_view name, Candidates& candida
 
 }  // namespace
 
-Result<Secret> findAgentToken(const http::fields& headers, std::string_view query,
+Result<Secret> findAgentToken(const Fields& headers, std::string_view query,
                               const catalog::ProviderSpec& provider) {
   using Kind = catalog::TokenLocation::Kind;
   Candidates candidates;
@@ -174,9 +174,9 @@ Result<Secret> findAgentToken(const http::fields& headers, std::string_view quer
   return candidates.result();
 }
 
-Result<void> admitRequest(std::string_view method, std::string_view target,
-                          const http::fields& headers, const catalog::Catalog& catalog,
-                          int64_t now_millis, AdmissionContext& context, TokenDigestMemo* memo) {
+Result<void> admitRequest(std::string_view method, std::string_view target, const Fields& headers,
+                          const catalog::Catalog& catalog, int64_t now_millis,
+                          AdmissionContext& context, TokenDigestMemo* memo) {
   // Step 1: route.
   auto route = parseProxyTarget(target);
   if (!route) {
@@ -321,7 +321,7 @@ Result<Secret> resolveCredential(AdmissionContext& context, int64_t now_millis) 
 Result<Secret> nextPoolCredential(AdmissionContext& context, int64_t now_millis) {
   // The credential in use stays recorded until another one is secured, so a request that
   // finds no other keeps its own for the ledger and the circuit breaker.
-  std::string in_use = context.credential_id;
+  std::string in_use(context.credential_id);
   if (!in_use.empty()) {
     context.tried_credentials.push_back(in_use);
   }

@@ -8,7 +8,6 @@
 #pragma once
 
 #include <array>
-#include <boost/beast/http/fields.hpp>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -16,6 +15,7 @@
 #include "catalog/catalog.h"
 #include "common/error.h"
 #include "common/secret.h"
+#include "proxy/header_arena.h"
 #include "proxy/route.h"
 #include "proxy/snapshot.h"
 
@@ -29,7 +29,7 @@ struct AdmissionContext {
   const TokenEntry* token = nullptr;  // points into `snapshot`
   Secret agent_token;                 // the token as sent, so no copy of it is forwarded upstream
   std::string mode;
-  std::string credential_id;
+  std::string_view credential_id;  // the id of the credential in use, inside `snapshot`
   std::shared_ptr<const Snapshot> snapshot;
   // The project and its provider setting, both inside `snapshot`, once admission found them.
   const ProjectEntry* project = nullptr;
@@ -54,7 +54,7 @@ struct TokenDigestMemo {
 // Finds the agent token among the places the provider's SDK may put it. kMissingToken when
 // there is none, kAmbiguousCredentials when two places (or two Authorization headers, or a
 // comma-joined value) carry different candidates.
-Result<Secret> findAgentToken(const boost::beast::http::fields& headers, std::string_view query,
+Result<Secret> findAgentToken(const Fields& headers, std::string_view query,
                               const catalog::ProviderSpec& provider);
 
 // Marketplace mode: picks the next usable pool credential (dedicated before shared, the least
@@ -65,8 +65,7 @@ Result<Secret> nextPoolCredential(AdmissionContext& context, int64_t now_millis)
 // Runs steps 1 to 4 and checks that the provider is enabled in a mode its tier allows. The
 // caller then applies rate limits and budgets (step 5) and calls resolveCredential.
 // `memo`, when given, is the connection's digest memo, which this reads and updates.
-Result<void> admitRequest(std::string_view method, std::string_view target,
-                          const boost::beast::http::fields& headers,
+Result<void> admitRequest(std::string_view method, std::string_view target, const Fields& headers,
                           const catalog::Catalog& catalog, int64_t now_millis,
                           AdmissionContext& context, TokenDigestMemo* memo = nullptr);
 

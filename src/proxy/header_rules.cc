@@ -3,6 +3,7 @@
 #include <openssl/crypto.h>
 
 #include <algorithm>
+#include <boost/container/small_vector.hpp>
 #include <boost/json/parse.hpp>
 #include <boost/json/value.hpp>
 #include <cctype>
@@ -76,7 +77,7 @@ bool isResponseCredentialHeader(std::string_view name) {
 }
 
 // Header names listed in Connection are hop-by-hop for this message only.
-bool namedInConnection(const http::fields& fields, std::string_view name) {
+bool namedInConnection(const Fields& fields, std::string_view name) {
   auto range = fields.equal_range(http::field::connection);
   for (auto it = range.first; it != range.second; ++it) {
     std::string_view value = it->value();
@@ -136,7 +137,7 @@ void appendQueryEncoded(std::string& out, std::string_view value) {
 
 }  // namespace
 
-Result<void> buildUpstreamHeaders(const http::fields& client, http::fields& upstream,
+Result<void> buildUpstreamHeaders(const Fields& client, Fields& upstream,
                                   const catalog::ProviderSpec& provider, const Secret& credential,
                                   std::string_view request_id, std::string_view agent_token) {
   for (const auto& field : client) {
@@ -321,23 +322,25 @@ std::vector<std::string> credentialNeedles(const catalog::ProviderSpec& provider
   return needles;
 }
 
-void cleanResponseHeaders(http::fields& response, const std::vector<std::string>& needles) {
-  std::vector<std::string> to_erase;
-  for (const auto& field : response) {
-    std::string_view name = field.name_string();
+void cleanResponseHeaders(Fields& response, const std::vector<std::string>& needles) {
+  // Fields are erased after the scan, because a field named in Connection is found only
+  // while Connection is still there. Erasing one field leaves iterators to others valid.
+  boost::container::small_vector<Fields::const_iterator, 8> to_erase;
+  for (auto field = response.begin(); field != response.end(); ++field) {
+    std::string_view name = field->name_string();
     if (isHopByHop(name) || isResponseCredentialHeader(name) || namedInConnection(response, name)) {
-      to_erase.emplace_back(name);
+      to_erase.push_back(field);
       continue;
     }
     for (const auto& needle : needles) {
-      if (field.value().find(needle) != std::string_view::npos) {
-        to_erase.emplace_back(name);
+      if (field->value().find(needle) != std::string_view::npos) {
+        to_erase.push_back(field);
         break;
       }
     }
   }
-  for (const auto& name : to_erase) {
-    response.erase(name);
+  for (auto field : to_erase) {
+    response.erase(field);
   }
 }
 

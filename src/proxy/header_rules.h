@@ -9,13 +9,14 @@
 // value that quotes the injected credential.
 #pragma once
 
-#include <boost/beast/http/fields.hpp>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "catalog/catalog.h"
 #include "common/error.h"
 #include "common/secret.h"
+#include "proxy/header_arena.h"
 #include "proxy/route.h"
 
 namespace keystore::proxy {
@@ -24,8 +25,7 @@ namespace keystore::proxy {
 // kProviderNotConfigured when a multi-field credential lacks a field the scheme needs.
 // A client header that carries the agent token anywhere else is dropped too, so the token never
 // leaves the proxy.
-Result<void> buildUpstreamHeaders(const boost::beast::http::fields& client,
-                                  boost::beast::http::fields& upstream,
+Result<void> buildUpstreamHeaders(const Fields& client, Fields& upstream,
                                   const catalog::ProviderSpec& provider, const Secret& credential,
                                   std::string_view request_id, std::string_view agent_token);
 
@@ -43,8 +43,7 @@ Result<std::string> rewritePath(const catalog::ProviderSpec& provider, std::stri
 
 // Removes hop-by-hop and credential-bearing response headers and any header whose value
 // contains one of `needles` (see credentialNeedles).
-void cleanResponseHeaders(boost::beast::http::fields& response,
-                          const std::vector<std::string>& needles);
+void cleanResponseHeaders(Fields& response, const std::vector<std::string>& needles);
 
 // The secret strings inside a credential: the key itself, or each field of a JSON object
 // credential (and, for Basic auth, the base64 form the upstream may echo).

@@ -6,8 +6,6 @@ namespace keystore::proxy {
 
 namespace http = boost::beast::http;
 
-namespace {
-
 void appendVersion(std::string& out, unsigned version) {
   out.append("HTTP/");
   out.push_back(static_cast<char>('0' + version / 10));
@@ -15,42 +13,18 @@ void appendVersion(std::string& out, unsigned version) {
   out.push_back(static_cast<char>('0' + version % 10));
 }
 
-void appendFields(std::string& out, const http::fields& fields) {
-  for (const auto& field : fields) {
-    appendField(out, field.name_string(), field.value());
-  }
-}
-
-}  // namespace
-
-void appendRequestHead(std::string& out, const http::request_header<>& header) {
-  out.append(header.method_string());
-  out.push_back(' ');
-  out.append(header.target());
-  out.push_back(' ');
-  appendVersion(out, header.version());
-  out.append("\r\n");
-  appendFields(out, header);
-  endHead(out);
-}
-
-void appendStatusLineAndFields(std::string& out, const http::response_header<>& header,
-                               unsigned version) {
-  appendVersion(out, version);
-  out.push_back(' ');
-  unsigned status = header.result_int();
+void appendStatusAndReason(std::string& out, unsigned status, http::status status_code,
+                           std::string_view reason) {
   char digits[3] = {static_cast<char>('0' + status / 100 % 10),
                     static_cast<char>('0' + status / 10 % 10),
                     static_cast<char>('0' + status % 10)};
   out.append(digits, sizeof(digits));
   out.push_back(' ');
-  std::string_view reason = header.reason();
   if (reason.empty()) {
-    reason = http::obsolete_reason(header.result());
+    reason = http::obsolete_reason(status_code);
   }
   out.append(reason);
   out.append("\r\n");
-  appendFields(out, header);
 }
 
 void appendField(std::string& out, std::string_view name, std::string_view value) {

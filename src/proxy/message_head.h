@@ -13,20 +13,49 @@
 
 namespace keystore::proxy {
 
+void appendField(std::string& out, std::string_view name, std::string_view value);
+inline void endHead(std::string& out) {
+  out.append("\r\n");
+}
+
+// `HTTP/x.y` for a version in Beast's form (11 for 1.1).
+void appendVersion(std::string& out, unsigned version);
+// `status reason` CRLF, with the standard reason phrase when `reason` is empty.
+void appendStatusAndReason(std::string& out, unsigned status,
+                           boost::beast::http::status status_code, std::string_view reason);
+
+template <typename FieldsT>
+void appendFields(std::string& out, const FieldsT& fields) {
+  for (const auto& field : fields) {
+    appendField(out, field.name_string(), field.value());
+  }
+}
+
 // Appends `METHOD target HTTP/x.y` CRLF, the fields of `header` and the blank line that ends
 // the head.
-void appendRequestHead(std::string& out, const boost::beast::http::request_header<>& header);
+template <typename FieldsT>
+void appendRequestHead(std::string& out, const boost::beast::http::header<true, FieldsT>& header) {
+  out.append(header.method_string());
+  out.push_back(' ');
+  out.append(header.target());
+  out.push_back(' ');
+  appendVersion(out, header.version());
+  out.append("\r\n");
+  appendFields(out, header);
+  endHead(out);
+}
 
 // Appends `HTTP/x.y status reason` CRLF with `version` instead of the header's own (the client's
 // version, which may differ from the upstream's), and then the fields. The caller adds any
 // further fields with appendField and ends the head with endHead.
+template <typename FieldsT>
 void appendStatusLineAndFields(std::string& out,
-                               const boost::beast::http::response_header<>& header,
-                               unsigned version);
-
-void appendField(std::string& out, std::string_view name, std::string_view value);
-inline void endHead(std::string& out) {
-  out.append("\r\n");
+                               const boost::beast::http::header<false, FieldsT>& header,
+                               unsigned version) {
+  appendVersion(out, version);
+  out.push_back(' ');
+  appendStatusAndReason(out, header.result_int(), header.result(), header.reason());
+  appendFields(out, header);
 }
 
 // The size line of a chunk of `size` bytes in the chunked transfer coding: lowercase hex and

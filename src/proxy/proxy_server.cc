@@ -18,6 +18,7 @@
 #include <sys/socket.h>
 #include <time.h>
 
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <boost/asio.hpp>
@@ -38,6 +39,7 @@
 #include "common/random.h"
 #include "proxy/admission.h"
 #include "proxy/deadline_watch.h"
+#include "proxy/header_arena.h"
 #include "proxy/header_rules.h"
 #include "proxy/message_head.h"
 #include "proxy/model_scope.h"
@@ -71,6 +73,10 @@ constexpr std::chrono::milliseconds kProbeAfterIdle{1};
 constexpr size_t kReadSize = 16 * 1024;
 
 using TlsStream = beast::ssl_stream<tcp::socket>;
+// Messages of the relay, with their header fields in the connection's arena.
+using Request = http::request<http::string_body, Fields>;
+using ClientRequestParser = http::request_parser<http::string_body, FieldAllocator>;
+using UpstreamResponseParser = http::response_parser<http::buffer_body, FieldAllocator>;
 
 // One connection to a provider, plain or TLS, with its read buffer and deadline.
 struct UpstreamConnection {
@@ -245,31 +251,48 @@ asio::const_buffer bytes(std::string_view text) {
   return asio::const_buffer(text.data(), text.size());
 }
 
-// Writes every byte of `buffers`. On a plain socket a non-blocking write is tried first, and
-// the usual small message leaves in that one system call without a trip through the scheduler.
+// Sends what a plain socket takes without blocking and advances `buffers` past it. Returns
+// would_block while bytes remain, always on a TLS stream, whose writes go through writeRest.
+// The usual small message leaves in this one system call, without a coroutine frame or a trip
+// through the scheduler; the hot paths call it directly and writeRest only when it falls short.
 template <typename Stream, size_t N>
-awaitable<ErrorCodeT> writeAll(Stream& stream, Deadline& deadline, Clock::time_point expires_at,
-                               std::array<asio::const_buffer, N> buffers) {
-  ArmedDeadline armed(deadline, expires_at);
-  size_t first = 0;
+ErrorCodeT writeNow(Stream& stream, std::array<asio::const_buffer, N>& buffers) {
   if constexpr (std::is_same_v<Stream, tcp::socket>) {
     ErrorCodeT error;
     size_t written = stream.write_some(buffers, error);
     if (error && error != asio::error::would_block && error != asio::error::try_again) {
-      co_return error;
+      return error;
     }
-    while (first < N && written >= buffers[first].size()) {
-      written -= buffers[first].size();
-      ++first;
+    for (auto& buffer : buffers) {
+      size_t taken = std::min(written, buffer.size());
+      buffer += taken;
+      written -= taken;
     }
-    if (first == N) {
-      co_return ErrorCodeT{};
+    if (std::all_of(buffers.begin(), buffers.end(),
+                    [](const asio::const_buffer& buffer) { return buffer.size() == 0; })) {
+      return ErrorCodeT{};
     }
-    buffers[first] += written;
   }
-  std::array<asio::const_buffer, N> rest{};
-  std::copy(buffers.begin() + static_cast<std::ptrdiff_t>(first), buffers.end(), rest.begin());
-  auto [error, written] = co_await asio::async_write(stream, rest, kNoThrow);
+  return asio::error::would_block;
+}
+
+// Writes every remaining byte of `buffers`, waiting until `expires_at` at most.
+template <typename Stream, size_t N>
+awaitable<ErrorCodeT> writeRest(Stream& stream, Deadline& deadline, Clock::time_point expires_at,
+                                std::array<asio::const_buffer, N> buffers) {
+  ArmedDeadline armed(deadline, expires_at);
+  auto [error, written] = co_await asio::async_write(stream, buffers, kNoThrow);
+  co_return error;
+}
+
+// writeNow, then writeRest for what it left.
+template <typename Stream, size_t N>
+awaitable<ErrorCodeT> writeAll(Stream& stream, Deadline& deadline, Clock::time_point expires_at,
+                               std::array<asio::const_buffer, N> buffers) {
+  ErrorCodeT error = writeNow(stream, buffers);
+  if (error == asio::error::would_block) {
+    error = co_await writeRest(stream, deadline, expires_at, buffers);
+  }
   co_return error;
 }
 
@@ -331,8 +354,11 @@ struct ClientConnection {
   // ones anew for every call.
   std::optional<RequestRecord> record;
   std::optional<AdmissionContext> context;
-  http::request<http::string_body> upstream_request;
-  std::optional<http::response_parser<http::buffer_body>> upstream_parser;
+  // Holds the header fields of the request in progress: the client's, the upstream request's
+  // and the upstream response's. Declared before them, so it outlives them.
+  HeaderArena arena;
+  Request upstream_request = withFieldAllocator<Request>(arena.allocator());
+  std::optional<UpstreamResponseParser> upstream_parser;
   std::string final_bytes;  // the end of a relayed body, with what filters held back
   TokenDigestMemo token_memo;
 };
@@ -427,20 +453,19 @@ struct ProxyServer::Impl {
   awaitable<void> sweepLoop(Worker& worker);
   awaitable<void> runSession(Worker& worker, tcp::socket socket);
   awaitable<bool> handleRequest(Worker& worker, ClientConnection& client,
-                                http::request_parser<http::string_body>& parser);
+                                ClientRequestParser& parser);
   awaitable<Result<std::unique_ptr<UpstreamConnection>>> connectUpstream(
       Worker& worker, const catalog::ProviderSpec& provider);
 
   template <typename Stream>
   awaitable<bool> exchange(Stream& upstream, UpstreamConnection& connection,
-                           ClientConnection& client, http::request<http::string_body>& request,
+                           ClientConnection& client, Request& request,
                            const catalog::ProviderSpec& provider, const Secret& credential,
                            unsigned client_version, bool client_keep_alive, RequestRecord& record,
                            bool& reusable, AdmissionContext& context, AdmissionContext* failover,
                            std::optional<Secret>& next_credential);
   // Sets method, target and headers of `upstream` for `credential`, keeping its body.
-  Result<void> prepareUpstream(const http::request<http::string_body>& client_request,
-                               http::request<http::string_body>& upstream,
+  Result<void> prepareUpstream(const Request& client_request, Request& upstream,
                                const AdmissionContext& context, const Secret& credential,
                                const std::string& request_id);
 
@@ -546,7 +571,11 @@ awaitable<void> ProxyServer::Impl::sweepLoop(Worker& worker) {
 awaitable<void> ProxyServer::Impl::runSession(Worker& worker, tcp::socket socket) {
   ClientConnection client(worker.watch, std::move(socket));
   while (true) {
-    http::request_parser<http::string_body> parser;
+    // Nothing from the previous request holds arena memory any more: its parser went out of
+    // scope and the connection's messages were reset below.
+    client.arena.rewind();
+    ClientRequestParser parser(std::piecewise_construct, std::make_tuple(),
+                               std::make_tuple(client.arena.allocator()));
     parser.header_limit(64 * 1024);
     // The body limit is applied after admission, so an unauthenticated request learns that
     // first and an oversized Content-Length gets 413 rather than a parse error.
@@ -577,7 +606,8 @@ awaitable<void> ProxyServer::Impl::runSession(Worker& worker, tcp::socket socket
     // nor the upstream request with the credential injected into it.
     client.context.reset();
     client.record.reset();
-    client.upstream_request = {};
+    client.upstream_parser.reset();
+    client.upstream_request = withFieldAllocator<Request>(client.arena.allocator());
     if (!keep_alive) {
       break;
     }
@@ -699,7 +729,9 @@ void ProxyServer::Impl::finish(RequestRecord& record, const AdmissionContext* co
     }
     return;
   }
-  store::LedgerRow row;
+  // The writer hands back a cleared row from an earlier batch for every row it takes, so
+  // filling this thread's row copies into strings that already have the capacity.
+  thread_local store::LedgerRow row;
   row.time = nowUnixMillis();
   row.request_id = record.request_id;
   row.project_id = token->project_id;
@@ -761,14 +793,14 @@ void ProxyServer::Impl::finish(RequestRecord& record, const AdmissionContext* co
     }
   }
   if (options.ledger_strict) {
-    ledger.appendDurable(std::move(row));
+    ledger.appendDurable(row);
   } else {
-    ledger.append(std::move(row));
+    ledger.append(row);
   }
 }
 
 awaitable<bool> ProxyServer::Impl::handleRequest(Worker& worker, ClientConnection& client,
-                                                 http::request_parser<http::string_body>& parser) {
+                                                 ClientRequestParser& parser) {
   RequestRecord& record = client.record.emplace();
   record.request_id = newRequestId();
   auto& header = parser.get();
@@ -982,7 +1014,7 @@ awaitable<bool> ProxyServer::Impl::handleRequest(Worker& worker, ClientConnectio
   }
 
   Secret credential_in_use = std::move(*credential);
-  http::request<http::string_body>& upstream_request = client.upstream_request;
+  Request& upstream_request = client.upstream_request;
   upstream_request.body() = std::move(client_request.body());
   record.bytes_in = static_cast<int64_t>(upstream_request.body().size());
   AdmissionContext* failover = context.mode == "marketplace" ? &context : nullptr;
@@ -1057,11 +1089,11 @@ awaitable<bool> ProxyServer::Impl::handleRequest(Worker& worker, ClientConnectio
   co_return keep_client;
 }
 
-Result<void> ProxyServer::Impl::prepareUpstream(
-    const http::request<http::string_body>& client_request,
-    http::request<http::string_body>& upstream, const AdmissionContext& context,
-    const Secret& credential, const std::string& request_id) {
-  upstream.base() = http::request_header<>();
+Result<void> ProxyServer::Impl::prepareUpstream(const Request& client_request, Request& upstream,
+                                                const AdmissionContext& context,
+                                                const Secret& credential,
+                                                const std::string& request_id) {
+  upstream.base() = http::request_header<Fields>(upstream.get_allocator());
   upstream.method(client_request.method());
   if (client_request.method() == http::verb::unknown) {
     upstream.method_string(client_request.method_string());
@@ -1146,20 +1178,22 @@ awaitable<Result<std::unique_ptr<UpstreamConnection>>> ProxyServer::Impl::connec
 
 template <typename Stream>
 awaitable<bool> ProxyServer::Impl::exchange(
-    Stream& upstream, UpstreamConnection& connection, ClientConnection& client,
-    http::request<http::string_body>& request, const catalog::ProviderSpec& provider,
-    const Secret& credential, unsigned client_version, bool client_keep_alive,
-    RequestRecord& record, bool& reusable, AdmissionContext& context, AdmissionContext* failover,
-    std::optional<Secret>& next_credential) {
+    Stream& upstream, UpstreamConnection& connection, ClientConnection& client, Request& request,
+    const catalog::ProviderSpec& provider, const Secret& credential, unsigned client_version,
+    bool client_keep_alive, RequestRecord& record, bool& reusable, AdmissionContext& context,
+    AdmissionContext* failover, std::optional<Secret>& next_credential) {
   reusable = false;
 
   // The request head and body leave in one write. The head is built in the client's scratch
   // string, which the response head reuses once the request is sent.
   client.head.clear();
   appendRequestHead(client.head, request.base());
-  auto write_error =
-      co_await writeAll(upstream, connection.deadline, coarseNow() + options.idle_timeout,
-                        std::array{bytes(client.head), bytes(request.body())});
+  auto request_bytes = std::array{bytes(client.head), bytes(request.body())};
+  ErrorCodeT write_error = writeNow(upstream, request_bytes);
+  if (write_error == asio::error::would_block) {
+    write_error = co_await writeRest(upstream, connection.deadline,
+                                     coarseNow() + options.idle_timeout, request_bytes);
+  }
   // The head carries the injected credential, and the string is reused for other heads.
   OPENSSL_cleanse(client.head.data(), client.head.size());
   client.head.clear();
@@ -1172,10 +1206,11 @@ awaitable<bool> ProxyServer::Impl::exchange(
   // Interim 1xx responses (103 Early Hints) precede the final one on the same connection.
   // They are skipped here, because relaying one as final would leave the real response queued
   // on a pooled connection for the next request, which may belong to another project.
-  std::optional<http::response_parser<http::buffer_body>>& parser_storage = client.upstream_parser;
+  std::optional<UpstreamResponseParser>& parser_storage = client.upstream_parser;
   ErrorCodeT header_error;
   for (int interim = 0;; ++interim) {
-    parser_storage.emplace();
+    parser_storage.emplace(std::piecewise_construct, std::make_tuple(),
+                           std::make_tuple(client.arena.allocator()));
     parser_storage->header_limit(64 * 1024);
     parser_storage->body_limit(options.max_response_bytes);
     if (request.method() == http::verb::head) {
@@ -1298,11 +1333,12 @@ awaitable<bool> ProxyServer::Impl::exchange(
   bool head_sent = false;
   bool client_gone = false;
   Clock::time_point drain_until{};
-  // Sends `data` (a chunk of the body, possibly empty) behind the head if that is still
-  // unsent, framed as a chunk when re-framing, with the last chunk when `last`.
-  auto send = [&](std::string_view data, bool last) -> awaitable<ErrorCodeT> {
+  // The bytes that send `data` (a chunk of the body, possibly empty) to the client: behind the
+  // head if that is still unsent, framed as a chunk when re-framing, with the last chunk when
+  // `last`. Each write goes out through writeNow, and writeRest only when the socket is full.
+  std::optional<ChunkSizeLine> size_line;
+  auto frame = [&](std::string_view data, bool last) {
     std::string_view head = head_sent ? std::string_view{} : std::string_view(client.head);
-    std::optional<ChunkSizeLine> size_line;
     std::string_view chunk_open;
     std::string_view chunk_close;
     if (chunked && !data.empty()) {
@@ -1311,17 +1347,20 @@ awaitable<bool> ProxyServer::Impl::exchange(
     }
     std::string_view trailer = chunked && last ? std::string_view("0\r\n\r\n") : std::string_view{};
     head_sent = true;
-    co_return co_await writeAll(client.socket, client.deadline, coarseNow() + options.idle_timeout,
-                                std::array{bytes(head), bytes(chunk_open), bytes(data),
-                                           bytes(chunk_close), bytes(trailer)});
+    return std::array{bytes(head), bytes(chunk_open), bytes(data), bytes(chunk_close),
+                      bytes(trailer)};
   };
 
   // When body bytes arrived together with the header (the usual small JSON response), the
   // first write below sends header and body in one system call. Otherwise (a stream whose
   // first event is still to come) the header goes out at once.
   if (connection.buffer.size() == 0 && !parser.is_done()) {
-    std::string_view nothing;
-    auto head_error = co_await send(nothing, false);
+    auto head_only = frame(std::string_view{}, false);
+    ErrorCodeT head_error = writeNow(client.socket, head_only);
+    if (head_error == asio::error::would_block) {
+      head_error = co_await writeRest(client.socket, client.deadline,
+                                      coarseNow() + options.idle_timeout, head_only);
+    }
     if (head_error) {
       client_gone = true;
       drain_until = coarseNow() + options.abort_drain_timeout;
@@ -1400,7 +1439,12 @@ awaitable<bool> ProxyServer::Impl::exchange(
     // A zero-length chunk would end the client's body early, so an empty read writes nothing
     // unless the head or the last chunk is still due.
     if (!data.empty() || !head_sent || (last && chunked)) {
-      auto client_error = co_await send(data, last);
+      auto framed = frame(data, last);
+      ErrorCodeT client_error = writeNow(client.socket, framed);
+      if (client_error == asio::error::would_block) {
+        client_error = co_await writeRest(client.socket, client.deadline,
+                                          coarseNow() + options.idle_timeout, framed);
+      }
       if (client_error) {
         // Keep reading the upstream's response, bounded in time and size, for its usage figure.
         client_gone = true;

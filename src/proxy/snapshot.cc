@@ -144,7 +144,8 @@ Result<std::shared_ptr<Snapshot>> SnapshotHolder::build(int64_t generation) {
   std::set<std::tuple<std::string, std::string, std::string>> priced;
   for (const auto& price : *prices) {
     if (price.effective_from > now) {
-      if (snapshot->prices_valid_until == 0 || price.effective_from < snapshot->prices_valid_until) {
+      if (snapshot->prices_valid_until == 0 ||
+          price.effective_from < snapshot->prices_valid_until) {
         snapshot->prices_valid_until = price.effective_from;
       }
       continue;
@@ -152,8 +153,8 @@ Result<std::shared_ptr<Snapshot>> SnapshotHolder::build(int64_t generation) {
     if (!priced.emplace(price.provider, price.model, price.unit).second) {
       continue;
     }
-    if (auto set = snapshot->prices.set(price.provider, price.model, price.unit,
-                                        price.micros_per_million);
+    if (auto set =
+            snapshot->prices.set(price.provider, price.model, price.unit, price.micros_per_million);
         !set) {
       spdlog::error("price {} cannot be used: {}", price.id, set.error().message);
     }

@@ -58,7 +58,7 @@ class CredentialCacheTest : public ::testing::Test {
   }
 
   Result<Secret> resolve(const std::shared_ptr<Snapshot>& snapshot) {
-    http::fields headers;
+    Fields headers;
     headers.set(http::field::authorization, "Bearer " + token_);
     AdmissionContext context;
     context.snapshot = snapshot;

@@ -16,7 +16,7 @@ const catalog::ProviderSpec& provider(std::string_view id) {
   return *catalog.find(id);
 }
 
-size_t count(const http::fields& fields, std::string_view name) {
+size_t count(const Fields& fields, std::string_view name) {
   auto range = fields.equal_range(name);
   return static_cast<size_t>(std::distance(range.first, range.second));
 }
@@ -47,14 +47,14 @@ TEST(HeaderRulesTest, PathRewriteWithoutFieldFailsClosed) {
 }
 
 TEST(HeaderRulesTest, ClientCredentialsReplacedByOneInjectedKey) {
-  http::fields client;
+  Fields client;
   client.insert(http::field::authorization, "Bearer ks_agent");
   client.insert("x-api-key", "ks_agent");
   client.insert("api-key", "sk-other-0002");
   client.insert(http::field::cookie, "s=1");
   client.insert("anthropic-version", "2023-06-01");
   client.insert(http::field::host, "proxy.example.test");
-  http::fields upstream;
+  Fields upstream;
   ASSERT_TRUE(buildUpstreamHeaders(client, upstream, provider("anthropic"),
                                    Secret(std::string("sk-ant-test-0001")), "req_1", "ks_agent"));
   EXPECT_EQ(count(upstream, "x-api-key"), 1u);
@@ -68,7 +68,7 @@ TEST(HeaderRulesTest, ClientCredentialsReplacedByOneInjectedKey) {
 }
 
 TEST(HeaderRulesTest, HopByHopAndConnectionNamedHeadersDropped) {
-  http::fields client;
+  Fields client;
   client.insert(http::field::connection, "keep-alive, x-secret-hop");
   client.insert("x-secret-hop", "1");
   client.insert(http::field::te, "trailers");
@@ -76,7 +76,7 @@ TEST(HeaderRulesTest, HopByHopAndConnectionNamedHeadersDropped) {
   client.insert("keep-alive", "timeout=5");
   client.insert(http::field::transfer_encoding, "chunked");
   client.insert("x-custom", "kept");
-  http::fields upstream;
+  Fields upstream;
   ASSERT_TRUE(buildUpstreamHeaders(client, upstream, provider("openai"),
                                    Secret(std::string("sk-test-OPENAI-0001")), "req_2", ""));
   EXPECT_EQ(count(upstream, "x-secret-hop"), 0u);
@@ -90,7 +90,7 @@ TEST(HeaderRulesTest, HopByHopAndConnectionNamedHeadersDropped) {
 }
 
 TEST(HeaderRulesTest, ResponseCredentialHeadersAndEchoesRemoved) {
-  http::fields response;
+  Fields response;
   response.insert(http::field::set_cookie, "s=1");
   response.insert("x-api-key", "pc-test-0001");
   response.insert("x-echo", "key was pc-test-0001");
@@ -103,11 +103,11 @@ TEST(HeaderRulesTest, ResponseCredentialHeadersAndEchoesRemoved) {
 }
 
 TEST(HeaderRulesTest, AgentTokenInOtherHeadersDropped) {
-  http::fields client;
+  Fields client;
   client.insert("x-token", "ks_agent");
   client.insert("x-note", "prefix ks_agent suffix");
   client.insert("x-other", "kept");
-  http::fields upstream;
+  Fields upstream;
   ASSERT_TRUE(buildUpstreamHeaders(client, upstream, provider("openai"),
                                    Secret(std::string("sk-test-OPENAI-0001")), "req_3",
                                    "ks_agent"));
@@ -123,7 +123,7 @@ TEST(HeaderRulesTest, AgentTokenInQueryDropped) {
 }
 
 TEST(HeaderRulesTest, EncodedPasswordEchoInHeaderRemoved) {
-  http::fields response;
+  Fields response;
   response.insert("x-debug-auth", "Basic QUMxOnR3X3Rlc3RfdG9rZW5fMDAwMQ==");
   cleanResponseHeaders(response, {"tw_test_token_0001", "QUMxOnR3X3Rlc3RfdG9rZW5fMDAwMQ=="});
   EXPECT_EQ(count(response, "x-debug-auth"), 0u);
@@ -149,7 +149,7 @@ TEST(HeaderRulesTest, TargetKeepsQueryAndBasePath) {
 }
 
 TEST(AdmissionTest, TwoDifferentAuthorizationHeadersAreAmbiguous) {
-  http::fields headers;
+  Fields headers;
   headers.insert(http::field::authorization, "Bearer ks_a");
   headers.insert(http::field::authorization, "Bearer sk-attacker-9999");
   auto token = findAgentToken(headers, "", provider("openai"));
@@ -158,7 +158,7 @@ TEST(AdmissionTest, TwoDifferentAuthorizationHeadersAreAmbiguous) {
 }
 
 TEST(AdmissionTest, CommaJoinedAuthorizationIsAmbiguous) {
-  http::fields headers;
+  Fields headers;
   headers.insert(http::field::authorization, "Bearer ks_a, Bearer sk-attacker-9999");
   auto token = findAgentToken(headers, "", provider("openai"));
   ASSERT_FALSE(token.has_value());
@@ -166,7 +166,7 @@ TEST(AdmissionTest, CommaJoinedAuthorizationIsAmbiguous) {
 }
 
 TEST(AdmissionTest, SameTokenInTwoPlacesAccepted) {
-  http::fields headers;
+  Fields headers;
   headers.insert(http::field::authorization, "Bearer ks_a");
   headers.insert("x-api-key", "ks_a");
   auto token = findAgentToken(headers, "", provider("anthropic"));
@@ -175,7 +175,7 @@ TEST(AdmissionTest, SameTokenInTwoPlacesAccepted) {
 }
 
 TEST(AdmissionTest, MissingTokenReported) {
-  http::fields headers;
+  Fields headers;
   auto token = findAgentToken(headers, "", provider("openai"));
   ASSERT_FALSE(token.has_value());
   EXPECT_EQ(token.error().code, ErrorCode::kMissingToken);

@@ -67,7 +67,7 @@ class PoolSelectionTest : public ::testing::Test {
   }
 
   Result<Secret> admit(AdmissionContext& context, const std::string& target, int64_t now = kNow) {
-    http::fields headers;
+    Fields headers;
     headers.set(http::field::authorization, "Bearer " + token_);
     context.snapshot = snapshot_;
     auto admitted = admitRequest("POST", target, headers, catalog_, now, context);
@@ -109,7 +109,7 @@ TEST_F(PoolSelectionTest, SharedCredentialsTakeTurns) {
     AdmissionContext context;
     auto credential = admit(context, "/v1/openai/v1/chat/completions", kNow + i);
     ASSERT_TRUE(credential.has_value()) << credential.error().message;
-    used.push_back(context.credential_id);
+    used.emplace_back(context.credential_id);
     context.health->report(marketplace::Verdict::kSuccess, kNow + i);
   }
   EXPECT_EQ(used, (std::vector<std::string>{"shared-1", "shared-2", "shared-1", "shared-2"}));
@@ -158,11 +158,11 @@ TEST_F(PoolSelectionTest, NextCredentialSkipsTriedOnes) {
   AdmissionContext context;
   auto first = admit(context, "/v1/openai/v1/chat/completions");
   ASSERT_TRUE(first.has_value());
-  std::string first_id = context.credential_id;
+  std::string first_id(context.credential_id);
   auto second = nextPoolCredential(context, kNow + 1);
   ASSERT_TRUE(second.has_value());
   EXPECT_NE(context.credential_id, first_id);
-  std::string second_id = context.credential_id;
+  std::string second_id(context.credential_id);
   auto third = nextPoolCredential(context, kNow + 2);
   ASSERT_FALSE(third.has_value());
   EXPECT_EQ(third.error().code, ErrorCode::kNoCapacity);

@@ -30,8 +30,8 @@ TEST(RouteTest, DotSegmentsRejected) {
 }
 
 TEST(RouteTest, EncodedSlashesRejected) {
-  for (const char* target : {"/v1/openai/v1%2Fchat", "/v1/openai/v1%2fchat", "/v1/openai/a%5Cb",
-                             "/v1/openai/a\\b"}) {
+  for (const char* target :
+       {"/v1/openai/v1%2Fchat", "/v1/openai/v1%2fchat", "/v1/openai/a%5Cb", "/v1/openai/a\\b"}) {
     EXPECT_FALSE(parseProxyTarget(target).has_value()) << target;
   }
 }

@@ -31,7 +31,7 @@ class TokenDigestMemoTest : public ::testing::Test {
   }
 
   Result<void> admit(const std::string& token, TokenDigestMemo& memo) {
-    http::fields headers;
+    Fields headers;
     headers.set(http::field::authorization, "Bearer " + token);
     AdmissionContext context;
     context.snapshot = snapshot_;
