@@ -57,29 +57,48 @@ class ResourceAllocator {
 using FieldAllocator = ResourceAllocator<char>;
 using Fields = boost::beast::http::basic_fields<FieldAllocator>;
 
+// Passes allocations to another resource and zeroes each block, with a write the compiler
+// cannot drop, before giving it back.
+class WipingResource : public std::pmr::memory_resource {
+ public:
+  explicit WipingResource(std::pmr::memory_resource* upstream) : upstream_(upstream) {}
+
+ private:
+  void* do_allocate(size_t bytes, size_t alignment) override;
+  void do_deallocate(void* pointer, size_t bytes, size_t alignment) override;
+  bool do_is_equal(const std::pmr::memory_resource& other) const noexcept override;
+
+  std::pmr::memory_resource* upstream_;
+};
+
 // A per-connection arena for header fields. It starts in an inline block big enough for the
 // headers of a typical request and its response. Larger headers (up to the parser's header
 // limit) take blocks from the heap until the next rewind.
+//
+// Header values carry agent tokens and, in upstream requests, the injected credential, so the
+// arena zeroes its memory when it rewinds or is destroyed: no header outlives its request in
+// memory that a later allocation could hand out.
 //
 // Not thread-safe, because only the connection's own coroutine uses it.
 class HeaderArena {
  public:
   // `upstream` supplies the blocks beyond the inline one.
-  explicit HeaderArena(std::pmr::memory_resource* upstream = std::pmr::new_delete_resource())
-      : resource_(inline_block_.data(), inline_block_.size(), upstream) {}
+  explicit HeaderArena(std::pmr::memory_resource* upstream = std::pmr::new_delete_resource());
+  ~HeaderArena();
   HeaderArena(const HeaderArena&) = delete;
   HeaderArena& operator=(const HeaderArena&) = delete;
 
   FieldAllocator allocator() { return FieldAllocator(&resource_); }
 
-  // Releases everything allocated since the last rewind. The caller guarantees that no object
-  // that allocated from the arena still holds such memory: parsers and messages are destroyed
-  // or reset to an empty header first.
-  void rewind() { resource_.release(); }
+  // Releases and zeroes everything allocated since the last rewind. The caller guarantees
+  // that no object that allocated from the arena still uses such memory: parsers and messages
+  // are destroyed or reset to an empty header first.
+  void rewind();
 
  private:
   static constexpr size_t kInlineBytes = 4096;
   alignas(std::max_align_t) std::array<std::byte, kInlineBytes> inline_block_;
+  WipingResource heap_blocks_;
   std::pmr::monotonic_buffer_resource resource_;
 };
 

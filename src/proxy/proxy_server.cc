@@ -211,6 +211,11 @@ awaitable<ErrorCodeT> parseFrom(Stream& stream, Deadline& deadline, Clock::time_
     if (buffer.size() > 0) {
       ErrorCodeT error;
       size_t used = parser.put(buffer.data(), error);
+      if constexpr (Parser::is_request::value) {
+        // A client's request carries its agent token. The parser copied what it needs, so the
+        // raw bytes are zeroed before the buffer space is reused or freed.
+        OPENSSL_cleanse(const_cast<void*>(buffer.data().data()), used);
+      }
       buffer.consume(used);
       if (error == http::error::need_buffer) {
         co_return ErrorCodeT{};

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <boost/asio/buffer.hpp>
 #include <boost/beast/http.hpp>
 #include <string>
@@ -19,6 +20,7 @@ class CountingResource : public std::pmr::memory_resource {
   size_t allocations = 0;
   size_t deallocations = 0;
   size_t outstanding_bytes = 0;
+  size_t returned_unwiped = 0;  // blocks given back with a nonzero byte in them
 
  private:
   void* do_allocate(size_t bytes, size_t alignment) override {
@@ -28,6 +30,10 @@ class CountingResource : public std::pmr::memory_resource {
   }
   void do_deallocate(void* pointer, size_t bytes, size_t alignment) override {
     ++deallocations;
+    const auto* first = static_cast<const unsigned char*>(pointer);
+    if (std::any_of(first, first + bytes, [](unsigned char byte) { return byte != 0; })) {
+      ++returned_unwiped;
+    }
     outstanding_bytes -= bytes;
     std::pmr::new_delete_resource()->deallocate(pointer, bytes, alignment);
   }
@@ -117,6 +123,22 @@ TEST(HeaderArenaTest, LargeHeadersUseHeapUntilRewind) {
   arena.rewind();
   EXPECT_EQ(heap.deallocations, heap.allocations);
   EXPECT_EQ(heap.outstanding_bytes, 0u);
+  EXPECT_EQ(heap.returned_unwiped, 0u);
+}
+
+TEST(HeaderArenaTest, RewindZeroesTheInlineBlock) {
+  HeaderArena arena;
+  FieldAllocator allocator = arena.allocator();
+  constexpr std::string_view kToken =
+      "Bearer ks_0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+  char* first = allocator.allocate(kToken.size());
+  std::copy(kToken.begin(), kToken.end(), first);
+  arena.rewind();
+
+  // The arena starts over at the same address, so this reads what the last request left.
+  char* second = allocator.allocate(kToken.size());
+  ASSERT_EQ(second, first);
+  EXPECT_TRUE(std::all_of(second, second + kToken.size(), [](char byte) { return byte == 0; }));
 }
 
 TEST(HeaderArenaTest, FieldsWithoutAnArenaUseTheHeap) {
