@@ -77,20 +77,25 @@ bool isResponseCredentialHeader(std::string_view name) {
 }
 
 // Header names listed in Connection are hop-by-hop for this message only.
-bool namedInConnection(const Fields& fields, std::string_view name) {
-  auto range = fields.equal_range(http::field::connection);
+std::string_view trimSpaces(std::string_view text) {
+  while (!text.empty() && (text.front() == ' ' || text.front() == '\t')) {
+    text.remove_prefix(1);
+  }
+  while (!text.empty() && (text.back() == ' ' || text.back() == '\t')) {
+    text.remove_suffix(1);
+  }
+  return text;
+}
+
+// Whether `matches` holds for an item of the comma-separated lists in the `field` fields.
+template <typename Matches>
+bool anyListItem(const Fields& fields, http::field field, Matches matches) {
+  auto range = fields.equal_range(field);
   for (auto it = range.first; it != range.second; ++it) {
     std::string_view value = it->value();
-    while (!value.empty()) {
+    while (true) {
       size_t comma = value.find(',');
-      std::string_view token = value.substr(0, comma);
-      while (!token.empty() && (token.front() == ' ' || token.front() == '\t')) {
-        token.remove_prefix(1);
-      }
-      while (!token.empty() && (token.back() == ' ' || token.back() == '\t')) {
-        token.remove_suffix(1);
-      }
-      if (equalsNoCase(token, name)) {
+      if (matches(trimSpaces(value.substr(0, comma)))) {
         return true;
       }
       if (comma == std::string_view::npos) {
@@ -100,6 +105,11 @@ bool namedInConnection(const Fields& fields, std::string_view name) {
     }
   }
   return false;
+}
+
+bool namedInConnection(const Fields& fields, std::string_view name) {
+  return anyListItem(fields, http::field::connection,
+                     [name](std::string_view token) { return equalsNoCase(token, name); });
 }
 
 // Reads one field of a JSON-object credential.
@@ -342,6 +352,13 @@ void cleanResponseHeaders(Fields& response, const std::vector<std::string>& need
   for (auto field : to_erase) {
     response.erase(field);
   }
+}
+
+bool hasTransferCodingOtherThanChunked(const Fields& fields) {
+  return anyListItem(fields, http::field::transfer_encoding, [](std::string_view coding) {
+    coding = trimSpaces(coding.substr(0, coding.find(';')));
+    return !coding.empty() && !equalsNoCase(coding, "chunked");
+  });
 }
 
 StreamRedactor::StreamRedactor(std::vector<std::string> needles) : needles_(std::move(needles)) {}

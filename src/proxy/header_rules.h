@@ -45,6 +45,11 @@ Result<std::string> rewritePath(const catalog::ProviderSpec& provider, std::stri
 // contains one of `needles` (see credentialNeedles).
 void cleanResponseHeaders(Fields& response, const std::vector<std::string>& needles);
 
+// Whether a Transfer-Encoding field names a coding other than chunked (gzip, for example). The
+// proxy decodes only chunked, and a message in another transfer coding would reach the other
+// side with its bytes still coded but the field that says so removed (it is hop-by-hop).
+bool hasTransferCodingOtherThanChunked(const Fields& fields);
+
 // The secret strings inside a credential: the key itself, or each field of a JSON object
 // credential (and, for Basic auth, the base64 form the upstream may echo).
 std::vector<std::string> credentialNeedles(const catalog::ProviderSpec& provider,

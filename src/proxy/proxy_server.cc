@@ -259,7 +259,7 @@ asio::const_buffer bytes(std::string_view text) {
 // Sends what a plain socket takes without blocking and advances `buffers` past it. Returns
 // would_block while bytes remain, always on a TLS stream, whose writes go through writeRest.
 // The usual small message leaves in this one system call, without a coroutine frame or a trip
-// through the scheduler; the hot paths call it directly and writeRest only when it falls short.
+// through the scheduler. The hot paths call it directly, and writeRest only when it falls short.
 template <typename Stream, size_t N>
 ErrorCodeT writeNow(Stream& stream, std::array<asio::const_buffer, N>& buffers) {
   if constexpr (std::is_same_v<Stream, tcp::socket>) {
@@ -859,6 +859,16 @@ awaitable<bool> ProxyServer::Impl::handleRequest(Worker& worker, ClientConnectio
     co_return co_await writeError(client, admitted.error(), record, version, keep_alive_on_error);
   }
 
+  if (hasTransferCodingOtherThanChunked(header)) {
+    Error error{ErrorCode::kInvalidRequest,
+                "the request uses a transfer coding other than chunked, which the proxy does "
+                "not decode; send the body with Content-Length or chunked alone"};
+    record.status = 400;
+    record.outcome = "invalid_request";
+    finish(record, &context, false);
+    co_return co_await writeError(client, error, record, version, false);
+  }
+
   if (parser.content_length() && *parser.content_length() > options.max_request_bytes) {
     Error error{ErrorCode::kPayloadTooLarge,
                 "the request body exceeds " + std::to_string(options.max_request_bytes) + " bytes"};
@@ -1257,6 +1267,16 @@ awaitable<bool> ProxyServer::Impl::exchange(
   }
 
   auto& response = parser.get();
+  if (hasTransferCodingOtherThanChunked(response)) {
+    // The request went out without a TE field, which forbids the upstream any other coding.
+    // As for an unreadable header, the row keeps upstream status 0: the client got no answer
+    // and is not charged for one.
+    record.status = 502;
+    record.outcome = "upstream_invalid_response";
+    Error error{ErrorCode::kUpstreamInvalidResponse,
+                "the upstream sent its response in a transfer coding other than chunked"};
+    co_return co_await writeError(client, error, record, client_version, client_keep_alive);
+  }
   record.upstream_header = Clock::now();
   record.upstream_waited += record.upstream_header - record.upstream_sent;
   record.upstream_status = static_cast<int>(response.result_int());
@@ -1301,6 +1321,12 @@ awaitable<bool> ProxyServer::Impl::exchange(
     } else {
       client_keep_alive = false;  // HTTP/1.0 has no chunking: the close ends the body
     }
+  } else if (auto length = parser.content_length();
+             length &&
+             (response.count(http::field::content_length) > 1 ||
+              response[http::field::content_length].find(',') != std::string_view::npos)) {
+    // Repeats of one value parse as a single length (RFC 9110, 8.6), and the client gets it once.
+    response.set(http::field::content_length, std::to_string(*length));
   }
 
   // The head for the client: the upstream's remaining fields, then the proxy's own, each of

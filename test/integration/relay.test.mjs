@@ -362,6 +362,45 @@ function describeRelay(name, { secure }) {
       assert.ok(!response.rawBody.toString('latin1').includes('ext=1'), 'chunk extensions are not relayed');
     });
 
+    test('repeated Content-Length relayed once', async () => {
+      const body = '{"id":"email-1"}';
+      upstream.respond = (socket) => {
+        socket.write(`HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\nContent-Length: ${body.length}\r\n\r\n${body}`);
+      };
+      const bytes = await rawExchange(ks, [clientRequest(token, { close: true })]);
+      const [response, ...rest] = parseResponses(bytes);
+      assert.equal(rest.length, 0, 'one response');
+      assert.equal(response.status, 200);
+      assert.deepEqual(fieldValues(response, 'content-length'), [String(body.length)], 'Content-Length exactly once');
+      assert.equal(response.body.toString(), body);
+    });
+
+    test('upstream gzip transfer coding is 502', async () => {
+      upstream.respond = (socket) => {
+        socket.write('HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: gzip, chunked\r\n\r\n4\r\nabcd\r\n0\r\n\r\n');
+      };
+      const bytes = await rawExchange(ks, [clientRequest(token), clientRequest(token, { close: true })], {
+        waitBefore: [null, (received) => received.includes('}}')],
+      });
+      const [refused, next] = parseResponses(bytes);
+      assert.equal(refused.status, 502);
+      assert.equal(JSON.parse(refused.body.toString()).error.code, 'upstream_invalid_response');
+      assert.deepEqual(fieldValues(refused, 'transfer-encoding'), [], 'no Transfer-Encoding on the error');
+      assert.equal(next.status, 502, 'the second request met the same upstream answer');
+      assert.equal(upstream.requests.length, 2);
+      assert.equal(upstream.connections, 2, 'the connection that sent gzip was not pooled');
+    });
+
+    test('request in gzip transfer coding is 400', async () => {
+      const request = clientRequest(token, { body: null, headers: ['Content-Type: application/json', 'Transfer-Encoding: gzip, chunked'], close: true });
+      const bytes = await rawExchange(ks, [`${request}4\r\nabcd\r\n0\r\n\r\n`]);
+      const [response, ...rest] = parseResponses(bytes);
+      assert.equal(rest.length, 0, 'one response');
+      assert.equal(response.status, 400);
+      assert.equal(JSON.parse(response.body.toString()).error.code, 'invalid_request');
+      assert.equal(upstream.requests.length, 0, 'nothing reached the upstream');
+    });
+
     test('HTTP/1.0 client gets close-delimited body', async () => {
       upstream.respond = async (socket) => {
         await writeParts(socket, ['HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\n\r\n', '5\r\nhello\r\n', '6\r\n world\r\n0\r\n\r\n']);

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <boost/beast/http/fields.hpp>
+#include <vector>
 
 #include "proxy/admission.h"
 
@@ -146,6 +147,32 @@ TEST(HeaderRulesTest, TargetKeepsQueryAndBasePath) {
   Route route{"openai", "/v1/models", "limit=2"};
   EXPECT_EQ(buildUpstreamTarget(provider("openai"), route, Secret(std::string("k")), "ks_x"),
             "/v1/models?limit=2");
+}
+
+TEST(HeaderRulesTest, TransferCodingsOtherThanChunkedFound) {
+  struct Case {
+    std::vector<std::string_view> values;
+    bool other;
+  };
+  const Case cases[] = {
+      {{}, false},
+      {{"chunked"}, false},
+      {{"Chunked"}, false},
+      {{" chunked , "}, false},
+      {{"gzip, chunked"}, true},
+      {{"gzip", "chunked"}, true},
+      {{"chunked;ext=1"}, false},
+      {{"x-custom;q=1, chunked"}, true},
+      {{"identity"}, true},
+  };
+  for (const Case& c : cases) {
+    Fields fields;
+    for (std::string_view value : c.values) {
+      fields.insert(http::field::transfer_encoding, value);
+    }
+    EXPECT_EQ(hasTransferCodingOtherThanChunked(fields), c.other)
+        << (c.values.empty() ? std::string_view("(none)") : c.values.front());
+  }
 }
 
 TEST(AdmissionTest, TwoDifferentAuthorizationHeadersAreAmbiguous) {
