@@ -24,8 +24,10 @@ namespace {
 // Enough rows for a batch at tens of thousands of requests per second. Rows of a larger burst
 // are freed after their commit rather than kept.
 constexpr size_t kMaxRecycledRows = 4096;
+// The maximum capacity a recycled row's string keeps. Ids, paths and price lists fit in it.
+constexpr size_t kMaxKeptCapacity = 512;
 
-// Empties the row's strings without giving up their capacity, and zeroes everything else.
+// Empties the row's strings, keeping capacity up to kMaxKeptCapacity, and zeroes the rest.
 void clearKeepingCapacity(store::LedgerRow& row) {
   // The binding names every member, so a field added to LedgerRow stops this from compiling
   // until it is cleared here too. A recycled row thus never carries a value into the next
@@ -36,6 +38,11 @@ void clearKeepingCapacity(store::LedgerRow& row) {
   auto clear = [](auto&... fields) {
     auto one = [](auto& field) {
       if constexpr (std::is_same_v<std::decay_t<decltype(field)>, std::string>) {
+        // A rare long value (a path near the header limit) would otherwise pin its capacity
+        // in this slot for the life of the process.
+        if (field.capacity() > kMaxKeptCapacity) {
+          std::string().swap(field);
+        }
         field.clear();
       } else {
         field = {};

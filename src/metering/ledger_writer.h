@@ -9,7 +9,7 @@
 // Rows are recycled: the queue holds the rows of an earlier, committed batch, cleared by the
 // writer thread with their strings' capacity kept, and append() hands one back in exchange
 // for the row it takes. A caller that fills the same row for every request therefore makes no
-// allocation for it, and no string is freed on another thread than the one that allocated it.
+// allocation for it once its strings have grown to the usual sizes.
 //
 // Thread-safety: append() and appendDurable() may be called from any thread.
 #pragma once

@@ -282,32 +282,41 @@ class JsonScanner::Parser {
   boost::json::basic_parser<PathHandler> parser_;
 };
 
-std::vector<std::unique_ptr<JsonScanner::Parser>>& JsonScanner::idleParsers() {
-  thread_local std::vector<std::unique_ptr<Parser>> idle = [] {
+std::vector<std::unique_ptr<JsonScanner::Parser>>* JsonScanner::idleParsers() {
+  // The flag is trivially destructible, so it stays readable after the pool is destroyed at
+  // thread exit, and a scanner destroyed later frees its parser instead of touching the pool.
+  thread_local bool pool_destroyed = false;
+  struct Pool {
     std::vector<std::unique_ptr<Parser>> parsers;
-    parsers.reserve(kIdleParsersPerThread);
-    return parsers;
-  }();
-  return idle;
+    ~Pool() { pool_destroyed = true; }
+  };
+  if (pool_destroyed) {
+    return nullptr;
+  }
+  thread_local Pool pool;
+  if (pool.parsers.capacity() == 0) {
+    pool.parsers.reserve(kIdleParsersPerThread);
+  }
+  return &pool.parsers;
 }
 
 JsonScanner::JsonScanner(JsonVisitor& visitor) {
-  auto& idle = idleParsers();
-  if (idle.empty()) {
+  auto* idle = idleParsers();
+  if (idle == nullptr || idle->empty()) {
     parser_ = std::make_unique<Parser>(visitor);
     return;
   }
-  parser_ = std::move(idle.back());
-  idle.pop_back();
+  parser_ = std::move(idle->back());
+  idle->pop_back();
   parser_->parser_.handler().rebind(visitor);
 }
 
 JsonScanner::~JsonScanner() {
-  auto& idle = idleParsers();
-  if (parser_ && idle.size() < kIdleParsersPerThread) {
+  auto* idle = parser_ ? idleParsers() : nullptr;
+  if (idle != nullptr && idle->size() < kIdleParsersPerThread) {
     parser_->parser_.reset();
     parser_->parser_.handler().reset();
-    idle.push_back(std::move(parser_));
+    idle->push_back(std::move(parser_));
   }
 }
 

@@ -17,6 +17,11 @@ bool WipingResource::do_is_equal(const std::pmr::memory_resource& other) const n
   return this == &other;
 }
 
+std::pmr::memory_resource* wipingHeap() {
+  static auto* resource = new WipingResource(std::pmr::new_delete_resource());
+  return resource;
+}
+
 HeaderArena::HeaderArena(std::pmr::memory_resource* upstream)
     : heap_blocks_(upstream),
       resource_(inline_block_.data(), inline_block_.size(), &heap_blocks_) {}

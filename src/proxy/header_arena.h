@@ -71,6 +71,10 @@ class WipingResource : public std::pmr::memory_resource {
   std::pmr::memory_resource* upstream_;
 };
 
+// A process-wide WipingResource over the heap, for buffers that hold raw request bytes. It is
+// never destroyed, so buffers freed late in process exit still find it.
+std::pmr::memory_resource* wipingHeap();
+
 // A per-connection arena for header fields. It starts in an inline block big enough for the
 // headers of a typical request and its response. Larger headers (up to the parser's header
 // limit) take blocks from the heap until the next rewind.
@@ -78,6 +82,10 @@ class WipingResource : public std::pmr::memory_resource {
 // Header values carry agent tokens and, in upstream requests, the injected credential, so the
 // arena zeroes its memory when it rewinds or is destroyed: no header outlives its request in
 // memory that a later allocation could hand out.
+//
+// NOTE: memory freed during a request is reused only after the next rewind. Each failover to
+// another pool credential copies the client's fields into a new upstream header, so a request
+// that fails over N times holds N such copies (each at most the header limit) until it ends.
 //
 // Not thread-safe, because only the connection's own coroutine uses it.
 class HeaderArena {

@@ -203,9 +203,9 @@ class ArmedDeadline {
 // `done(parser)` is true or, for a buffer_body parser, its body buffer is full. Returns
 // http::error::end_of_stream when the stream ends before any byte of a message. The deadline
 // is armed only while this waits, so time spent elsewhere never counts against it.
-template <typename Stream, typename Parser, typename Done>
+template <typename Stream, typename Buffer, typename Parser, typename Done>
 awaitable<ErrorCodeT> parseFrom(Stream& stream, Deadline& deadline, Clock::time_point expires_at,
-                                beast::flat_buffer& buffer, Parser& parser, Done done) {
+                                Buffer& buffer, Parser& parser, Done done) {
   ArmedDeadline armed(deadline, expires_at);
   while (!done(parser)) {
     if (buffer.size() > 0) {
@@ -348,9 +348,17 @@ struct ClientConnection {
   ClientConnection(DeadlineWatch& watch, tcp::socket client_socket)
       : socket(std::move(client_socket)), deadline(watch, socket) {}
 
+  ~ClientConnection() {
+    // Lingering close reads whatever the client still sent, a pipelined request with its
+    // agent token included, into the relay buffer.
+    OPENSSL_cleanse(relay.get(), kRelayBufferSize);
+  }
+
   tcp::socket socket;
   Deadline deadline;
-  beast::flat_buffer buffer;
+  // Raw request bytes. Parsed bytes are zeroed at once, and the heap blocks behind the buffer
+  // are zeroed when it grows or goes, so bytes of a request cut short are zeroed too.
+  beast::basic_flat_buffer<ResourceAllocator<char>> buffer{ResourceAllocator<char>(wipingHeap())};
   std::string head;  // the message head being written
   std::unique_ptr<char[]> relay{new char[kRelayBufferSize]};
 
@@ -617,6 +625,9 @@ awaitable<void> ProxyServer::Impl::runSession(Worker& worker, tcp::socket socket
       break;
     }
   }
+  // The connection's messages were reset above, so the arena is unused and its header bytes
+  // (the last upstream request's credential among them) are zeroed before the lingering close.
+  client.arena.rewind();
   // Lingering close: a response sent before the request body was read leaves input unread,
   // and closing a socket with unread input sends a reset that can destroy the response before
   // the client reads it. Half-close, then discard input for a bounded time and size.

@@ -176,5 +176,26 @@ TEST_F(LedgerWriterTest, ReusedRowComesBackClearedAndStoresEachRequest) {
   EXPECT_EQ(by_request.count(""), 1u);
 }
 
+// A row that once carried a long path does not keep that capacity when it is recycled.
+TEST_F(LedgerWriterTest, RecycledRowDropsLargeCapacity) {
+  LedgerWriter writer(*store_, std::chrono::milliseconds(10));
+  const std::string long_path = "/v1/" + std::string(4000, 'p');
+  store::LedgerRow reused;
+  for (int i = 0; i < 4; ++i) {
+    reused = row(i);
+    reused.path = long_path;
+    writer.append(reused);
+  }
+  writer.flush();
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+
+  reused = row(10);
+  writer.append(reused);
+  EXPECT_TRUE(reused.path.empty());
+  EXPECT_LT(reused.path.capacity(), long_path.size());
+  writer.flush();
+  EXPECT_EQ(storedRows(), 5u);
+}
+
 }  // namespace
 }  // namespace keystore::metering
