@@ -9,6 +9,7 @@
 
 #include "common/encoding.h"
 #include "common/hash.h"
+#include "proxy/header_rules.h"
 #include "tokens/agent_token.h"
 #include "tokens/scope.h"
 #include "vault/vault.h"
@@ -18,16 +19,6 @@ namespace keystore::proxy {
 namespace http = boost::beast::http;
 
 namespace {
-
-std::string_view trim(std::string_view text) {
-  while (!text.empty() && (text.front() == ' ' || text.front() == '\t')) {
-    text.remove_prefix(1);
-  }
-  while (!text.empty() && (text.back() == ' ' || text.back() == '\t')) {
-    text.remove_suffix(1);
-  }
-  return text;
-}
 
 bool startsWithNoCase(std::string_view text, std::string_view prefix) {
   if (text.size() < prefix.size()) {
@@ -84,11 +75,11 @@ bool hasSeparator(std::string_view value) {
 void addBearer(const Fields& headers, Candidates& candidates) {
   for (auto it = headers.find(http::field::authorization);
        it != headers.end() && it->name() == http::field::authorization; ++it) {
-    std::string_view value = trim(it->value());
+    std::string_view value = trimOptionalWhitespace(it->value());
     if (!startsWithNoCase(value, "bearer ")) {
       continue;
     }
-    std::string_view token = trim(value.substr(7));
+    std::string_view token = trimOptionalWhitespace(value.substr(7));
     if (hasSeparator(token)) {
       candidates.markAmbiguous();
       continue;
@@ -100,7 +91,7 @@ void addBearer(const Fields& headers, Candidates& candidates) {
 void addHeader(const Fields& headers, std::string_view name, Candidates& candidates) {
   auto range = headers.equal_range(name);
   for (auto it = range.first; it != range.second; ++it) {
-    std::string_view value = trim(it->value());
+    std::string_view value = trimOptionalWhitespace(it->value());
     if (hasSeparator(value)) {
       candidates.markAmbiguous();
       continue;
@@ -112,11 +103,11 @@ void addHeader(const Fields& headers, std::string_view name, Candidates& candida
 void addBasic(const Fields& headers, bool want_password, Candidates& candidates) {
   for (auto it = headers.find(http::field::authorization);
        it != headers.end() && it->name() == http::field::authorization; ++it) {
-    std::string_view value = trim(it->value());
+    std::string_view value = trimOptionalWhitespace(it->value());
     if (!startsWithNoCase(value, "basic ")) {
       continue;
     }
-    auto decoded = base64Decode(trim(value.substr(6)));
+    auto decoded = base64Decode(trimOptionalWhitespace(value.substr(6)));
     if (!decoded) {
       candidates.markAmbiguous();
       continue;

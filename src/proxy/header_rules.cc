@@ -76,17 +76,6 @@ bool isResponseCredentialHeader(std::string_view name) {
   return false;
 }
 
-// Header names listed in Connection are hop-by-hop for this message only.
-std::string_view trimSpaces(std::string_view text) {
-  while (!text.empty() && (text.front() == ' ' || text.front() == '\t')) {
-    text.remove_prefix(1);
-  }
-  while (!text.empty() && (text.back() == ' ' || text.back() == '\t')) {
-    text.remove_suffix(1);
-  }
-  return text;
-}
-
 // Whether `matches` holds for an item of the comma-separated lists in the `field` fields.
 template <typename Matches>
 bool anyListItem(const Fields& fields, http::field field, Matches matches) {
@@ -95,7 +84,7 @@ bool anyListItem(const Fields& fields, http::field field, Matches matches) {
     std::string_view value = it->value();
     while (true) {
       size_t comma = value.find(',');
-      if (matches(trimSpaces(value.substr(0, comma)))) {
+      if (matches(trimOptionalWhitespace(value.substr(0, comma)))) {
         return true;
       }
       if (comma == std::string_view::npos) {
@@ -107,6 +96,7 @@ bool anyListItem(const Fields& fields, http::field field, Matches matches) {
   return false;
 }
 
+// Header names listed in Connection are hop-by-hop for this message only.
 bool namedInConnection(const Fields& fields, std::string_view name) {
   return anyListItem(fields, http::field::connection,
                      [name](std::string_view token) { return equalsNoCase(token, name); });
@@ -354,9 +344,19 @@ void cleanResponseHeaders(Fields& response, const std::vector<std::string>& need
   }
 }
 
+std::string_view trimOptionalWhitespace(std::string_view text) {
+  while (!text.empty() && (text.front() == ' ' || text.front() == '\t')) {
+    text.remove_prefix(1);
+  }
+  while (!text.empty() && (text.back() == ' ' || text.back() == '\t')) {
+    text.remove_suffix(1);
+  }
+  return text;
+}
+
 bool hasTransferCodingOtherThanChunked(const Fields& fields) {
   return anyListItem(fields, http::field::transfer_encoding, [](std::string_view coding) {
-    coding = trimSpaces(coding.substr(0, coding.find(';')));
+    coding = trimOptionalWhitespace(coding.substr(0, coding.find(';')));
     return !coding.empty() && !equalsNoCase(coding, "chunked");
   });
 }
