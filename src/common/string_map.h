@@ -19,8 +19,8 @@ struct StringKeyHash {
 template <typename Value>
 using StringMap = std::unordered_map<std::string, Value, StringKeyHash, std::equal_to<>>;
 
-// The entry for `key`, default-constructed and inserted when there is none. Unlike operator[],
-// it copies the key only on insertion.
+// Returns the entry for `key`, inserting a default-constructed one when there is none. Unlike
+// operator[], it copies the key only on insertion.
 template <typename Value>
 Value& entryFor(StringMap<Value>& map, std::string_view key) {
   auto found = map.find(key);

@@ -143,7 +143,7 @@ std::expected<Reservation, BudgetRefusal> BudgetTracker::reserve(std::string_vie
                           .agent_id = std::string(agent_id),
                           .project_id = std::string(project_id),
                           .micros = request};
-  outstanding_.emplace(reservation.id, Held{&agent, &project, request});
+  outstanding_.emplace(reservation.id, AccountHold{&agent, &project, request});
   return reservation;
 }
 
@@ -157,14 +157,14 @@ Result<BudgetEvents> BudgetTracker::settle(const Reservation& reservation, int64
     return fail(ErrorCode::kNotFound,
                 "budget reservation " + std::to_string(reservation.id) + " is not outstanding");
   }
-  const Held held = found->second;
+  const AccountHold hold = found->second;
   outstanding_.erase(found);
 
   BudgetEvents events;
-  Account& agent = *held.agent;
-  Account& project = *held.project;
-  agent.reserved -= held.micros;
-  project.reserved -= held.micros;
+  Account& agent = *hold.agent;
+  Account& project = *hold.project;
+  agent.reserved -= hold.micros;
+  project.reserved -= hold.micros;
   rollTo(agent, month_index);
   rollTo(project, month_index);
   // A cost from a month that has ended for the account is that month's, not this one's.

@@ -177,7 +177,7 @@ class BudgetTracker {
 
   // The accounts and amount of one outstanding reservation. Accounts are never erased and the
   // maps are node-based, so the pointers stay valid.
-  struct Held {
+  struct AccountHold {
     Account* agent = nullptr;
     Account* project = nullptr;
     int64_t micros = 0;
@@ -186,7 +186,7 @@ class BudgetTracker {
   mutable std::mutex mutex_;
   StringMap<Account> agents_;
   StringMap<Account> projects_;
-  std::unordered_map<uint64_t, Held> outstanding_;
+  std::unordered_map<uint64_t, AccountHold> outstanding_;
   uint64_t next_id_ = 1;
 };
 

@@ -90,22 +90,15 @@ class OutputRequestHandler {
   bool on_string(string_view, std::size_t, error_code&) { return true; }
   bool on_number_part(string_view, error_code&) { return true; }
   bool on_int64(int64_t value, string_view, error_code&) {
-    onNumber(value < 0 ? std::nullopt : std::optional<int64_t>(value));
+    onNumber(countFromJson(value));
     return true;
   }
-  bool on_uint64(uint64_t, string_view, error_code&) {
-    // Only values above INT64_MAX arrive here.
-    onNumber(kInt64Max);
+  bool on_uint64(uint64_t value, string_view, error_code&) {
+    onNumber(countFromJson(value));
     return true;
   }
   bool on_double(double value, string_view, error_code&) {
-    if (!std::isfinite(value) || value < 0) {
-      onNumber(std::nullopt);
-    } else if (value >= 9.2e18) {
-      onNumber(kInt64Max);
-    } else {
-      onNumber(static_cast<int64_t>(std::ceil(value)));
-    }
+    onNumber(countFromJson(value));
     return true;
   }
   bool on_bool(bool, error_code&) { return true; }
@@ -211,7 +204,7 @@ void formatPricesJson(const UnitPrices& prices, std::string& out) {
     out += "\":";
     char digits[24];
     auto [end, error] = std::to_chars(std::begin(digits), std::end(digits), *prices[i]);
-    (void)error;  // 24 characters hold any int64_t
+    (void)error;  // 24 characters fit any int64_t
     out.append(digits, end);
   }
   if (!out.empty()) {
@@ -223,6 +216,25 @@ std::string formatPricesJson(const UnitPrices& prices) {
   std::string text;
   formatPricesJson(prices, text);
   return text;
+}
+
+std::optional<int64_t> countFromJson(int64_t value) {
+  return value < 0 ? std::nullopt : std::optional<int64_t>(value);
+}
+
+std::optional<int64_t> countFromJson(uint64_t value) {
+  return value > static_cast<uint64_t>(kInt64Max) ? kInt64Max : static_cast<int64_t>(value);
+}
+
+std::optional<int64_t> countFromJson(double value) {
+  if (!std::isfinite(value) || value < 0) {
+    return std::nullopt;
+  }
+  // Doubles from 9.2e18 up reach or pass INT64_MAX (about 9.22e18) once rounded up.
+  if (value >= 9.2e18) {
+    return kInt64Max;
+  }
+  return static_cast<int64_t>(std::ceil(value));
 }
 
 OutputRequest readOutputRequest(std::string_view body) {

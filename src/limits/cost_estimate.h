@@ -77,6 +77,12 @@ struct OutputRequest {
 // the defaults, which is the safe side because the default output estimate applies.
 OutputRequest readOutputRequest(std::string_view body);
 
+// Reads a JSON number from a request body as a count such as max_tokens: null for a negative
+// or non-finite value, INT64_MAX for one beyond int64_t, and a fraction rounded up.
+std::optional<int64_t> countFromJson(int64_t value);
+std::optional<int64_t> countFromJson(uint64_t value);
+std::optional<int64_t> countFromJson(double value);
+
 struct CostEstimateInput {
   std::string_view provider;
   std::string_view model;  // the request body's "model"; empty when none
@@ -108,7 +114,7 @@ CostEstimate estimateWorstCase(const PriceTable& prices, const CostEstimateInput
 // units in kMeteredUnits order, e.g. {"input_tokens":150000,"output_tokens":600000}, or ""
 // when no unit has a price.
 std::string formatPricesJson(const UnitPrices& prices);
-// The same text, written into `out` (replacing its contents) to reuse its capacity.
+// Writes the same text into `out`, replacing its contents, so its capacity is reused.
 void formatPricesJson(const UnitPrices& prices, std::string& out);
 
 // units at `micros_per_million`, rounded up; saturates at INT64_MAX.

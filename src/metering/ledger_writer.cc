@@ -36,7 +36,7 @@ void clearKeepingCapacity(store::LedgerRow& row) {
          path, upstream_status, outcome, bytes_in, bytes_out, latency_ms, model, units,
          usage_reported, prices, cost_micros, billable] = row;
   auto clear = [](auto&... fields) {
-    auto one = [](auto& field) {
+    auto clearField = [](auto& field) {
       if constexpr (std::is_same_v<std::decay_t<decltype(field)>, std::string>) {
         // A rare long value (a path near the header limit) would otherwise pin its capacity
         // in this slot for the life of the process.
@@ -48,7 +48,7 @@ void clearKeepingCapacity(store::LedgerRow& row) {
         field = {};
       }
     };
-    (one(fields), ...);
+    (clearField(fields), ...);
   };
   clear(time, request_id, project_id, agent_id, token_id, provider, mode, credential_id, method,
         path, upstream_status, outcome, bytes_in, bytes_out, latency_ms, model, units,

@@ -6,7 +6,7 @@
 // (default 50 ms); a crash loses at most the rows of that window. With strict sync,
 // appendDurable() blocks until the row's batch is committed.
 //
-// Rows are recycled: the queue holds the rows of an earlier, committed batch, cleared by the
+// Rows are recycled: the queue contains the rows of an earlier, committed batch, cleared by the
 // writer thread with their strings' capacity kept, and append() hands one back in exchange
 // for the row it takes. A caller that fills the same row for every request therefore makes no
 // allocation for it once its strings have grown to the usual sizes.
@@ -38,7 +38,8 @@ class LedgerWriter {
   // zero), recycled when one is available.
   void append(store::LedgerRow& row);
   void append(store::LedgerRow&& row) { append(row); }
-  // As append, and returns once the row is committed (or the commit failed and was logged).
+  // Queues the row as append() does and returns once it is committed (or the commit failed and was
+  // logged).
   void appendDurable(store::LedgerRow& row);
   void appendDurable(store::LedgerRow&& row) { appendDurable(row); }
 

@@ -130,7 +130,7 @@ class JsonScanner {
   // A parser carries several kilobytes of buffers, so a finished scanner leaves its parser,
   // reset, to the next scanner on the same thread instead of freeing it.
   static constexpr std::size_t kIdleParsersPerThread = 16;
-  // The calling thread's idle parsers; null once they were destroyed at thread exit.
+  // Returns the calling thread's idle parsers, or null once they were destroyed at thread exit.
   static std::vector<std::unique_ptr<Parser>>* idleParsers();
 
   std::unique_ptr<Parser> parser_;

@@ -71,8 +71,8 @@ class WipingResource : public std::pmr::memory_resource {
   std::pmr::memory_resource* upstream_;
 };
 
-// A process-wide WipingResource over the heap, for buffers that hold raw request bytes. It is
-// never destroyed, so buffers freed late in process exit still find it.
+// Returns a process-wide WipingResource over the heap, for buffers that hold raw request bytes. It
+// is never destroyed, so buffers freed late in process exit still find it.
 std::pmr::memory_resource* wipingHeap();
 
 // A per-connection arena for header fields. It starts in an inline block big enough for the
@@ -85,12 +85,12 @@ std::pmr::memory_resource* wipingHeap();
 //
 // NOTE: memory freed during a request is reused only after the next rewind. Each failover to
 // another pool credential copies the client's fields into a new upstream header, so a request
-// that fails over N times holds N such copies (each at most the header limit) until it ends.
+// that fails over N times keeps N such copies (each at most the header limit) until it ends.
 //
 // Not thread-safe, because only the connection's own coroutine uses it.
 class HeaderArena {
  public:
-  // `upstream` supplies the blocks beyond the inline one.
+  // Takes the blocks beyond the inline one from `upstream`.
   explicit HeaderArena(std::pmr::memory_resource* upstream = std::pmr::new_delete_resource());
   ~HeaderArena();
   HeaderArena(const HeaderArena&) = delete;

@@ -76,7 +76,8 @@ bool isResponseCredentialHeader(std::string_view name) {
   return false;
 }
 
-// Whether `matches` holds for an item of the comma-separated lists in the `field` fields.
+// Returns whether `matches` is true for an item of the comma-separated lists in the `field`
+// fields.
 template <typename Matches>
 bool anyListItem(const Fields& fields, http::field field, Matches matches) {
   auto range = fields.equal_range(field);

@@ -45,12 +45,12 @@ Result<std::string> rewritePath(const catalog::ProviderSpec& provider, std::stri
 // contains one of `needles` (see credentialNeedles).
 void cleanResponseHeaders(Fields& response, const std::vector<std::string>& needles);
 
-// `text` without the spaces and tabs around it (optional whitespace in RFC 9110 terms).
+// Returns `text` without the spaces and tabs around it (optional whitespace in RFC 9110 terms).
 std::string_view trimOptionalWhitespace(std::string_view text);
 
-// Whether a Transfer-Encoding field names a coding other than chunked (gzip, for example). The
-// proxy decodes only chunked, and a message in another transfer coding would reach the other
-// side with its bytes still coded but the field that says so removed (it is hop-by-hop).
+// Returns whether a Transfer-Encoding field names a coding other than chunked (gzip, for
+// example). The proxy decodes only chunked and removes Transfer-Encoding as hop-by-hop, so a
+// message in another coding would arrive still coded with no field naming the coding.
 bool hasTransferCodingOtherThanChunked(const Fields& fields);
 
 // The secret strings inside a credential: the key itself, or each field of a JSON object

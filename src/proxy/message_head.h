@@ -18,9 +18,9 @@ inline void endHead(std::string& out) {
   out.append("\r\n");
 }
 
-// `HTTP/x.y` for a version in Beast's form (11 for 1.1).
+// Appends `HTTP/x.y` for a version in Beast's form (11 for 1.1).
 void appendVersion(std::string& out, unsigned version);
-// `status reason` CRLF, with the standard reason phrase when `reason` is empty.
+// Appends `status reason` CRLF, with the standard reason phrase when `reason` is empty.
 void appendStatusAndReason(std::string& out, unsigned status,
                            boost::beast::http::status status_code, std::string_view reason);
 

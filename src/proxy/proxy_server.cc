@@ -269,9 +269,9 @@ ErrorCodeT writeNow(Stream& stream, std::array<asio::const_buffer, N>& buffers) 
       return error;
     }
     for (auto& buffer : buffers) {
-      size_t taken = std::min(written, buffer.size());
-      buffer += taken;
-      written -= taken;
+      size_t sent = std::min(written, buffer.size());
+      buffer += sent;
+      written -= sent;
     }
     if (std::all_of(buffers.begin(), buffers.end(),
                     [](const asio::const_buffer& buffer) { return buffer.size() == 0; })) {
@@ -290,7 +290,7 @@ awaitable<ErrorCodeT> writeRest(Stream& stream, Deadline& deadline, Clock::time_
   co_return error;
 }
 
-// writeNow, then writeRest for what it left.
+// Writes all of `buffers`: writeNow, then writeRest for whatever remains.
 template <typename Stream, size_t N>
 awaitable<ErrorCodeT> writeAll(Stream& stream, Deadline& deadline, Clock::time_point expires_at,
                                std::array<asio::const_buffer, N> buffers) {
@@ -367,8 +367,8 @@ struct ClientConnection {
   // ones anew for every call.
   std::optional<RequestRecord> record;
   std::optional<AdmissionContext> context;
-  // Holds the header fields of the request in progress: the client's, the upstream request's
-  // and the upstream response's. Declared before them, so it outlives them.
+  // The arena of the header fields of the request in progress: the client's, the upstream
+  // request's and the upstream response's. It is declared before them, so it outlives them.
   HeaderArena arena;
   Request upstream_request = withFieldAllocator<Request>(arena.allocator());
   std::optional<UpstreamResponseParser> upstream_parser;
@@ -584,8 +584,8 @@ awaitable<void> ProxyServer::Impl::sweepLoop(Worker& worker) {
 awaitable<void> ProxyServer::Impl::runSession(Worker& worker, tcp::socket socket) {
   ClientConnection client(worker.watch, std::move(socket));
   while (true) {
-    // Nothing from the previous request holds arena memory any more: its parser went out of
-    // scope and the connection's messages were reset below.
+    // Nothing from the previous request uses arena memory any more, because its parser went
+    // out of scope and the connection's messages were reset below.
     client.arena.rewind();
     ClientRequestParser parser(std::piecewise_construct, std::make_tuple(),
                                std::make_tuple(client.arena.allocator()));
@@ -1280,7 +1280,7 @@ awaitable<bool> ProxyServer::Impl::exchange(
   auto& response = parser.get();
   if (hasTransferCodingOtherThanChunked(response)) {
     // The request went out without a TE field, which forbids the upstream any other coding.
-    // As for an unreadable header, the row keeps upstream status 0: the client got no answer
+    // As for an unreadable header, the row keeps upstream status 0: the client got no response
     // and is not charged for one.
     record.status = 502;
     record.outcome = "upstream_invalid_response";
@@ -1375,9 +1375,9 @@ awaitable<bool> ProxyServer::Impl::exchange(
   bool head_sent = false;
   bool client_gone = false;
   Clock::time_point drain_until{};
-  // The bytes that send `data` (a chunk of the body, possibly empty) to the client: behind the
-  // head if that is still unsent, framed as a chunk when re-framing, with the last chunk when
-  // `last`. Each write goes out through writeNow, and writeRest only when the socket is full.
+  // Returns the buffers that send `data` (a body chunk, possibly empty) to the client. The head
+  // goes first while unsent, a re-framed body gets chunk framing, and `last` adds the last chunk.
+  // Each write goes out through writeNow, and through writeRest only when the socket is full.
   std::optional<ChunkSizeLine> size_line;
   auto frame = [&](std::string_view data, bool last) {
     std::string_view head = head_sent ? std::string_view{} : std::string_view(client.head);

@@ -3,9 +3,7 @@
 #include <algorithm>
 #include <array>
 #include <boost/json/basic_parser_impl.hpp>
-#include <cmath>
 #include <cstring>
-#include <limits>
 
 #include "metering/usage_json.h"
 
@@ -16,7 +14,6 @@ using boost::json::string_view;
 using Options = metering::StreamOptionsFacts::Options;
 using error_code = boost::system::error_code;
 
-constexpr int64_t kInt64Max = std::numeric_limits<int64_t>::max();
 // Longer keys match no member the summary reads.
 constexpr std::size_t kMaxKeyBytes = 32;
 
@@ -116,24 +113,17 @@ class SummaryHandler {
 
   bool on_number_part(string_view, error_code&) { return true; }
   bool on_int64(int64_t value, string_view, error_code&) {
-    onNumber(value < 0 ? std::nullopt : std::optional<int64_t>(value));
+    onNumber(limits::countFromJson(value));
     onScalar(Options::kOther, false);
     return true;
   }
-  bool on_uint64(uint64_t, string_view, error_code&) {
-    // Only values above INT64_MAX arrive here.
-    onNumber(kInt64Max);
+  bool on_uint64(uint64_t value, string_view, error_code&) {
+    onNumber(limits::countFromJson(value));
     onScalar(Options::kOther, false);
     return true;
   }
   bool on_double(double value, string_view, error_code&) {
-    if (!std::isfinite(value) || value < 0) {
-      onNumber(std::nullopt);
-    } else if (value >= 9.2e18) {
-      onNumber(kInt64Max);
-    } else {
-      onNumber(static_cast<int64_t>(std::ceil(value)));
-    }
+    onNumber(limits::countFromJson(value));
     onScalar(Options::kOther, false);
     return true;
   }

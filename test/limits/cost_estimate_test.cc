@@ -24,6 +24,17 @@ TEST(CostEstimateTest, CostRoundsUp) {
   EXPECT_EQ(costCeilMicros(kInt64Max, kInt64Max), kInt64Max);
 }
 
+TEST(CostEstimateTest, JsonCountsClampAndRoundUp) {
+  EXPECT_EQ(countFromJson(int64_t{42}), 42);
+  EXPECT_EQ(countFromJson(int64_t{-1}), std::nullopt);
+  EXPECT_EQ(countFromJson(uint64_t{18'000'000'000'000'000'000u}), INT64_MAX);
+  EXPECT_EQ(countFromJson(2.1), 3);
+  EXPECT_EQ(countFromJson(-0.5), std::nullopt);
+  EXPECT_EQ(countFromJson(std::numeric_limits<double>::infinity()), std::nullopt);
+  EXPECT_EQ(countFromJson(std::numeric_limits<double>::quiet_NaN()), std::nullopt);
+  EXPECT_EQ(countFromJson(1e19), INT64_MAX);
+}
+
 TEST(CostEstimateTest, ReadsTopLevelMaxTokens) {
   struct Case {
     std::string body;

@@ -113,7 +113,7 @@ TEST_F(LedgerWriterTest, ConcurrentAppendsAllStored) {
 
 // A caller that reuses one row gets it back cleared, with the capacity of a committed row's
 // strings once the writer has recycled a batch, and every stored row keeps its own values.
-TEST_F(LedgerWriterTest, ReusedRowComesBackClearedAndStoresEachRequest) {
+TEST_F(LedgerWriterTest, ReusedRowReturnedCleared) {
   LedgerWriter writer(*store_, std::chrono::milliseconds(10));
   store::LedgerRow reused;
   const std::string long_path = "/v1/chat/completions/" + std::string(100, 'p');
