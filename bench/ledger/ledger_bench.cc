@@ -216,15 +216,9 @@ BENCHMARK(BM_ReferenceStatementPerRow);
 }  // namespace
 
 int main(int argc, char** argv) {
-  benchmark::Initialize(&argc, argv);
-  if (benchmark::ReportUnrecognizedArguments(argc, argv)) {
-    return 1;
-  }
-  keystore::bench::RatioReporter reporter;
-  benchmark::RunSpecifiedBenchmarks(&reporter);
-  std::printf("\n");
-  reporter.printRatio("append 64-row batch", "BM_AppendLedgerBatch", "BM_ReferenceStatementPerRow",
-                      kBatchRows, " per row");
-  benchmark::Shutdown();
-  return 0;
+  return keystore::bench::runWithRatios(
+      argc, argv, [](const keystore::bench::RatioReporter& reporter) {
+        reporter.printRatio("append 64-row batch", "BM_AppendLedgerBatch",
+                            "BM_ReferenceStatementPerRow", kBatchRows, " per row");
+      });
 }

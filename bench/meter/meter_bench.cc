@@ -20,7 +20,6 @@
 #include <atomic>
 #include <boost/beast/http/fields.hpp>
 #include <boost/json/parse.hpp>
-#include <cstdio>
 #include <cstdlib>
 #include <map>
 #include <memory>
@@ -287,22 +286,16 @@ BENCHMARK(BM_DecryptCredentialReference);
 }  // namespace
 
 int main(int argc, char** argv) {
-  benchmark::Initialize(&argc, argv);
-  if (benchmark::ReportUnrecognizedArguments(argc, argv)) {
-    return 1;
-  }
-  keystore::bench::RatioReporter reporter;
-  benchmark::RunSpecifiedBenchmarks(&reporter);
-  std::printf("\n");
-  reporter.printRatio("meter small chat", "BM_MeterSmallChat", "BM_ParseSmallReference");
-  reporter.printRatio("meter streamed small chat", "BM_MeterStreamedChat",
-                      "BM_ParseSmallReference");
-  reporter.printRatio("meter 20 KB chat", "BM_MeterLargeChat", "BM_ParseLargeReference");
-  reporter.printRatio("one pass, small body", "BM_SummarizeSmall", "BM_ParseSmallReference");
-  reporter.printRatio("one pass, 20 KB body", "BM_SummarizeLarge", "BM_ParseLargeReference");
-  reporter.printRatio("admit request", "BM_AdmitRequest", "BM_DecryptCredentialReference");
-  reporter.printRatio("resolve credential twice", "BM_ResolveCredentialTwice",
-                      "BM_DecryptCredentialReference");
-  benchmark::Shutdown();
-  return 0;
+  return keystore::bench::runWithRatios(
+      argc, argv, [](const keystore::bench::RatioReporter& reporter) {
+        reporter.printRatio("meter small chat", "BM_MeterSmallChat", "BM_ParseSmallReference");
+        reporter.printRatio("meter streamed small chat", "BM_MeterStreamedChat",
+                            "BM_ParseSmallReference");
+        reporter.printRatio("meter 20 KB chat", "BM_MeterLargeChat", "BM_ParseLargeReference");
+        reporter.printRatio("one pass, small body", "BM_SummarizeSmall", "BM_ParseSmallReference");
+        reporter.printRatio("one pass, 20 KB body", "BM_SummarizeLarge", "BM_ParseLargeReference");
+        reporter.printRatio("admit request", "BM_AdmitRequest", "BM_DecryptCredentialReference");
+        reporter.printRatio("resolve credential twice", "BM_ResolveCredentialTwice",
+                            "BM_DecryptCredentialReference");
+      });
 }

@@ -42,4 +42,20 @@ class RatioReporter : public benchmark::ConsoleReporter {
   std::map<std::string, double> cpu_ns_;
 };
 
+// Runs the benchmarks the command line selects with a RatioReporter, then calls
+// `print_ratios(reporter)`. Returns main()'s exit status (1 for an unknown argument).
+template <typename PrintRatios>
+int runWithRatios(int argc, char** argv, PrintRatios print_ratios) {
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) {
+    return 1;
+  }
+  RatioReporter reporter;
+  benchmark::RunSpecifiedBenchmarks(&reporter);
+  std::printf("\n");
+  print_ratios(reporter);
+  benchmark::Shutdown();
+  return 0;
+}
+
 }  // namespace keystore::bench

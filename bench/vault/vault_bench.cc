@@ -12,7 +12,6 @@
 #include <benchmark/benchmark.h>
 #include <openssl/evp.h>
 
-#include <cstdio>
 #include <map>
 #include <string>
 
@@ -101,15 +100,10 @@ BENCHMARK(BM_HashReferenceLookupEachCall);
 }  // namespace
 
 int main(int argc, char** argv) {
-  benchmark::Initialize(&argc, argv);
-  if (benchmark::ReportUnrecognizedArguments(argc, argv)) {
-    return 1;
-  }
-  keystore::bench::RatioReporter reporter;
-  benchmark::RunSpecifiedBenchmarks(&reporter);
-  std::printf("\n");
-  reporter.printRatio("open credential", "BM_OpenCredential", "BM_OpenReferenceLookupEachCall");
-  reporter.printRatio("hash token", "BM_HashToken", "BM_HashReferenceLookupEachCall");
-  benchmark::Shutdown();
-  return 0;
+  return keystore::bench::runWithRatios(
+      argc, argv, [](const keystore::bench::RatioReporter& reporter) {
+        reporter.printRatio("open credential", "BM_OpenCredential",
+                            "BM_OpenReferenceLookupEachCall");
+        reporter.printRatio("hash token", "BM_HashToken", "BM_HashReferenceLookupEachCall");
+      });
 }
