@@ -158,7 +158,8 @@ class Store {
   // The sum of cost_micros per agent and per project over ledger rows with
   // month_start <= time < month_end, so budget counters can be seeded at start-up. Billable and
   // BYOK rows both count, because a budget caps what an agent costs whether Keystore or the
-  // provider bills it. Rows without an agent or project id are left out.
+  // provider bills it. Rows without an agent or project id are left out, and so are rows
+  // that cost nothing: an id whose rows all cost nothing has no entry.
   virtual Result<SpendTotals> monthSpend(int64_t month_start_ms, int64_t month_end_ms) = 0;
 
   // The sum of cost_micros per agent and per project, as in monthSpend, over ledger rows with

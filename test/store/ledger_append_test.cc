@@ -254,6 +254,25 @@ TEST_F(LedgerAppendTest, SpendSinceCountsOnlyRowsAfterCursor) {
   EXPECT_EQ(unchanged->cursor, 4);
 }
 
+TEST_F(LedgerAppendTest, SpendSinceSkipsRowsWithoutCostButMovesCursor) {
+  ASSERT_TRUE(store_->appendLedger({
+      spendRow(1'000, "p1", "a1", 0),
+      spendRow(1'100, "p1", "a2", 7),
+      spendRow(1'200, "p2", "a3", 0),
+  }));
+  for (int64_t cursor : {0, 1}) {
+    auto delta = store_->spendSince(cursor, 1'000, 2'000);
+    ASSERT_TRUE(delta.has_value()) << delta.error().message;
+    EXPECT_EQ(delta->spend.by_agent, (Spend{{"a2", 7}})) << "from cursor " << cursor;
+    EXPECT_EQ(delta->spend.by_project, (Spend{{"p1", 7}})) << "from cursor " << cursor;
+    EXPECT_EQ(delta->cursor, 3) << "from cursor " << cursor;
+  }
+  auto month = store_->monthSpend(1'000, 2'000);
+  ASSERT_TRUE(month.has_value()) << month.error().message;
+  EXPECT_EQ(month->by_agent, (Spend{{"a2", 7}}));
+  EXPECT_EQ(month->by_project, (Spend{{"p1", 7}}));
+}
+
 TEST_F(LedgerAppendTest, SpendSinceEmptyLedgerKeepsCursor) {
   auto from_zero = store_->spendSince(0, 1'000, 2'000);
   ASSERT_TRUE(from_zero.has_value()) << from_zero.error().message;
@@ -280,7 +299,8 @@ TEST_F(LedgerAppendTest, SpendSinceReadsIdRangeNotMonth) {
   // search the primary key range, not walk the month through ledger_time.
   std::string plan = queryPlan(
       "SELECT project_id, agent_id, sum(cost_micros) FROM ledger NOT INDEXED "
-      "WHERE id > 5 AND time >= 0 AND time < 10 GROUP BY project_id, agent_id");
+      "WHERE id > 5 AND time >= 0 AND time < 10 AND cost_micros > 0 "
+      "GROUP BY project_id, agent_id");
   EXPECT_NE(plan.find("INTEGER PRIMARY KEY (rowid>?)"), std::string::npos) << plan;
   EXPECT_EQ(plan.find("USING INDEX"), std::string::npos) << plan;
 }

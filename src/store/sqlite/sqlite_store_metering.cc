@@ -270,7 +270,7 @@ Result<SpendTotals> SqliteStore::monthSpend(int64_t month_start_ms, int64_t mont
   return read([&]() -> Result<SpendTotals> {
     auto statement = connection_->query(
         "SELECT project_id, agent_id, sum(cost_micros) FROM ledger "
-        "WHERE time >= ? AND time < ? GROUP BY project_id, agent_id",
+        "WHERE time >= ? AND time < ? AND cost_micros > 0 GROUP BY project_id, agent_id",
         month_start_ms, month_end_ms);
     if (!statement) {
       return std::unexpected(statement.error());
@@ -295,16 +295,18 @@ Result<SpendDelta> SqliteStore::spendSince(int64_t after_id, int64_t month_start
   return read([&]() -> Result<SpendDelta> {
     // From cursor 0 the month's rows are found through an index on time. Past a cursor, NOT
     // INDEXED leaves SQLite only the primary key, so it reads just the ids after the cursor
-    // instead of every row of the month.
+    // instead of every row of the month. Rows that cost nothing (every BYOK row without
+    // prices) are dropped before the grouping, which would otherwise sort each one.
     auto statement = after_id == 0
                          ? connection_->query(
                                "SELECT project_id, agent_id, sum(cost_micros) FROM ledger "
-                               "WHERE time >= ? AND time < ? GROUP BY project_id, agent_id",
+                               "WHERE time >= ? AND time < ? AND cost_micros > 0 "
+                               "GROUP BY project_id, agent_id",
                                month_start_ms, month_end_ms)
                          : connection_->query(
                                "SELECT project_id, agent_id, sum(cost_micros) FROM ledger "
                                "NOT INDEXED WHERE id > ? AND time >= ? AND time < ? "
-                               "GROUP BY project_id, agent_id",
+                               "AND cost_micros > 0 GROUP BY project_id, agent_id",
                                after_id, month_start_ms, month_end_ms);
     if (!statement) {
       return std::unexpected(statement.error());
