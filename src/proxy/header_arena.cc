@@ -2,6 +2,8 @@
 
 #include <openssl/crypto.h>
 
+#include <cstdint>
+
 namespace keystore::proxy {
 
 void* WipingResource::do_allocate(size_t bytes, size_t alignment) {
@@ -30,11 +32,26 @@ HeaderArena::~HeaderArena() {
   rewind();
 }
 
+void* HeaderArena::do_allocate(size_t bytes, size_t alignment) {
+  auto* first = static_cast<std::byte*>(resource_.allocate(bytes, alignment));
+  std::byte* end = first + bytes;
+  // Compared as integers: the block may come from the heap, and relational comparison of
+  // pointers into different objects is unspecified.
+  auto address = reinterpret_cast<uintptr_t>(first);
+  auto inline_first = reinterpret_cast<uintptr_t>(inline_block_.data());
+  if (address >= inline_first && address < inline_first + inline_block_.size() &&
+      end > inline_used_end_) {
+    inline_used_end_ = end;
+  }
+  return first;
+}
+
 void HeaderArena::rewind() {
-  // Heap blocks are zeroed as release() returns them. The inline block is zeroed whole,
-  // because the resource does not tell how much of it the last request used.
+  // Heap blocks are zeroed as release() returns them.
   resource_.release();
-  OPENSSL_cleanse(inline_block_.data(), inline_block_.size());
+  OPENSSL_cleanse(inline_block_.data(),
+                  static_cast<size_t>(inline_used_end_ - inline_block_.data()));
+  inline_used_end_ = inline_block_.data();
 }
 
 }  // namespace keystore::proxy

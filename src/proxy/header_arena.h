@@ -88,7 +88,7 @@ std::pmr::memory_resource* wipingHeap();
 // that fails over N times keeps N such copies (each at most the header limit) until it ends.
 //
 // Not thread-safe, because only the connection's own coroutine uses it.
-class HeaderArena {
+class HeaderArena final : public std::pmr::memory_resource {
  public:
   // Takes the blocks beyond the inline one from `upstream`.
   explicit HeaderArena(std::pmr::memory_resource* upstream = std::pmr::new_delete_resource());
@@ -96,7 +96,7 @@ class HeaderArena {
   HeaderArena(const HeaderArena&) = delete;
   HeaderArena& operator=(const HeaderArena&) = delete;
 
-  FieldAllocator allocator() { return FieldAllocator(&resource_); }
+  FieldAllocator allocator() { return FieldAllocator(this); }
 
   // Releases and zeroes everything allocated since the last rewind. The caller guarantees
   // that no object that allocated from the arena still uses such memory: parsers and messages
@@ -104,8 +104,18 @@ class HeaderArena {
   void rewind();
 
  private:
+  void* do_allocate(size_t bytes, size_t alignment) override;
+  // Memory comes back only at the next rewind.
+  void do_deallocate(void* /*pointer*/, size_t /*bytes*/, size_t /*alignment*/) override {}
+  bool do_is_equal(const std::pmr::memory_resource& other) const noexcept override {
+    return this == &other;
+  }
+
   static constexpr size_t kInlineBytes = 4096;
   alignas(std::max_align_t) std::array<std::byte, kInlineBytes> inline_block_;
+  // The end of the highest allocation in the inline block since the last rewind. Rewinding
+  // zeroes the block up to here, which for a typical request is a fraction of it.
+  std::byte* inline_used_end_ = inline_block_.data();
   WipingResource heap_blocks_;
   std::pmr::monotonic_buffer_resource resource_;
 };

@@ -141,6 +141,30 @@ TEST(HeaderArenaTest, RewindZeroesTheInlineBlock) {
   EXPECT_TRUE(std::all_of(second, second + kToken.size(), [](char byte) { return byte == 0; }));
 }
 
+TEST(HeaderArenaTest, RewindZeroesEveryInlineByteOfTheLastRequest) {
+  HeaderArena arena;
+  FieldAllocator allocator = arena.allocator();
+  // Uneven sizes leave alignment gaps, as the fields of a real header do.
+  char* first = allocator.allocate(1);
+  size_t used = 0;
+  for (size_t size : {1u, 7u, 100u, 333u, 1000u, 2000u}) {
+    char* block = allocator.allocate(size);
+    std::fill_n(block, size, '\xAA');
+    used = static_cast<size_t>(block + size - first);
+  }
+  ASSERT_LE(used, 4096u);
+  arena.rewind();
+
+  // A smaller request next, then a rewind: the bytes of both must read as zero.
+  char* again = allocator.allocate(16);
+  ASSERT_EQ(again, first);
+  std::fill_n(again, 16, '\xBB');
+  arena.rewind();
+  char* whole = allocator.allocate(used);
+  ASSERT_EQ(whole, first);
+  EXPECT_TRUE(std::all_of(whole, whole + used, [](char byte) { return byte == 0; }));
+}
+
 TEST(HeaderArenaTest, FieldsWithoutAnArenaUseTheHeap) {
   Fields fields;
   fields.set(http::field::content_type, "application/json");
