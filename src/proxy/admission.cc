@@ -9,6 +9,7 @@
 
 #include "common/encoding.h"
 #include "common/hash.h"
+#include "proxy/field_scan.h"
 #include "proxy/header_rules.h"
 #include "tokens/agent_token.h"
 #include "tokens/scope.h"
@@ -16,21 +17,13 @@
 
 namespace keystore::proxy {
 
+namespace beast = boost::beast;
 namespace http = boost::beast::http;
 
 namespace {
 
 bool startsWithNoCase(std::string_view text, std::string_view prefix) {
-  if (text.size() < prefix.size()) {
-    return false;
-  }
-  for (size_t i = 0; i < prefix.size(); ++i) {
-    if (std::tolower(static_cast<unsigned char>(text[i])) !=
-        std::tolower(static_cast<unsigned char>(prefix[i]))) {
-      return false;
-    }
-  }
-  return true;
+  return text.size() >= prefix.size() && beast::iequals(text.substr(0, prefix.size()), prefix);
 }
 
 // Collects candidates and remembers whether two different ones were seen. It owns copies, so
@@ -73,25 +66,26 @@ bool hasSeparator(std::string_view value) {
 }
 
 void addBearer(const Fields& headers, Candidates& candidates) {
-  for (auto it = headers.find(http::field::authorization);
-       it != headers.end() && it->name() == http::field::authorization; ++it) {
-    std::string_view value = trimOptionalWhitespace(it->value());
+  forEachValue(headers, http::field::authorization, [&candidates](std::string_view value) {
+    value = trimOptionalWhitespace(value);
     if (!startsWithNoCase(value, "bearer ")) {
-      continue;
+      return;
     }
     std::string_view token = trimOptionalWhitespace(value.substr(7));
     if (hasSeparator(token)) {
       candidates.markAmbiguous();
-      continue;
+      return;
     }
     candidates.add(token);
-  }
+  });
 }
 
 void addHeader(const Fields& headers, std::string_view name, Candidates& candidates) {
-  auto range = headers.equal_range(name);
-  for (auto it = range.first; it != range.second; ++it) {
-    std::string_view value = trimOptionalWhitespace(it->value());
+  for (const auto& field : headers) {
+    if (!beast::iequals(field.name_string(), name)) {
+      continue;
+    }
+    std::string_view value = trimOptionalWhitespace(field.value());
     if (hasSeparator(value)) {
       candidates.markAmbiguous();
       continue;
@@ -101,9 +95,11 @@ void addHeader(const Fields& headers, std::string_view name, Candidates& candida
 }
 
 void addBasic(const Fields& headers, bool want_password, Candidates& candidates) {
-  for (auto it = headers.find(http::field::authorization);
-       it != headers.end() && it->name() == http::field::authorization; ++it) {
-    std::string_view value = trimOptionalWhitespace(it->value());
+  for (const auto& field : headers) {
+    if (field.name() != http::field::authorization) {
+      continue;
+    }
+    std::string_view value = trimOptionalWhitespace(field.value());
     if (!startsWithNoCase(value, "basic ")) {
       continue;
     }

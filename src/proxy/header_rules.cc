@@ -3,6 +3,8 @@
 #include <openssl/crypto.h>
 
 #include <algorithm>
+#include <array>
+#include <boost/beast/core/string.hpp>
 #include <boost/container/small_vector.hpp>
 #include <boost/json/parse.hpp>
 #include <boost/json/value.hpp>
@@ -16,45 +18,57 @@ namespace http = boost::beast::http;
 
 namespace {
 
+// Field names and list tokens are ASCII, so this needs no locale.
 bool equalsNoCase(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) {
-    return false;
-  }
-  for (size_t i = 0; i < a.size(); ++i) {
-    if (std::tolower(static_cast<unsigned char>(a[i])) !=
-        std::tolower(static_cast<unsigned char>(b[i]))) {
-      return false;
-    }
-  }
-  return true;
+  return boost::beast::iequals(a, b);
 }
 
-bool isHopByHop(std::string_view name) {
-  static constexpr std::string_view kHopByHop[] = {"connection",
-                                                   "keep-alive",
-                                                   "proxy-connection",
-                                                   "te",
-                                                   "trailer",
-                                                   "transfer-encoding",
-                                                   "upgrade",
-                                                   "proxy-authenticate",
-                                                   "proxy-authorization"};
-  for (auto hop : kHopByHop) {
-    if (equalsNoCase(name, hop)) {
+// Beast maps every name it knows to a field code when a field is inserted, whatever its case,
+// so a known name is recognized by its code alone.
+bool isHopByHop(const Fields::value_type& field) {
+  switch (field.name()) {
+    case http::field::connection:
+    case http::field::keep_alive:
+    case http::field::proxy_connection:
+    case http::field::te:
+    case http::field::trailer:
+    case http::field::transfer_encoding:
+    case http::field::upgrade:
+    case http::field::proxy_authenticate:
+    case http::field::proxy_authorization:
+      return true;
+    default:
+      return false;
+  }
+}
+
+// Credential headers that Beast has no code for.
+bool isUnknownCredentialHeader(std::string_view name) {
+  static constexpr std::string_view kNames[] = {"x-api-key", "api-key", "x-goog-api-key"};
+  for (auto known : kNames) {
+    if (equalsNoCase(name, known)) {
       return true;
     }
   }
   return false;
 }
 
-bool isClientCredentialHeader(std::string_view name, const catalog::ProviderSpec& provider) {
-  static constexpr std::string_view kCredentialHeaders[] = {
-      "authorization", "x-api-key", "api-key", "proxy-authorization", "cookie", "x-goog-api-key"};
-  for (auto header : kCredentialHeaders) {
-    if (equalsNoCase(name, header)) {
+bool isClientCredentialHeader(const Fields::value_type& field,
+                              const catalog::ProviderSpec& provider) {
+  switch (field.name()) {
+    case http::field::authorization:
+    case http::field::proxy_authorization:
+    case http::field::cookie:
       return true;
-    }
+    case http::field::unknown:
+      if (isUnknownCredentialHeader(field.name_string())) {
+        return true;
+      }
+      break;
+    default:
+      break;
   }
+  std::string_view name = field.name_string();
   for (const auto& location : provider.token_locations) {
     if (location.kind == catalog::TokenLocation::Kind::kHeader &&
         equalsNoCase(name, location.name)) {
@@ -64,25 +78,30 @@ bool isClientCredentialHeader(std::string_view name, const catalog::ProviderSpec
   return equalsNoCase(name, provider.auth.header);
 }
 
-bool isResponseCredentialHeader(std::string_view name) {
-  static constexpr std::string_view kHeaders[] = {
-      "authorization",      "x-api-key",  "api-key",    "x-goog-api-key",
-      "proxy-authenticate", "set-cookie", "set-cookie2"};
-  for (auto header : kHeaders) {
-    if (equalsNoCase(name, header)) {
+bool isResponseCredentialHeader(const Fields::value_type& field) {
+  switch (field.name()) {
+    case http::field::authorization:
+    case http::field::proxy_authenticate:
+    case http::field::set_cookie:
+    case http::field::set_cookie2:
       return true;
-    }
+    case http::field::unknown:
+      return isUnknownCredentialHeader(field.name_string());
+    default:
+      return false;
   }
-  return false;
 }
 
 // Returns whether `matches` is true for an item of the comma-separated lists in the `field`
 // fields.
 template <typename Matches>
 bool anyListItem(const Fields& fields, http::field field, Matches matches) {
-  auto range = fields.equal_range(field);
-  for (auto it = range.first; it != range.second; ++it) {
-    std::string_view value = it->value();
+  // A scan of the list compares field codes; Beast's tree lookup compares names.
+  for (const auto& candidate : fields) {
+    if (candidate.name() != field) {
+      continue;
+    }
+    std::string_view value = candidate.value();
     while (true) {
       size_t comma = value.find(',');
       if (matches(trimOptionalWhitespace(value.substr(0, comma)))) {
@@ -97,10 +116,46 @@ bool anyListItem(const Fields& fields, http::field field, Matches matches) {
   return false;
 }
 
-// Header names listed in Connection are hop-by-hop for this message only.
-bool namedInConnection(const Fields& fields, std::string_view name) {
-  return anyListItem(fields, http::field::connection,
-                     [name](std::string_view token) { return equalsNoCase(token, name); });
+// The header names a message's Connection fields list. Those fields are hop-by-hop for this
+// message only. Read once per message, because most messages have no such field and the
+// check runs for every field.
+class ConnectionOptions {
+ public:
+  explicit ConnectionOptions(const Fields& fields) {
+    anyListItem(fields, http::field::connection, [this](std::string_view token) {
+      if (!token.empty()) {
+        names_.push_back(token);
+      }
+      return false;
+    });
+  }
+
+  bool names(std::string_view name) const {
+    return std::any_of(names_.begin(), names_.end(),
+                       [name](std::string_view listed) { return equalsNoCase(listed, name); });
+  }
+
+ private:
+  boost::container::small_vector<std::string_view, 4> names_;
+};
+
+// Inserts `prefix` followed by `secret` as one field value. The value is assembled on the
+// stack when it fits, so the credential is not copied to a heap block, and is zeroed once
+// Beast has copied it into the field.
+void insertCredential(Fields& fields, std::string_view name, std::string_view prefix,
+                      std::string_view secret) {
+  std::array<char, 512> on_stack;
+  std::string on_heap;
+  const size_t size = prefix.size() + secret.size();
+  char* value = on_stack.data();
+  if (size > on_stack.size()) {
+    on_heap.resize(size);
+    value = on_heap.data();
+  }
+  std::copy(prefix.begin(), prefix.end(), value);
+  std::copy(secret.begin(), secret.end(), value + prefix.size());
+  fields.insert(http::string_to_field(name), name, std::string_view(value, size));
+  OPENSSL_cleanse(value, size);
 }
 
 // Reads one field of a JSON-object credential.
@@ -141,39 +196,45 @@ void appendQueryEncoded(std::string& out, std::string_view value) {
 Result<void> buildUpstreamHeaders(const Fields& client, Fields& upstream,
                                   const catalog::ProviderSpec& provider, const Secret& credential,
                                   std::string_view request_id, std::string_view agent_token) {
+  const ConnectionOptions connection_options(client);
   for (const auto& field : client) {
-    std::string_view name = field.name_string();
     if (!agent_token.empty() && field.value().find(agent_token) != std::string_view::npos) {
       continue;
     }
-    if (isHopByHop(name) || isClientCredentialHeader(name, provider) ||
-        namedInConnection(client, name) || field.name() == http::field::host ||
-        field.name() == http::field::expect || field.name() == http::field::accept_encoding ||
-        field.name() == http::field::content_length || equalsNoCase(name, "x-request-id")) {
+    switch (field.name()) {
+      case http::field::host:
+      case http::field::expect:
+      case http::field::accept_encoding:
+      case http::field::content_length:
+        continue;
+      case http::field::unknown:
+        if (equalsNoCase(field.name_string(), "x-request-id")) {
+          continue;
+        }
+        break;
+      default:
+        break;
+    }
+    std::string_view name = field.name_string();
+    if (isHopByHop(field) || isClientCredentialHeader(field, provider) ||
+        connection_options.names(name)) {
       continue;
     }
     upstream.insert(field.name(), name, field.value());
   }
-  upstream.set(http::field::host, provider.base.host_header);
-  upstream.set(http::field::accept_encoding, "identity");
-  upstream.set("x-request-id", request_id);
+  // Every field added below was skipped above, so inserting cannot duplicate one.
+  upstream.insert(http::field::host, provider.base.host_header);
+  upstream.insert(http::field::accept_encoding, "identity");
+  upstream.insert(http::field::unknown, "x-request-id", request_id);
 
   using Scheme = catalog::AuthSpec::Scheme;
   switch (provider.auth.scheme) {
-    case Scheme::kBearer: {
-      std::string value = "Bearer ";
-      value.append(credential.reveal());
-      upstream.set(http::field::authorization, value);
-      OPENSSL_cleanse(value.data(), value.size());
+    case Scheme::kBearer:
+      insertCredential(upstream, "Authorization", "Bearer ", credential.reveal());
       break;
-    }
-    case Scheme::kHeader: {
-      std::string value = provider.auth.prefix;
-      value.append(credential.reveal());
-      upstream.set(provider.auth.header, value);
-      OPENSSL_cleanse(value.data(), value.size());
+    case Scheme::kHeader:
+      insertCredential(upstream, provider.auth.header, provider.auth.prefix, credential.reveal());
       break;
-    }
     case Scheme::kBasic: {
       auto user = credentialField(credential, provider.auth.username_field);
       if (!user) {
@@ -187,7 +248,7 @@ Result<void> buildUpstreamHeaders(const Fields& client, Fields& upstream,
       pair.push_back(':');
       pair.append(password->reveal());
       std::string value = "Basic " + base64Encode(pair);
-      upstream.set(http::field::authorization, value);
+      upstream.insert(http::field::authorization, value);
       OPENSSL_cleanse(pair.data(), pair.size());
       OPENSSL_cleanse(value.data(), value.size());
       break;
@@ -326,10 +387,11 @@ std::vector<std::string> credentialNeedles(const catalog::ProviderSpec& provider
 void cleanResponseHeaders(Fields& response, const std::vector<std::string>& needles) {
   // Fields are erased after the scan, because a field named in Connection is found only
   // while Connection is still there. Erasing one field leaves iterators to others valid.
+  const ConnectionOptions connection_options(response);
   boost::container::small_vector<Fields::const_iterator, 8> to_erase;
   for (auto field = response.begin(); field != response.end(); ++field) {
-    std::string_view name = field->name_string();
-    if (isHopByHop(name) || isResponseCredentialHeader(name) || namedInConnection(response, name)) {
+    if (isHopByHop(*field) || isResponseCredentialHeader(*field) ||
+        connection_options.names(field->name_string())) {
       to_erase.push_back(field);
       continue;
     }
@@ -366,12 +428,19 @@ StreamRedactor::StreamRedactor(std::vector<std::string> needles) : needles_(std:
 
 bool StreamRedactor::mayHoldSecret(std::string_view chunk) const {
   for (const auto& needle : needles_) {
+    if (needle.empty()) {
+      continue;
+    }
     if (chunk.find(needle) != std::string_view::npos) {
       return true;
     }
+    // A tail that begins the needle starts with the needle's first byte, so only the
+    // positions of that byte in the last needle.size() - 1 bytes are compared.
     size_t max_len = std::min(needle.size() - 1, chunk.size());
-    for (size_t len = max_len; len > 0; --len) {
-      if (chunk.substr(chunk.size() - len) == std::string_view(needle).substr(0, len)) {
+    std::string_view tail = chunk.substr(chunk.size() - max_len);
+    for (size_t at = tail.find(needle.front()); at != std::string_view::npos;
+         at = tail.find(needle.front(), at + 1)) {
+      if (std::string_view(needle).starts_with(tail.substr(at))) {
         return true;
       }
     }

@@ -21,7 +21,8 @@
 
 namespace keystore::proxy {
 
-// Copies the client's end-to-end headers into `upstream` and injects the credential.
+// Copies the client's end-to-end headers into `upstream`, which must be empty, and injects the
+// credential.
 // kProviderNotConfigured when a multi-field credential lacks a field the scheme needs.
 // A client header that carries the agent token anywhere else is dropped too, so the token never
 // leaves the proxy.

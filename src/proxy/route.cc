@@ -50,10 +50,10 @@ Error invalidPath(std::string_view why) {
   return Error{ErrorCode::kInvalidRequest, "invalid request path: " + std::string(why)};
 }
 
-// Decodes one raw segment; rejects encoded separators and control characters.
-Result<std::string> decodeSegment(std::string_view raw) {
-  std::string decoded;
-  decoded.reserve(raw.size());
+// Decodes one raw segment into `decoded` (replacing its contents, keeping its capacity);
+// rejects encoded separators and control characters.
+Result<void> decodeSegment(std::string_view raw, std::string& decoded) {
+  decoded.clear();
   for (size_t i = 0; i < raw.size(); ++i) {
     char c = raw[i];
     if (c == '%') {
@@ -79,7 +79,7 @@ Result<std::string> decodeSegment(std::string_view raw) {
   if (decoded == "." || decoded == "..") {
     return std::unexpected(invalidPath("'.' and '..' segments are not allowed"));
   }
-  return decoded;
+  return {};
 }
 
 void appendEncoded(std::string& out, std::string_view segment) {
@@ -112,26 +112,25 @@ Result<Route> parseProxyTarget(std::string_view target) {
   path.remove_prefix(kPrefix.size());
 
   size_t slash = path.find('/');
-  auto provider = decodeSegment(path.substr(0, slash));
-  if (!provider) {
+  if (auto provider = decodeSegment(path.substr(0, slash), route.provider); !provider) {
     return std::unexpected(provider.error());
   }
-  if (provider->empty()) {
+  if (route.provider.empty()) {
     return std::unexpected(invalidPath("missing provider"));
   }
-  route.provider = std::move(*provider);
 
   route.path.reserve(path.size() + 1);
   std::string_view rest =
       slash == std::string_view::npos ? std::string_view{} : path.substr(slash + 1);
+  // One buffer for every segment; segments longer than its inline capacity allocate once.
+  std::string segment;
   while (true) {
     size_t next = rest.find('/');
-    auto segment = decodeSegment(rest.substr(0, next));
-    if (!segment) {
-      return std::unexpected(segment.error());
+    if (auto decoded = decodeSegment(rest.substr(0, next), segment); !decoded) {
+      return std::unexpected(decoded.error());
     }
     route.path.push_back('/');
-    appendEncoded(route.path, *segment);
+    appendEncoded(route.path, segment);
     if (next == std::string_view::npos) {
       break;
     }

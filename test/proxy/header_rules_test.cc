@@ -138,6 +138,28 @@ TEST(HeaderRulesTest, RedactorReplacesKeySplitAcrossChunks) {
   EXPECT_EQ(out, "prefix ******************* suffix");
 }
 
+TEST(HeaderRulesTest, RedactorHoldsBackEveryPossibleKeyStart) {
+  // Each tail below could begin the key: the key's first byte appears several times in the
+  // chunk, and only the last occurrence starts a prefix of the key.
+  struct Case {
+    std::string_view first;
+    std::string_view held;
+  };
+  const Case cases[] = {
+      {"s", "s"},
+      {"sss", "s"},
+      {"ask sk", "sk"},
+      {"x sk-test-OPENAI-000", "sk-test-OPENAI-000"},
+      {"sk-sk-test-", "sk-test-"},
+  };
+  for (const Case& c : cases) {
+    StreamRedactor redactor({"sk-test-OPENAI-0001"});
+    std::string_view sent = redactor.feed(c.first);
+    EXPECT_EQ(sent, c.first.substr(0, c.first.size() - c.held.size())) << c.first;
+    EXPECT_EQ(redactor.finish(), c.held) << c.first;
+  }
+}
+
 TEST(HeaderRulesTest, RedactorHoldsNothingBackForEventEnds) {
   StreamRedactor redactor({"sk-test-OPENAI-0001"});
   EXPECT_EQ(redactor.feed("data: {}\n\n"), "data: {}\n\n");
