@@ -39,6 +39,7 @@
 #include "common/random.h"
 #include "proxy/admission.h"
 #include "proxy/deadline_watch.h"
+#include "proxy/field_scan.h"
 #include "proxy/header_arena.h"
 #include "proxy/header_rules.h"
 #include "proxy/message_head.h"
@@ -310,7 +311,15 @@ std::string jsonString(std::string_view text) {
 std::string newRequestId() {
   static const std::string prefix = "req_" + hexEncode(randomBytes(6));
   static std::atomic<uint64_t> counter{0};
-  return fmt::format("{}{:012x}", prefix, counter.fetch_add(1, std::memory_order_relaxed) + 1);
+  constexpr int kCounterDigits = 12;
+  uint64_t number = counter.fetch_add(1, std::memory_order_relaxed) + 1;
+  std::string id(prefix.size() + kCounterDigits, '0');
+  std::copy(prefix.begin(), prefix.end(), id.begin());
+  // The low 48 bits in lowercase hex, most significant digit first.
+  for (int digit = kCounterDigits - 1; digit >= 0; --digit, number >>= 4) {
+    id[prefix.size() + static_cast<size_t>(digit)] = "0123456789abcdef"[number & 0xf];
+  }
+  return id;
 }
 
 struct RequestRecord {
@@ -342,6 +351,12 @@ struct RequestRecord {
   int64_t bytes_out = 0;
 };
 
+// The content of a rate_limited response: its headers and the body's limit_type member.
+struct RateDecisionView {
+  limits::RateDecision decision;
+  int64_t now_ms = 0;
+};
+
 // One agent connection: its socket, deadline, read buffer and the relay's scratch space,
 // allocated once per connection rather than once per request.
 struct ClientConnection {
@@ -360,6 +375,9 @@ struct ClientConnection {
   // are zeroed when it grows or goes, so bytes of a request cut short are zeroed too.
   beast::basic_flat_buffer<ResourceAllocator<char>> buffer{ResourceAllocator<char>(wipingHeap())};
   std::string head;  // the message head being written
+  // The buffers of the write in progress: head, chunk size line, data, chunk end, last chunk.
+  std::array<asio::const_buffer, 5> out_buffers;
+  std::optional<ChunkSizeLine> chunk_size_line;
   std::unique_ptr<char[]> relay{new char[kRelayBufferSize]};
 
   // The state of the request in progress. It lives here rather than in the request's
@@ -372,8 +390,71 @@ struct ClientConnection {
   HeaderArena arena;
   Request upstream_request = withFieldAllocator<Request>(arena.allocator());
   std::optional<UpstreamResponseParser> upstream_parser;
+  // Redacts the injected credential from the response body in progress.
+  std::optional<StreamRedactor> redactor;
   std::string final_bytes;  // the end of a relayed body, with what filters held back
+  // The error response of a rejected request. It is kept here, not in a local of the request's
+  // coroutines, whose frames must stay small enough for Asio to recycle.
+  Error rejection;
+  RateDecisionView rate;  // the rate limit decision of the request in progress
   TokenDigestMemo token_memo;
+};
+
+// What handleRequest() does after one of its stages.
+struct Verdict {
+  enum class Next {
+    kProceed,
+    kReject,       // send ClientConnection::rejection
+    kRateLimited,  // the same, with the rate limit fields of ClientConnection::rate
+    kUnavailable,  // the shared counters failed; ClientConnection::rejection holds the cause
+  };
+  Next next = Next::kProceed;
+  bool keep_alive = false;
+
+  bool proceeds() const { return next == Next::kProceed; }
+};
+
+// Passes bytes read from the upstream's body through the meter and, unless the client is gone,
+// the redactor. Returns the bytes due to the client; at the end of the body (`done`) that
+// includes whatever the usage filter and the redactor held back.
+std::string_view passUpstreamBytes(ClientConnection& client, RequestRecord& record,
+                                   std::string_view upstream_bytes, bool client_gone, bool done) {
+  std::string_view client_bytes =
+      record.meter ? record.meter->onUpstreamBytes(upstream_bytes) : upstream_bytes;
+  if (client_gone) {
+    return {};
+  }
+  StreamRedactor& redactor = *client.redactor;
+  std::string_view pending = redactor.active() ? redactor.feed(client_bytes) : client_bytes;
+  if (!done) {
+    return pending;
+  }
+  // Nothing more will come, so whatever the filter and the redactor held back is final.
+  // `pending` is copied before the meter is asked for its tail, because both views may point
+  // into buffers that the next call reuses.
+  std::string& final_bytes = client.final_bytes;
+  final_bytes.assign(pending);
+  std::string_view tail = record.meter ? record.meter->finishClientStream() : std::string_view{};
+  if (!tail.empty()) {
+    final_bytes.append(redactor.active() ? redactor.feed(tail) : tail);
+  }
+  if (redactor.active()) {
+    final_bytes.append(redactor.finish());
+  }
+  return final_bytes;
+}
+
+// How exchange() relays a response whose final header arrived.
+struct ResponsePlan {
+  enum class Next {
+    kRelay,     // relay the body; the head for the client is in ClientConnection::head
+    kFailover,  // drop the response: another marketplace credential takes the request
+    kReject,    // send ClientConnection::rejection instead
+  };
+  Next next = Next::kRelay;
+  bool upstream_keep_alive = false;
+  bool client_keep_alive = false;
+  bool chunked = false;  // the body is re-framed as chunked for the client
 };
 
 // Logs the budget thresholds a settlement crossed and hands them to `on_event`. Each threshold
@@ -417,22 +498,44 @@ marketplace::Verdict credentialVerdict(const RequestRecord& record) {
   return status >= 200 ? marketplace::Verdict::kSuccess : marketplace::Verdict::kNeutral;
 }
 
-// The content of a rate_limited response: its headers and the body's limit_type member.
-struct RateDecisionView {
-  limits::RateDecision decision;
-  int64_t now_ms = 0;
-};
-
 // Milliseconds with three decimals, for x-keystore-overhead-ms.
 std::string formatMillis(Clock::duration duration) {
   auto micros = std::chrono::duration_cast<std::chrono::microseconds>(duration).count();
   micros = std::max<int64_t>(micros, 0);
-  return fmt::format("{}.{:03}", micros / 1000, micros % 1000);
+  // Short enough for the string's inline buffer: no allocation, unlike a format call.
+  std::string text = std::to_string(micros / 1000);
+  int64_t fraction = micros % 1000;
+  text.push_back('.');
+  text.push_back(static_cast<char>('0' + fraction / 100));
+  text.push_back(static_cast<char>('0' + fraction / 10 % 10));
+  text.push_back(static_cast<char>('0' + fraction % 10));
+  return text;
 }
 
 // Whether an operation failed because its connection's deadline passed.
 bool timedOut(const ErrorCodeT& error, const Deadline& deadline) {
   return deadline.expired() || error == asio::error::timed_out;
+}
+
+// Sets the error response and ledger outcome for an upstream response header that could not be
+// read.
+void describeHeaderFailure(const ErrorCodeT& header_error, const Deadline& deadline,
+                           RequestRecord& record, Error& rejection) {
+  ErrorCode code = ErrorCode::kUpstreamInvalidResponse;
+  std::string_view message = "the upstream sent an invalid response";
+  if (timedOut(header_error, deadline)) {
+    code = ErrorCode::kUpstreamTimeout;
+    message = "the upstream did not respond in time";
+  } else if (header_error == http::error::end_of_stream || header_error == asio::error::eof ||
+             header_error == asio::error::connection_reset ||
+             header_error == asio::ssl::error::stream_truncated) {
+    // The request may have reached the provider, so it is never replayed.
+    code = ErrorCode::kUpstreamUnreachable;
+    message = "the upstream closed the connection without answering";
+  }
+  record.status = httpStatus(code);
+  record.outcome = std::string(errorCodeName(code));
+  rejection = Error{code, std::string(message)};
 }
 
 }  // namespace
@@ -467,6 +570,39 @@ struct ProxyServer::Impl {
   awaitable<void> runSession(Worker& worker, tcp::socket socket);
   awaitable<bool> handleRequest(Worker& worker, ClientConnection& client,
                                 ClientRequestParser& parser);
+  // The stages of handleRequest(). Each returns whether the request proceeds or how it is
+  // rejected; a rejected request is already finished (logged and counted).
+  awaitable<bool> serveHealthCheck(ClientConnection& client, const Request& request,
+                                   bool keep_alive);
+  awaitable<bool> writeRejection(ClientConnection& client, RequestRecord& record, unsigned version,
+                                 Verdict verdict);
+  // Records `error` as the response, finishes the request without a ledger row, and returns the
+  // verdict that sends it.
+  Verdict reject(ClientConnection& client, RequestRecord& record, Error error, bool keep_alive);
+  Verdict admitHeader(ClientConnection& client, ClientRequestParser& parser, RequestRecord& record,
+                      bool keep_alive_on_error);
+  void rejectOversizedBody(ClientConnection& client, RequestRecord& record);
+  Verdict checkBody(ClientConnection& client, const Request& client_request, RequestRecord& record,
+                    bool client_keep_alive);
+  awaitable<Verdict> checkRateLimits(Worker& worker, ClientConnection& client,
+                                     RequestRecord& record, bool client_keep_alive);
+  limits::RateLimits rateLimitsOf(const AdmissionContext& context) const;
+  Verdict rejectIfRateLimited(ClientConnection& client, RequestRecord& record,
+                              bool client_keep_alive);
+  awaitable<Verdict> reserveBudget(ClientConnection& client, Request& client_request,
+                                   RequestRecord& record, bool client_keep_alive);
+  // Starts the request's meter and returns the worst-case cost to reserve (0 without caps).
+  int64_t startMetering(ClientConnection& client, Request& client_request, RequestRecord& record);
+  Verdict settleReservation(ClientConnection& client, RequestRecord& record,
+                            std::expected<limits::Reservation, limits::BudgetRefusal> reserved,
+                            bool client_keep_alive);
+  // Steps 6 to 9: the credential, the upstream exchange and any failover.
+  awaitable<bool> forward(Worker& worker, ClientConnection& client, Request& client_request,
+                          RequestRecord& record, unsigned version, bool client_keep_alive);
+  Verdict takeCredential(ClientConnection& client, RequestRecord& record, Secret& credential,
+                         bool client_keep_alive);
+  Verdict buildUpstreamRequest(ClientConnection& client, const Request& client_request,
+                               RequestRecord& record, const Secret& credential);
   awaitable<Result<std::unique_ptr<UpstreamConnection>>> connectUpstream(
       Worker& worker, const catalog::ProviderSpec& provider);
 
@@ -477,6 +613,12 @@ struct ProxyServer::Impl {
                            unsigned client_version, bool client_keep_alive, RequestRecord& record,
                            bool& reusable, AdmissionContext& context, AdmissionContext* failover,
                            std::optional<Secret>& next_credential);
+  // Checks the upstream's final response header and prepares the client's head, the body
+  // filters and the redactor. Synchronous, so that its locals stay out of exchange()'s frame.
+  ResponsePlan planResponse(UpstreamResponseParser& parser, ClientConnection& client,
+                            const catalog::ProviderSpec& provider, const Secret& credential,
+                            unsigned client_version, bool client_keep_alive, RequestRecord& record,
+                            AdmissionContext* failover, std::optional<Secret>& next_credential);
   // Sets method, target and headers of `upstream` for `credential`, keeping its body.
   Result<void> prepareUpstream(const Request& client_request, Request& upstream,
                                const AdmissionContext& context, const Secret& credential,
@@ -620,6 +762,7 @@ awaitable<void> ProxyServer::Impl::runSession(Worker& worker, tcp::socket socket
     client.context.reset();
     client.record.reset();
     client.upstream_parser.reset();
+    client.redactor.reset();
     client.upstream_request = withFieldAllocator<Request>(client.arena.allocator());
     if (!keep_alive) {
       break;
@@ -817,84 +960,32 @@ void ProxyServer::Impl::finish(RequestRecord& record, const AdmissionContext* co
 
 awaitable<bool> ProxyServer::Impl::handleRequest(Worker& worker, ClientConnection& client,
                                                  ClientRequestParser& parser) {
+  // Each stage that does not wait is a plain function, so its locals live on the stack. The
+  // coroutine frame keeps only what crosses a suspension, and stays small enough for Asio to
+  // recycle instead of allocating it for every request.
   RequestRecord& record = client.record.emplace();
   record.request_id = newRequestId();
   auto& header = parser.get();
-  unsigned version = header.version();
+  const unsigned version = header.version();
   record.method = std::string(header.method_string());
-  std::string_view target = header.target();
-  bool has_body = parser.content_length().value_or(0) > 0 || parser.chunked();
+  const bool has_body = parser.content_length().value_or(0) > 0 || parser.chunked();
   // An error response sent before the body was read leaves the body on the wire, so the
   // connection cannot carry another request.
-  bool keep_alive_on_error = header.keep_alive() && !has_body;
+  const bool keep_alive_on_error = header.keep_alive() && !has_body;
 
-  if (target == "/healthz" &&
+  if (header.target() == "/healthz" &&
       (header.method() == http::verb::get || header.method() == http::verb::head)) {
-    http::response<http::string_body> response{http::status::ok, version};
-    response.set(http::field::content_type, "application/json");
-    response.body() = R"({"status":"ok"})";
-    response.keep_alive(keep_alive_on_error);
-    response.prepare_payload();
-    client.head.clear();
-    appendStatusLineAndFields(client.head, response.base(), version);
-    endHead(client.head);
-    // HEAD gets the header with the body's length and no body.
-    std::string_view body = header.method() == http::verb::head ? std::string_view{}
-                                                                : std::string_view(response.body());
-    auto error =
-        co_await writeAll(client.socket, client.deadline, coarseNow() + options.idle_timeout,
-                          std::array{bytes(client.head), bytes(body)});
-    co_return !error && keep_alive_on_error;
+    co_return co_await serveHealthCheck(client, header, keep_alive_on_error);
   }
 
-  int64_t now_ms = nowUnixMillis();
-  if (snapshots.staleFor(now_ms, kStaleSnapshotLimitMs)) {
-    Error stale{ErrorCode::kNoCapacity,
-                "the proxy cannot load its configuration; requests are refused until it can"};
-    record.status = 503;
-    record.outcome = "no_capacity";
-    finish(record, nullptr, false);
-    co_return co_await writeError(client, stale, record, version, keep_alive_on_error);
+  Verdict verdict = admitHeader(client, parser, record, keep_alive_on_error);
+  if (!verdict.proceeds()) {
+    co_return co_await writeRejection(client, record, version, verdict);
   }
 
-  AdmissionContext& context = client.context.emplace();
-  context.snapshot = snapshots.current();
-  auto admitted = admitRequest(header.method_string(), target, header, catalog, now_ms, context,
-                               &client.token_memo);
-  record.provider = context.provider ? context.provider->id : std::string{};
-  record.path = context.route.path;
-  if (!admitted) {
-    record.status = httpStatus(admitted.error().code);
-    record.outcome = std::string(errorCodeName(admitted.error().code));
-    finish(record, &context, false);
-    co_return co_await writeError(client, admitted.error(), record, version, keep_alive_on_error);
-  }
-
-  if (hasTransferCodingOtherThanChunked(header)) {
-    Error error{ErrorCode::kInvalidRequest,
-                "the request uses a transfer coding other than chunked, which the proxy does "
-                "not decode; send the body with Content-Length or chunked alone"};
-    record.status = 400;
-    record.outcome = "invalid_request";
-    finish(record, &context, false);
-    co_return co_await writeError(client, error, record, version, false);
-  }
-
-  if (parser.content_length() && *parser.content_length() > options.max_request_bytes) {
-    Error error{ErrorCode::kPayloadTooLarge,
-                "the request body exceeds " + std::to_string(options.max_request_bytes) + " bytes"};
-    record.status = 413;
-    record.outcome = "payload_too_large";
-    finish(record, &context, false);
-    co_return co_await writeError(client, error, record, version, false);
-  }
-
-  parser.body_limit(options.max_request_bytes);
-
-  // The client waits for an interim 100 response before it sends the body.
-  auto expect = header[http::field::expect];
-  // HTTP/1.0 has no interim responses, so its clients never get one (RFC 9110, 10.1.1).
-  if (version >= 11 && beast::iequals(expect, "100-continue")) {
+  // The client waits for an interim 100 response before it sends the body. HTTP/1.0 has no
+  // interim responses, so its clients never get one (RFC 9110, 10.1.1).
+  if (version >= 11 && beast::iequals(firstValue(header, http::field::expect), "100-continue")) {
     static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
     auto error =
         co_await writeAll(client.socket, client.deadline, coarseNow() + options.idle_timeout,
@@ -910,136 +1001,269 @@ awaitable<bool> ProxyServer::Impl::handleRequest(Worker& worker, ClientConnectio
                          client.buffer, parser, [](const auto& p) { return p.is_done(); });
   if (read_error) {
     if (read_error == http::error::body_limit) {
-      Error error{
-          ErrorCode::kPayloadTooLarge,
-          "the request body exceeds " + std::to_string(options.max_request_bytes) + " bytes"};
-      record.status = 413;
-      record.outcome = "payload_too_large";
-      finish(record, &context, false);
-      co_await writeError(client, error, record, version, false);
+      rejectOversizedBody(client, record);
+      co_await writeError(client, client.rejection, record, version, false);
       co_return false;
     }
     // The client went away before sending its whole request: nothing reached the provider.
     record.outcome = "client_aborted";
-    finish(record, &context, false);
+    finish(record, &*client.context, false);
     co_return false;
   }
 
   record.body_read = Clock::now();
-  auto& client_request = parser.get();
-  bool client_keep_alive = client_request.keep_alive();
+  const bool client_keep_alive = parser.get().keep_alive();
+  verdict = checkBody(client, parser.get(), record, client_keep_alive);
+  if (verdict.proceeds()) {
+    verdict = co_await checkRateLimits(worker, client, record, client_keep_alive);
+  }
+  if (verdict.proceeds()) {
+    verdict = co_await reserveBudget(client, parser.get(), record, client_keep_alive);
+  }
+  if (!verdict.proceeds()) {
+    co_return co_await writeRejection(client, record, version, verdict);
+  }
+  co_return co_await forward(worker, client, parser.get(), record, version, client_keep_alive);
+}
+
+awaitable<bool> ProxyServer::Impl::serveHealthCheck(ClientConnection& client,
+                                                    const Request& request, bool keep_alive) {
+  const unsigned version = request.version();
+  http::response<http::string_body> response{http::status::ok, version};
+  response.set(http::field::content_type, "application/json");
+  response.body() = R"({"status":"ok"})";
+  response.keep_alive(keep_alive);
+  response.prepare_payload();
+  client.head.clear();
+  appendStatusLineAndFields(client.head, response.base(), version);
+  endHead(client.head);
+  // HEAD gets the header with the body's length and no body.
+  std::string_view body =
+      request.method() == http::verb::head ? std::string_view{} : std::string_view(response.body());
+  auto error = co_await writeAll(client.socket, client.deadline, coarseNow() + options.idle_timeout,
+                                 std::array{bytes(client.head), bytes(body)});
+  co_return !error && keep_alive;
+}
+
+awaitable<bool> ProxyServer::Impl::writeRejection(ClientConnection& client, RequestRecord& record,
+                                                  unsigned version, Verdict verdict) {
+  switch (verdict.next) {
+    case Verdict::Next::kUnavailable:
+      co_return co_await refuseUnavailable(client, client.rejection, record, *client.context,
+                                           version, verdict.keep_alive);
+    case Verdict::Next::kRateLimited:
+      co_return co_await writeError(client, client.rejection, record, version, verdict.keep_alive,
+                                    &client.rate);
+    case Verdict::Next::kReject:
+    case Verdict::Next::kProceed:
+      break;
+  }
+  co_return co_await writeError(client, client.rejection, record, version, verdict.keep_alive);
+}
+
+Verdict ProxyServer::Impl::reject(ClientConnection& client, RequestRecord& record, Error error,
+                                  bool keep_alive) {
+  record.status = httpStatus(error.code);
+  record.outcome = std::string(errorCodeName(error.code));
+  client.rejection = std::move(error);
+  finish(record, client.context ? &*client.context : nullptr, false);
+  return Verdict{Verdict::Next::kReject, keep_alive};
+}
+
+Verdict ProxyServer::Impl::admitHeader(ClientConnection& client, ClientRequestParser& parser,
+                                       RequestRecord& record, bool keep_alive_on_error) {
+  auto& header = parser.get();
+  int64_t now_ms = nowUnixMillis();
+  if (snapshots.staleFor(now_ms, kStaleSnapshotLimitMs)) {
+    return reject(client, record,
+                  Error{ErrorCode::kNoCapacity,
+                        "the proxy cannot load its configuration; requests are refused until it "
+                        "can"},
+                  keep_alive_on_error);
+  }
+
+  AdmissionContext& context = client.context.emplace();
+  context.snapshot = snapshots.current();
+  auto admitted = admitRequest(header.method_string(), header.target(), header, catalog, now_ms,
+                               context, &client.token_memo);
+  record.provider = context.provider ? context.provider->id : std::string{};
+  record.path = context.route.path;
+  if (!admitted) {
+    return reject(client, record, std::move(admitted.error()), keep_alive_on_error);
+  }
+
+  if (hasTransferCodingOtherThanChunked(header)) {
+    return reject(client, record,
+                  Error{ErrorCode::kInvalidRequest,
+                        "the request uses a transfer coding other than chunked, which the proxy "
+                        "does not decode; send the body with Content-Length or chunked alone"},
+                  false);
+  }
+
+  if (parser.content_length() && *parser.content_length() > options.max_request_bytes) {
+    rejectOversizedBody(client, record);
+    return Verdict{Verdict::Next::kReject, false};
+  }
+  parser.body_limit(options.max_request_bytes);
+  return Verdict{};
+}
+
+void ProxyServer::Impl::rejectOversizedBody(ClientConnection& client, RequestRecord& record) {
+  reject(client, record,
+         Error{ErrorCode::kPayloadTooLarge,
+               "the request body exceeds " + std::to_string(options.max_request_bytes) + " bytes"},
+         false);
+}
+
+Verdict ProxyServer::Impl::checkBody(ClientConnection& client, const Request& client_request,
+                                     RequestRecord& record, bool client_keep_alive) {
   // Content-Type is a singleton field; with two, the check below and the upstream could read
   // the body in different ways.
-  auto content_types = client_request.equal_range(http::field::content_type);
-  Result<void> model_allowed{};
-  if (std::distance(content_types.first, content_types.second) > 1) {
-    model_allowed = fail(ErrorCode::kInvalidRequest, "the request has more than one Content-Type");
-  } else {
-    model_allowed = checkModelRestriction(context.token->models, client_request.method_string(),
-                                          client_request[http::field::content_type],
-                                          context.route.query, client_request.body());
+  if (countFields(client_request, http::field::content_type) > 1) {
+    return reject(client, record,
+                  Error{ErrorCode::kInvalidRequest, "the request has more than one Content-Type"},
+                  client_keep_alive);
   }
+  const AdmissionContext& context = *client.context;
+  auto model_allowed = checkModelRestriction(context.token->models, client_request.method_string(),
+                                             firstValue(client_request, http::field::content_type),
+                                             context.route.query, client_request.body());
   if (!model_allowed) {
-    record.status = httpStatus(model_allowed.error().code);
-    record.outcome = std::string(errorCodeName(model_allowed.error().code));
-    finish(record, &context, false);
-    co_return co_await writeError(client, model_allowed.error(), record, version,
-                                  client_keep_alive);
+    return reject(client, record, std::move(model_allowed.error()), client_keep_alive);
   }
+  return Verdict{};
+}
 
-  // Step 5: rate limits, then budgets, before any credential is touched.
+// Step 5: rate limits, then budgets, before any credential is touched.
+awaitable<Verdict> ProxyServer::Impl::checkRateLimits(Worker& worker, ClientConnection& client,
+                                                      RequestRecord& record,
+                                                      bool client_keep_alive) {
+  const AdmissionContext& context = *client.context;
   const TokenEntry& token = *context.token;
-  const ProjectEntry& project = *context.project;
-  const AgentEntry& agent = context.snapshot->agents.at(token.agent_id);
-  limits::RateLimits rate_limits{agent.limits.rpm ? agent.limits.rpm : project.default_limits.rpm,
-                                 agent.limits.rpd ? agent.limits.rpd : project.default_limits.rpd,
-                                 agent.limits.tpm ? agent.limits.tpm : project.default_limits.tpm};
-  now_ms = nowUnixMillis();
+  const limits::RateLimits rate_limits = rateLimitsOf(context);
+  const int64_t now_ms = nowUnixMillis();
   record.shared_limits = worker.shared_limits.get();
-  if (rate_limits.rpm || rate_limits.rpd || rate_limits.tpm) {
-    limits::RateDecision decision;
-    if (record.shared_limits != nullptr) {
-      Result<limits::RateDecision> shared = co_await record.shared_limits->admit(
-          token.agent_id, record.provider, rate_limits, now_ms);
-      if (!shared) {
-        co_return co_await refuseUnavailable(client, shared.error(), record, context, version,
-                                             client_keep_alive);
-      }
-      decision = *shared;
-    } else {
-      decision = rate_limiter.admit(token.agent_id, record.provider, rate_limits, now_ms);
-    }
-    RateDecisionView rate{decision, now_ms};
-    if (!rate.decision.allowed) {
-      Error limited{ErrorCode::kRateLimited,
-                    "agent " + token.agent_id + " is over its " +
-                        std::string(limits::limitTypeName(rate.decision.limit_type)) +
-                        " limit of " + std::to_string(rate.decision.limit) + " for provider " +
-                        record.provider};
-      record.status = 429;
-      record.outcome = "rate_limited";
-      metrics.rateLimited(record.provider, limits::limitTypeName(rate.decision.limit_type));
-      if (options.on_event) {
-        options.on_event(
-            ProxyEvent{.type = "rate_limited",
-                       .project_id = token.project_id,
-                       .agent_id = token.agent_id,
-                       .provider = record.provider,
-                       .scope = "",
-                       .limit_type = std::string(limits::limitTypeName(rate.decision.limit_type)),
-                       .request_id = record.request_id});
-      }
-      finish(record, &context, false);
-      co_return co_await writeError(client, limited, record, version, client_keep_alive, &rate);
-    }
+  if (!rate_limits.rpm && !rate_limits.rpd && !rate_limits.tpm) {
+    co_return Verdict{};
   }
+  if (record.shared_limits != nullptr) {
+    Result<limits::RateDecision> shared =
+        co_await record.shared_limits->admit(token.agent_id, record.provider, rate_limits, now_ms);
+    if (!shared) {
+      client.rejection = std::move(shared.error());
+      co_return Verdict{Verdict::Next::kUnavailable, client_keep_alive};
+    }
+    client.rate = RateDecisionView{*shared, now_ms};
+  } else {
+    client.rate = RateDecisionView{
+        rate_limiter.admit(token.agent_id, record.provider, rate_limits, now_ms), now_ms};
+  }
+  co_return rejectIfRateLimited(client, record, client_keep_alive);
+}
 
+limits::RateLimits ProxyServer::Impl::rateLimitsOf(const AdmissionContext& context) const {
+  const ProjectEntry& project = *context.project;
+  const AgentEntry& agent = context.snapshot->agents.at(context.token->agent_id);
+  return limits::RateLimits{agent.limits.rpm ? agent.limits.rpm : project.default_limits.rpm,
+                            agent.limits.rpd ? agent.limits.rpd : project.default_limits.rpd,
+                            agent.limits.tpm ? agent.limits.tpm : project.default_limits.tpm};
+}
+
+Verdict ProxyServer::Impl::rejectIfRateLimited(ClientConnection& client, RequestRecord& record,
+                                               bool client_keep_alive) {
+  const limits::RateDecision& decision = client.rate.decision;
+  if (decision.allowed) {
+    return Verdict{};
+  }
+  const TokenEntry& token = *client.context->token;
+  client.rejection =
+      Error{ErrorCode::kRateLimited, "agent " + token.agent_id + " is over its " +
+                                         std::string(limits::limitTypeName(decision.limit_type)) +
+                                         " limit of " + std::to_string(decision.limit) +
+                                         " for provider " + record.provider};
+  record.status = 429;
+  record.outcome = "rate_limited";
+  metrics.rateLimited(record.provider, limits::limitTypeName(decision.limit_type));
+  if (options.on_event) {
+    options.on_event(
+        ProxyEvent{.type = "rate_limited",
+                   .project_id = token.project_id,
+                   .agent_id = token.agent_id,
+                   .provider = record.provider,
+                   .scope = "",
+                   .limit_type = std::string(limits::limitTypeName(decision.limit_type)),
+                   .request_id = record.request_id});
+  }
+  finish(record, &*client.context, false);
+  return Verdict{Verdict::Next::kRateLimited, client_keep_alive};
+}
+
+awaitable<Verdict> ProxyServer::Impl::reserveBudget(ClientConnection& client,
+                                                    Request& client_request, RequestRecord& record,
+                                                    bool client_keep_alive) {
+  const int64_t worst_case = startMetering(client, client_request, record);
+  const int64_t now_ms = nowUnixMillis();
+  if (record.shared_limits == nullptr) {
+    co_return settleReservation(
+        client, record,
+        budgets.reserve(client.context->token->agent_id, client.context->token->project_id,
+                        worst_case, record.budget_caps, now_ms),
+        client_keep_alive);
+  }
+  const TokenEntry& token = *client.context->token;
+  int64_t agent_spend = budgets.agentUsage(token.agent_id, now_ms).spent_micros;
+  int64_t project_spend = budgets.projectUsage(token.project_id, now_ms).spent_micros;
+  Result<redis::RedisLimits::ReserveOutcome> shared = co_await record.shared_limits->reserve(
+      token.agent_id, token.project_id, worst_case, record.budget_caps, now_ms, agent_spend,
+      project_spend);
+  if (!shared) {
+    client.rejection = std::move(shared.error());
+    co_return Verdict{Verdict::Next::kUnavailable, client_keep_alive};
+  }
+  co_return settleReservation(client, record, std::move(*shared), client_keep_alive);
+}
+
+int64_t ProxyServer::Impl::startMetering(ClientConnection& client, Request& client_request,
+                                         RequestRecord& record) {
+  const AdmissionContext& context = *client.context;
+  const AgentEntry& agent = context.snapshot->agents.at(context.token->agent_id);
   record.meter.emplace(*context.provider, client_request.method_string(), context.route.path,
                        client_request.body());
-  record.budget_caps = limits::BudgetCaps{agent.budget, project.budget};
+  record.budget_caps = limits::BudgetCaps{agent.budget, context.project->budget};
   // Spend is tracked for every request, so a cap set in the middle of a month counts what
   // the month already cost. The worst case is estimated only where a cap applies.
-  int64_t worst_case = 0;
   if (record.budget_caps.agent.cents || record.budget_caps.project.cents) {
-    worst_case = record.meter->worstCaseMicros(context.snapshot->prices, client_request.body());
+    return record.meter->worstCaseMicros(context.snapshot->prices, client_request.body());
   }
-  std::expected<limits::Reservation, limits::BudgetRefusal> reserved;
-  if (record.shared_limits != nullptr) {
-    int64_t agent_spend = budgets.agentUsage(token.agent_id, now_ms).spent_micros;
-    int64_t project_spend = budgets.projectUsage(token.project_id, now_ms).spent_micros;
-    Result<redis::RedisLimits::ReserveOutcome> shared = co_await record.shared_limits->reserve(
-        token.agent_id, token.project_id, worst_case, record.budget_caps, now_ms, agent_spend,
-        project_spend);
-    if (!shared) {
-      co_return co_await refuseUnavailable(client, shared.error(), record, context, version,
-                                           client_keep_alive);
-    }
-    reserved = std::move(*shared);
-  } else {
-    reserved =
-        budgets.reserve(token.agent_id, token.project_id, worst_case, record.budget_caps, now_ms);
-  }
+  return 0;
+}
+
+Verdict ProxyServer::Impl::settleReservation(
+    ClientConnection& client, RequestRecord& record,
+    std::expected<limits::Reservation, limits::BudgetRefusal> reserved, bool client_keep_alive) {
   if (!reserved) {
-    Error exceeded = reserved.error().toError();
-    record.status = 402;
-    record.outcome = "budget_exceeded";
     metrics.budgetRejected(reserved.error().scope == limits::BudgetScope::kAgent ? "agent"
                                                                                  : "project");
-    finish(record, &context, false);
-    co_return co_await writeError(client, exceeded, record, version, client_keep_alive);
+    record.status = 402;
+    record.outcome = "budget_exceeded";
+    client.rejection = reserved.error().toError();
+    finish(record, &*client.context, false);
+    return Verdict{Verdict::Next::kReject, client_keep_alive};
   }
   record.reservation = std::move(*reserved);
+  return Verdict{};
+}
 
+awaitable<bool> ProxyServer::Impl::forward(Worker& worker, ClientConnection& client,
+                                           Request& client_request, RequestRecord& record,
+                                           unsigned version, bool client_keep_alive) {
+  AdmissionContext& context = *client.context;
   // Step 6: the credential.
-  auto credential = resolveCredential(context, now_ms);
-  if (!credential) {
-    record.status = httpStatus(credential.error().code);
-    record.outcome = std::string(errorCodeName(credential.error().code));
-    finish(record, &context, false);
-    co_return co_await writeError(client, credential.error(), record, version, client_keep_alive);
+  Secret credential_in_use;
+  Verdict verdict = takeCredential(client, record, credential_in_use, client_keep_alive);
+  if (!verdict.proceeds()) {
+    co_return co_await writeRejection(client, record, version, verdict);
   }
-
-  Secret credential_in_use = std::move(*credential);
   Request& upstream_request = client.upstream_request;
   upstream_request.body() = std::move(client_request.body());
   record.bytes_in = static_cast<int64_t>(upstream_request.body().size());
@@ -1050,16 +1274,10 @@ awaitable<bool> ProxyServer::Impl::handleRequest(Worker& worker, ClientConnectio
   // One pass per credential: a marketplace request moves to another credential when the
   // upstream refused or throttled the one it was sent with (see exchange()).
   while (true) {
-    auto built = prepareUpstream(client_request, upstream_request, context, credential_in_use,
-                                 record.request_id);
-    if (!built) {
-      record.status = httpStatus(built.error().code);
-      record.outcome = std::string(errorCodeName(built.error().code));
-      finish(record, &context, false);
-      co_return co_await writeError(client, built.error(), record, version, false);
+    verdict = buildUpstreamRequest(client, client_request, record, credential_in_use);
+    if (!verdict.proceeds()) {
+      co_return co_await writeRejection(client, record, version, verdict);
     }
-    upstream_request.prepare_payload();
-    upstream_request.keep_alive(true);
 
     // Send on a pooled connection, or a new one. A pooled connection that fails while the
     // request is being written never delivered a whole request, so one retry on a fresh
@@ -1073,7 +1291,8 @@ awaitable<bool> ProxyServer::Impl::handleRequest(Worker& worker, ClientConnectio
           record.status = httpStatus(connected.error().code);
           record.outcome = std::string(errorCodeName(connected.error().code));
           finish(record, &context, true);
-          co_return co_await writeError(client, connected.error(), record, version,
+          client.rejection = std::move(connected.error());
+          co_return co_await writeError(client, client.rejection, record, version,
                                         client_keep_alive);
         }
         connection = std::move(*connected);
@@ -1097,8 +1316,9 @@ awaitable<bool> ProxyServer::Impl::handleRequest(Worker& worker, ClientConnectio
         record.outcome = "upstream_unreachable";
         record.status = 502;
         finish(record, &context, true);
-        Error error{ErrorCode::kUpstreamUnreachable, "sending the request upstream failed"};
-        co_return co_await writeError(client, error, record, version, client_keep_alive);
+        client.rejection =
+            Error{ErrorCode::kUpstreamUnreachable, "sending the request upstream failed"};
+        co_return co_await writeError(client, client.rejection, record, version, client_keep_alive);
       }
       if (reusable) {
         worker.pool.give(provider.id, std::move(connection));
@@ -1113,6 +1333,30 @@ awaitable<bool> ProxyServer::Impl::handleRequest(Worker& worker, ClientConnectio
   }
   finish(record, &context, true);
   co_return keep_client;
+}
+
+Verdict ProxyServer::Impl::takeCredential(ClientConnection& client, RequestRecord& record,
+                                          Secret& credential, bool client_keep_alive) {
+  auto resolved = resolveCredential(*client.context, nowUnixMillis());
+  if (!resolved) {
+    return reject(client, record, std::move(resolved.error()), client_keep_alive);
+  }
+  credential = std::move(*resolved);
+  return Verdict{};
+}
+
+Verdict ProxyServer::Impl::buildUpstreamRequest(ClientConnection& client,
+                                                const Request& client_request,
+                                                RequestRecord& record, const Secret& credential) {
+  Request& upstream_request = client.upstream_request;
+  auto built = prepareUpstream(client_request, upstream_request, *client.context, credential,
+                               record.request_id);
+  if (!built) {
+    return reject(client, record, std::move(built.error()), false);
+  }
+  upstream_request.prepare_payload();
+  upstream_request.keep_alive(true);
+  return Verdict{};
 }
 
 Result<void> ProxyServer::Impl::prepareUpstream(const Request& client_request, Request& upstream,
@@ -1202,91 +1446,23 @@ awaitable<Result<std::unique_ptr<UpstreamConnection>>> ProxyServer::Impl::connec
   co_return connection;
 }
 
-template <typename Stream>
-awaitable<bool> ProxyServer::Impl::exchange(
-    Stream& upstream, UpstreamConnection& connection, ClientConnection& client, Request& request,
-    const catalog::ProviderSpec& provider, const Secret& credential, unsigned client_version,
-    bool client_keep_alive, RequestRecord& record, bool& reusable, AdmissionContext& context,
-    AdmissionContext* failover, std::optional<Secret>& next_credential) {
-  reusable = false;
-
-  // The request head and body leave in one write. The head is built in the client's scratch
-  // string, which the response head reuses once the request is sent.
-  client.head.clear();
-  appendRequestHead(client.head, request.base());
-  auto request_bytes = std::array{bytes(client.head), bytes(request.body())};
-  ErrorCodeT write_error = writeNow(upstream, request_bytes);
-  if (write_error == asio::error::would_block) {
-    write_error = co_await writeRest(upstream, connection.deadline,
-                                     coarseNow() + options.idle_timeout, request_bytes);
-  }
-  // The head carries the injected credential, and the string is reused for other heads.
-  OPENSSL_cleanse(client.head.data(), client.head.size());
-  client.head.clear();
-  if (write_error) {
-    record.outcome = "retry_on_fresh_connection";
-    co_return false;
-  }
-  record.upstream_sent = Clock::now();
-
-  // Interim 1xx responses (103 Early Hints) precede the final one on the same connection.
-  // They are skipped here, because relaying one as final would leave the real response queued
-  // on a pooled connection for the next request, which may belong to another project.
-  std::optional<UpstreamResponseParser>& parser_storage = client.upstream_parser;
-  ErrorCodeT header_error;
-  for (int interim = 0;; ++interim) {
-    parser_storage.emplace(std::piecewise_construct, std::make_tuple(),
-                           std::make_tuple(client.arena.allocator()));
-    parser_storage->header_limit(64 * 1024);
-    parser_storage->body_limit(options.max_response_bytes);
-    if (request.method() == http::verb::head) {
-      parser_storage->skip(true);
-    }
-    header_error = co_await parseFrom(
-        upstream, connection.deadline, coarseNow() + options.response_header_timeout,
-        connection.buffer, *parser_storage, [](const auto& p) { return p.is_header_done(); });
-    if (header_error) {
-      break;
-    }
-    unsigned status = parser_storage->get().result_int();
-    if (status >= 200 || status < 100) {
-      break;
-    }
-    if (status == 101 || interim >= 8) {
-      header_error = http::error::bad_status;  // no protocol switch through the proxy
-      break;
-    }
-  }
-  auto& parser = *parser_storage;
-  if (header_error) {
-    ErrorCode code = ErrorCode::kUpstreamInvalidResponse;
-    std::string message = "the upstream sent an invalid response";
-    if (timedOut(header_error, connection.deadline)) {
-      code = ErrorCode::kUpstreamTimeout;
-      message = "the upstream did not respond in time";
-    } else if (header_error == http::error::end_of_stream || header_error == asio::error::eof ||
-               header_error == asio::error::connection_reset ||
-               header_error == asio::ssl::error::stream_truncated) {
-      // The request may have reached the provider, so it is never replayed.
-      code = ErrorCode::kUpstreamUnreachable;
-      message = "the upstream closed the connection without answering";
-    }
-    record.status = httpStatus(code);
-    record.outcome = std::string(errorCodeName(code));
-    Error error{code, message};
-    co_return co_await writeError(client, error, record, client_version, client_keep_alive);
-  }
-
+ResponsePlan ProxyServer::Impl::planResponse(
+    UpstreamResponseParser& parser, ClientConnection& client, const catalog::ProviderSpec& provider,
+    const Secret& credential, unsigned client_version, bool client_keep_alive,
+    RequestRecord& record, AdmissionContext* failover, std::optional<Secret>& next_credential) {
   auto& response = parser.get();
+  ResponsePlan plan;
   if (hasTransferCodingOtherThanChunked(response)) {
     // The request went out without a TE field, which forbids the upstream any other coding.
     // As for an unreadable header, the row keeps upstream status 0: the client got no response
     // and is not charged for one.
     record.status = 502;
     record.outcome = "upstream_invalid_response";
-    Error error{ErrorCode::kUpstreamInvalidResponse,
-                "the upstream sent its response in a transfer coding other than chunked"};
-    co_return co_await writeError(client, error, record, client_version, client_keep_alive);
+    client.rejection =
+        Error{ErrorCode::kUpstreamInvalidResponse,
+              "the upstream sent its response in a transfer coding other than chunked"};
+    plan.next = ResponsePlan::Next::kReject;
+    return plan;
   }
   record.upstream_header = Clock::now();
   record.upstream_waited += record.upstream_header - record.upstream_sent;
@@ -1305,16 +1481,17 @@ awaitable<bool> ProxyServer::Impl::exchange(
       }
       next_credential.emplace(std::move(*next));
       record.outcome = "failover";
-      co_return false;
+      plan.next = ResponsePlan::Next::kFailover;
+      return plan;
     }
   }
   // Read before the hop-by-hop fields are removed, because without its Connection field an
   // HTTP/1.1 response always reads as keep-alive and a connection the upstream is closing
   // would be pooled.
-  bool upstream_keep_alive = response.keep_alive();
+  plan.upstream_keep_alive = response.keep_alive();
   std::vector<std::string> needles = credentialNeedles(provider, credential);
   cleanResponseHeaders(response.base(), needles);
-  auto content_type = response[http::field::content_type];
+  auto content_type = firstValue(response, http::field::content_type);
   if (record.meter) {
     record.meter->onResponse(record.upstream_status, content_type);
   }
@@ -1333,20 +1510,20 @@ awaitable<bool> ProxyServer::Impl::exchange(
       client_keep_alive = false;  // HTTP/1.0 has no chunking: the close ends the body
     }
   } else if (auto length = parser.content_length();
-             length &&
-             (response.count(http::field::content_length) > 1 ||
-              response[http::field::content_length].find(',') != std::string_view::npos)) {
+             length && (countFields(response, http::field::content_length) > 1 ||
+                        firstValue(response, http::field::content_length).find(',') !=
+                            std::string_view::npos)) {
     // Repeats of one value parse as a single length (RFC 9110, 8.6), and the client gets it once.
     response.set(http::field::content_length, std::to_string(*length));
   }
 
   // The head for the client: the upstream's remaining fields, then the proxy's own, each of
   // which replaces any field of that name from the upstream.
-  response.erase("x-request-id");
-  response.erase("x-keystore-overhead-ms");
   if (event_stream) {
-    response.erase(http::field::cache_control);
-    response.erase("x-accel-buffering");
+    eraseNamed(response,
+               {"x-request-id", "x-keystore-overhead-ms", "cache-control", "x-accel-buffering"});
+  } else {
+    eraseNamed(response, {"x-request-id", "x-keystore-overhead-ms"});
   }
   client.head.clear();
   appendStatusLineAndFields(client.head, response.base(), client_version);
@@ -1370,7 +1547,87 @@ awaitable<bool> ProxyServer::Impl::exchange(
   }
   endHead(client.head);
 
-  StreamRedactor redactor(std::move(needles));
+  client.redactor.emplace(std::move(needles));
+  plan.client_keep_alive = client_keep_alive;
+  plan.chunked = chunked;
+  return plan;
+}
+
+template <typename Stream>
+awaitable<bool> ProxyServer::Impl::exchange(
+    Stream& upstream, UpstreamConnection& connection, ClientConnection& client, Request& request,
+    const catalog::ProviderSpec& provider, const Secret& credential, unsigned client_version,
+    bool client_keep_alive, RequestRecord& record, bool& reusable, AdmissionContext& context,
+    AdmissionContext* failover, std::optional<Secret>& next_credential) {
+  reusable = false;
+
+  // The request head and body leave in one write. The head is built in the client's scratch
+  // string, which the response head reuses once the request is sent.
+  client.head.clear();
+  appendRequestHead(client.head, request.base());
+  client.out_buffers = {bytes(client.head), bytes(request.body()), asio::const_buffer(),
+                        asio::const_buffer(), asio::const_buffer()};
+  // One error code for every step below: each is checked before the next step reuses it.
+  ErrorCodeT io_error = writeNow(upstream, client.out_buffers);
+  if (io_error == asio::error::would_block) {
+    io_error = co_await writeRest(upstream, connection.deadline, coarseNow() + options.idle_timeout,
+                                  client.out_buffers);
+  }
+  // The head carries the injected credential, and the string is reused for other heads.
+  OPENSSL_cleanse(client.head.data(), client.head.size());
+  client.head.clear();
+  if (io_error) {
+    record.outcome = "retry_on_fresh_connection";
+    co_return false;
+  }
+  record.upstream_sent = Clock::now();
+
+  // Interim 1xx responses (103 Early Hints) precede the final one on the same connection.
+  // They are skipped here, because relaying one as final would leave the real response queued
+  // on a pooled connection for the next request, which may belong to another project.
+  std::optional<UpstreamResponseParser>& parser_storage = client.upstream_parser;
+  for (int interim = 0;; ++interim) {
+    parser_storage.emplace(std::piecewise_construct, std::make_tuple(),
+                           std::make_tuple(client.arena.allocator()));
+    parser_storage->header_limit(64 * 1024);
+    parser_storage->body_limit(options.max_response_bytes);
+    if (request.method() == http::verb::head) {
+      parser_storage->skip(true);
+    }
+    io_error = co_await parseFrom(
+        upstream, connection.deadline, coarseNow() + options.response_header_timeout,
+        connection.buffer, *parser_storage, [](const auto& p) { return p.is_header_done(); });
+    if (io_error) {
+      break;
+    }
+    unsigned status = parser_storage->get().result_int();
+    if (status >= 200 || status < 100) {
+      break;
+    }
+    if (status == 101 || interim >= 8) {
+      io_error = http::error::bad_status;  // no protocol switch through the proxy
+      break;
+    }
+  }
+  auto& parser = *parser_storage;
+  if (io_error) {
+    describeHeaderFailure(io_error, connection.deadline, record, client.rejection);
+    co_return co_await writeError(client, client.rejection, record, client_version,
+                                  client_keep_alive);
+  }
+
+  const ResponsePlan plan = planResponse(parser, client, provider, credential, client_version,
+                                         client_keep_alive, record, failover, next_credential);
+  if (plan.next == ResponsePlan::Next::kFailover) {
+    co_return false;
+  }
+  if (plan.next == ResponsePlan::Next::kReject) {
+    co_return co_await writeError(client, client.rejection, record, client_version,
+                                  client_keep_alive);
+  }
+  client_keep_alive = plan.client_keep_alive;
+  const bool chunked = plan.chunked;
+  auto& response = parser.get();
   char* relay_buffer = client.relay.get();
   bool head_sent = false;
   bool client_gone = false;
@@ -1378,39 +1635,38 @@ awaitable<bool> ProxyServer::Impl::exchange(
   // Returns the buffers that send `data` (a body chunk, possibly empty) to the client. The head
   // goes first while unsent, a re-framed body gets chunk framing, and `last` adds the last chunk.
   // Each write goes out through writeNow, and through writeRest only when the socket is full.
-  std::optional<ChunkSizeLine> size_line;
-  auto frame = [&](std::string_view data, bool last) {
+  auto frame = [&](std::string_view data, bool last) -> std::array<asio::const_buffer, 5>& {
     std::string_view head = head_sent ? std::string_view{} : std::string_view(client.head);
     std::string_view chunk_open;
     std::string_view chunk_close;
     if (chunked && !data.empty()) {
-      chunk_open = size_line.emplace(data.size()).text();
+      chunk_open = client.chunk_size_line.emplace(data.size()).text();
       chunk_close = "\r\n";
     }
     std::string_view trailer = chunked && last ? std::string_view("0\r\n\r\n") : std::string_view{};
     head_sent = true;
-    return std::array{bytes(head), bytes(chunk_open), bytes(data), bytes(chunk_close),
-                      bytes(trailer)};
+    client.out_buffers = {bytes(head), bytes(chunk_open), bytes(data), bytes(chunk_close),
+                          bytes(trailer)};
+    return client.out_buffers;
   };
 
   // When body bytes arrived together with the header (the usual small JSON response), the
   // first write below sends header and body in one system call. Otherwise (a stream whose
   // first event is still to come) the header goes out at once.
   if (connection.buffer.size() == 0 && !parser.is_done()) {
-    auto head_only = frame(std::string_view{}, false);
-    ErrorCodeT head_error = writeNow(client.socket, head_only);
-    if (head_error == asio::error::would_block) {
-      head_error = co_await writeRest(client.socket, client.deadline,
-                                      coarseNow() + options.idle_timeout, head_only);
+    auto& head_only = frame(std::string_view{}, false);
+    io_error = writeNow(client.socket, head_only);
+    if (io_error == asio::error::would_block) {
+      io_error = co_await writeRest(client.socket, client.deadline,
+                                    coarseNow() + options.idle_timeout, head_only);
     }
-    if (head_error) {
+    if (io_error) {
       client_gone = true;
       drain_until = coarseNow() + options.abort_drain_timeout;
     }
   }
 
   std::string_view pending;
-  std::string& final_bytes = client.final_bytes;
   bool upstream_failed = false;
   uint64_t drained = 0;
   while (true) {
@@ -1420,21 +1676,20 @@ awaitable<bool> ProxyServer::Impl::exchange(
       response.body().more = true;
       // After the client left, one deadline bounds the whole drain.
       Clock::time_point read_until = client_gone ? drain_until : coarseNow() + options.idle_timeout;
-      auto read_error = co_await parseFrom(
+      io_error = co_await parseFrom(
           upstream, connection.deadline, read_until, connection.buffer, parser,
           [&](const auto& p) { return p.is_done() || response.body().size < kRelayBufferSize; });
-      if (read_error) {
+      if (io_error) {
         upstream_failed = true;
         if (!client_gone) {
           record.outcome =
-              timedOut(read_error, connection.deadline) ? "upstream_timeout" : "upstream_error";
+              timedOut(io_error, connection.deadline) ? "upstream_timeout" : "upstream_error";
         }
         break;
       }
       size_t produced = kRelayBufferSize - response.body().size;
-      std::string_view upstream_bytes(relay_buffer, produced);
-      std::string_view client_bytes =
-          record.meter ? record.meter->onUpstreamBytes(upstream_bytes) : upstream_bytes;
+      pending = passUpstreamBytes(client, record, std::string_view(relay_buffer, produced),
+                                  client_gone, parser.is_done());
       if (client_gone) {
         // The client left: the response is read, within bounds, only to record its usage.
         drained += produced;
@@ -1442,22 +1697,6 @@ awaitable<bool> ProxyServer::Impl::exchange(
           break;
         }
         continue;
-      }
-      pending = redactor.active() ? redactor.feed(client_bytes) : client_bytes;
-      if (parser.is_done()) {
-        // Nothing more will come, so whatever the filter and the redactor held back is final.
-        // `pending` is copied before the meter is asked for its tail, because both views may
-        // point into buffers that the next call reuses.
-        final_bytes.assign(pending);
-        std::string_view tail =
-            record.meter ? record.meter->finishClientStream() : std::string_view{};
-        if (!tail.empty()) {
-          final_bytes.append(redactor.active() ? redactor.feed(tail) : tail);
-        }
-        if (redactor.active()) {
-          final_bytes.append(redactor.finish());
-        }
-        pending = final_bytes;
       }
     }
     if (client_gone) {
@@ -1481,13 +1720,13 @@ awaitable<bool> ProxyServer::Impl::exchange(
     // A zero-length chunk would end the client's body early, so an empty read writes nothing
     // unless the head or the last chunk is still due.
     if (!data.empty() || !head_sent || (last && chunked)) {
-      auto framed = frame(data, last);
-      ErrorCodeT client_error = writeNow(client.socket, framed);
-      if (client_error == asio::error::would_block) {
-        client_error = co_await writeRest(client.socket, client.deadline,
-                                          coarseNow() + options.idle_timeout, framed);
+      auto& framed = frame(data, last);
+      io_error = writeNow(client.socket, framed);
+      if (io_error == asio::error::would_block) {
+        io_error = co_await writeRest(client.socket, client.deadline,
+                                      coarseNow() + options.idle_timeout, framed);
       }
-      if (client_error) {
+      if (io_error) {
         // Keep reading the upstream's response, bounded in time and size, for its usage figure.
         client_gone = true;
         drain_until = coarseNow() + options.abort_drain_timeout;
@@ -1507,7 +1746,7 @@ awaitable<bool> ProxyServer::Impl::exchange(
   }
   record.outcome = record.upstream_status >= 400 ? "upstream_error" : "ok";
   // Bytes left after the response mean the connection is out of step with the upstream.
-  reusable = upstream_keep_alive && parser.is_done() && connection.buffer.size() == 0;
+  reusable = plan.upstream_keep_alive && parser.is_done() && connection.buffer.size() == 0;
   co_return client_keep_alive;
 }
 
