@@ -99,12 +99,19 @@ class PathHandler {
   }
 
   bool on_string(string_view s, std::size_t, error_code& ec) {
-    appendCapped(string_.data(), string_size_, string_.size(), std::string_view(s.data(), s.size()),
-                 string_truncated_);
     JsonScalar value;
     value.type = JsonScalar::Type::kString;
-    value.text = std::string_view(string_.data(), string_size_);
-    value.truncated = string_truncated_;
+    if (string_size_ == 0 && !string_truncated_) {
+      // The whole string arrived in this piece, which stays valid during the callback, so it
+      // is reported in place, cut as a copy would be.
+      value.text = std::string_view(s.data(), std::min(s.size(), string_.size()));
+      value.truncated = s.size() > string_.size();
+    } else {
+      appendCapped(string_.data(), string_size_, string_.size(),
+                   std::string_view(s.data(), s.size()), string_truncated_);
+      value.text = std::string_view(string_.data(), string_size_);
+      value.truncated = string_truncated_;
+    }
     bool ok = scalar(value, ec);
     string_size_ = 0;
     string_truncated_ = false;

@@ -36,6 +36,15 @@ class OpenAiExtractor final : public BodyUsageExtractor {
   };
 
   static Source usageObjectAt(const JsonPath& path) {
+    // Every container of a response passes here, and almost none is a usage object, so the
+    // depth and the root key rule most of them out before the paths are compared.
+    if (path.empty() || path.size() > 2) {
+      return kNone;
+    }
+    std::string_view root = path.frames().front().key;
+    if (root != "usage" && root != "response" && root != "x_groq") {
+      return kNone;
+    }
     if (path.is({"usage"})) {
       return kRoot;
     }

@@ -10,7 +10,7 @@ namespace {
 
 namespace http = boost::beast::http;
 
-// Fields as a parsed message has them: names in mixed case, repeats apart from each other.
+// Returns fields as a parser stores them: names in mixed case, repeats apart from each other.
 Fields sampleFields() {
   Fields fields;
   fields.insert("Content-Type", "application/json");
