@@ -128,8 +128,10 @@ class JsonScanner {
   class Parser;
 
   // A parser carries several kilobytes of buffers, so a finished scanner leaves its parser,
-  // reset, to the next scanner on the same thread instead of freeing it.
-  static constexpr std::size_t kIdleParsersPerThread = 16;
+  // reset, to the next scanner on the same thread instead of freeing it. A request keeps its
+  // scanner from admission to its last byte, so a thread needs one per request in flight. 64
+  // cover 64 connections per thread, for a few hundred kilobytes at most.
+  static constexpr std::size_t kIdleParsersPerThread = 64;
   // Returns the calling thread's idle parsers, or null once they were destroyed at thread exit.
   static std::vector<std::unique_ptr<Parser>>* idleParsers();
 
