@@ -2,8 +2,8 @@
 //
 // Beast's find, count, equal_range and operator[] walk a tree ordered by case-insensitive name
 // comparison, which compares names character by character at every node. The relay's messages
-// carry a handful of fields, and a scan that compares Beast's field codes, plain integers, is
-// several times cheaper. Beast keeps fields of one name together and in insertion order in
+// carry a handful of fields, and a scan that compares Beast's field codes, plain integers,
+// costs less. Beast keeps fields of one name together and in insertion order in
 // the list, so a scan finds them in the order the tree lookups would.
 //
 // Names without a field code (http::field::unknown) are compared case-insensitively.

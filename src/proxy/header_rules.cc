@@ -23,8 +23,8 @@ bool equalsNoCase(std::string_view a, std::string_view b) {
   return boost::beast::iequals(a, b);
 }
 
-// Beast maps every name it knows to a field code when a field is inserted, whatever its case,
-// so a known name is recognized by its code alone.
+// Beast maps every name in its field table to a field code when a field is inserted, whatever
+// its case, so such a name is recognized by its code alone.
 bool isHopByHop(const Fields::value_type& field) {
   switch (field.name()) {
     case http::field::connection:
@@ -42,8 +42,9 @@ bool isHopByHop(const Fields::value_type& field) {
   }
 }
 
-// Credential headers that Beast has no code for.
-bool isUnknownCredentialHeader(std::string_view name) {
+// Credential headers that Beast 1.81 has no code for. They are compared by name whatever the
+// field's code, so a Beast that assigns them one still finds them.
+bool isNamedCredentialHeader(std::string_view name) {
   static constexpr std::string_view kNames[] = {"x-api-key", "api-key", "x-goog-api-key"};
   for (auto known : kNames) {
     if (equalsNoCase(name, known)) {
@@ -60,15 +61,13 @@ bool isClientCredentialHeader(const Fields::value_type& field,
     case http::field::proxy_authorization:
     case http::field::cookie:
       return true;
-    case http::field::unknown:
-      if (isUnknownCredentialHeader(field.name_string())) {
-        return true;
-      }
-      break;
     default:
       break;
   }
   std::string_view name = field.name_string();
+  if (isNamedCredentialHeader(name)) {
+    return true;
+  }
   for (const auto& location : provider.token_locations) {
     if (location.kind == catalog::TokenLocation::Kind::kHeader &&
         equalsNoCase(name, location.name)) {
@@ -85,10 +84,8 @@ bool isResponseCredentialHeader(const Fields::value_type& field) {
     case http::field::set_cookie:
     case http::field::set_cookie2:
       return true;
-    case http::field::unknown:
-      return isUnknownCredentialHeader(field.name_string());
     default:
-      return false;
+      return isNamedCredentialHeader(field.name_string());
   }
 }
 
@@ -130,7 +127,7 @@ class ConnectionOptions {
     });
   }
 
-  bool names(std::string_view name) const {
+  bool contains(std::string_view name) const {
     return std::any_of(names_.begin(), names_.end(),
                        [name](std::string_view listed) { return equalsNoCase(listed, name); });
   }
@@ -139,11 +136,12 @@ class ConnectionOptions {
   boost::container::small_vector<std::string_view, 4> names_;
 };
 
-// Inserts `prefix` followed by `secret` as one field value. The value is assembled on the
+// Sets field `name` to `prefix` followed by `secret`, replacing any field of that name: a
+// catalog may name a header the proxy also sets, such as Host. The value is assembled on the
 // stack when it fits, so the credential is not copied to a heap block, and is zeroed once
 // Beast has copied it into the field.
-void insertCredential(Fields& fields, std::string_view name, std::string_view prefix,
-                      std::string_view secret) {
+void setCredential(Fields& fields, std::string_view name, std::string_view prefix,
+                   std::string_view secret) {
   std::array<char, 512> on_stack;
   std::string on_heap;
   const size_t size = prefix.size() + secret.size();
@@ -154,7 +152,7 @@ void insertCredential(Fields& fields, std::string_view name, std::string_view pr
   }
   std::copy(prefix.begin(), prefix.end(), value);
   std::copy(secret.begin(), secret.end(), value + prefix.size());
-  fields.insert(http::string_to_field(name), name, std::string_view(value, size));
+  fields.set(name, std::string_view(value, size));
   OPENSSL_cleanse(value, size);
 }
 
@@ -207,33 +205,29 @@ Result<void> buildUpstreamHeaders(const Fields& client, Fields& upstream,
       case http::field::accept_encoding:
       case http::field::content_length:
         continue;
-      case http::field::unknown:
-        if (equalsNoCase(field.name_string(), "x-request-id")) {
-          continue;
-        }
-        break;
       default:
         break;
     }
     std::string_view name = field.name_string();
-    if (isHopByHop(field) || isClientCredentialHeader(field, provider) ||
-        connection_options.names(name)) {
+    // By name, because Beast 1.81 has no code for x-request-id.
+    if (equalsNoCase(name, "x-request-id") || isHopByHop(field) ||
+        isClientCredentialHeader(field, provider) || connection_options.contains(name)) {
       continue;
     }
     upstream.insert(field.name(), name, field.value());
   }
-  // Every field added below was skipped above, so inserting cannot duplicate one.
+  // Every field inserted here was skipped above, so inserting cannot duplicate one.
   upstream.insert(http::field::host, provider.base.host_header);
   upstream.insert(http::field::accept_encoding, "identity");
-  upstream.insert(http::field::unknown, "x-request-id", request_id);
+  upstream.insert("x-request-id", request_id);
 
   using Scheme = catalog::AuthSpec::Scheme;
   switch (provider.auth.scheme) {
     case Scheme::kBearer:
-      insertCredential(upstream, "Authorization", "Bearer ", credential.reveal());
+      setCredential(upstream, "Authorization", "Bearer ", credential.reveal());
       break;
     case Scheme::kHeader:
-      insertCredential(upstream, provider.auth.header, provider.auth.prefix, credential.reveal());
+      setCredential(upstream, provider.auth.header, provider.auth.prefix, credential.reveal());
       break;
     case Scheme::kBasic: {
       auto user = credentialField(credential, provider.auth.username_field);
@@ -248,7 +242,7 @@ Result<void> buildUpstreamHeaders(const Fields& client, Fields& upstream,
       pair.push_back(':');
       pair.append(password->reveal());
       std::string value = "Basic " + base64Encode(pair);
-      upstream.insert(http::field::authorization, value);
+      upstream.set(http::field::authorization, value);
       OPENSSL_cleanse(pair.data(), pair.size());
       OPENSSL_cleanse(value.data(), value.size());
       break;
@@ -391,7 +385,7 @@ void cleanResponseHeaders(Fields& response, const std::vector<std::string>& need
   boost::container::small_vector<Fields::const_iterator, 8> to_erase;
   for (auto field = response.begin(); field != response.end(); ++field) {
     if (isHopByHop(*field) || isResponseCredentialHeader(*field) ||
-        connection_options.names(field->name_string())) {
+        connection_options.contains(field->name_string())) {
       to_erase.push_back(field);
       continue;
     }
@@ -424,13 +418,13 @@ bool hasTransferCodingOtherThanChunked(const Fields& fields) {
   });
 }
 
-StreamRedactor::StreamRedactor(std::vector<std::string> needles) : needles_(std::move(needles)) {}
+StreamRedactor::StreamRedactor(std::vector<std::string> needles) : needles_(std::move(needles)) {
+  // An empty needle matches everywhere and would stall the search, so none is kept.
+  std::erase_if(needles_, [](const std::string& needle) { return needle.empty(); });
+}
 
 bool StreamRedactor::mayHoldSecret(std::string_view chunk) const {
   for (const auto& needle : needles_) {
-    if (needle.empty()) {
-      continue;
-    }
     if (chunk.find(needle) != std::string_view::npos) {
       return true;
     }

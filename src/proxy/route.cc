@@ -54,6 +54,7 @@ Error invalidPath(std::string_view why) {
 // rejects encoded separators and control characters.
 Result<void> decodeSegment(std::string_view raw, std::string& decoded) {
   decoded.clear();
+  decoded.reserve(raw.size());
   for (size_t i = 0; i < raw.size(); ++i) {
     char c = raw[i];
     if (c == '%') {
@@ -112,8 +113,8 @@ Result<Route> parseProxyTarget(std::string_view target) {
   path.remove_prefix(kPrefix.size());
 
   size_t slash = path.find('/');
-  if (auto provider = decodeSegment(path.substr(0, slash), route.provider); !provider) {
-    return std::unexpected(provider.error());
+  if (auto decoded = decodeSegment(path.substr(0, slash), route.provider); !decoded) {
+    return std::unexpected(decoded.error());
   }
   if (route.provider.empty()) {
     return std::unexpected(invalidPath("missing provider"));

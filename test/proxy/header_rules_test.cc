@@ -117,6 +117,37 @@ TEST(HeaderRulesTest, AgentTokenInOtherHeadersDropped) {
   EXPECT_EQ(upstream["x-other"], "kept");
 }
 
+TEST(HeaderRulesTest, MixedCaseNamesWithoutFieldCodeDropped) {
+  Fields client;
+  client.insert("X-Request-Id", "req_client");
+  client.insert("X-Goog-Api-Key", "sk-other-0003");
+  client.insert("API-KEY", "sk-other-0004");
+  client.insert("X-Custom", "kept");
+  Fields upstream;
+  ASSERT_TRUE(buildUpstreamHeaders(client, upstream, provider("openai"),
+                                   Secret(std::string("sk-test-OPENAI-0001")), "req_4",
+                                   "ks_agent"));
+  EXPECT_EQ(count(upstream, "x-request-id"), 1u);
+  EXPECT_EQ(upstream["x-request-id"], "req_4");
+  EXPECT_EQ(count(upstream, "x-goog-api-key"), 0u);
+  EXPECT_EQ(count(upstream, "api-key"), 0u);
+  EXPECT_EQ(upstream["x-custom"], "kept");
+  EXPECT_EQ(count(upstream, "authorization"), 1u);
+}
+
+TEST(HeaderRulesTest, CredentialHeaderReplacesSameNamedField) {
+  // A catalog entry may name a header that the proxy also sets; the credential takes its place.
+  catalog::ProviderSpec spec = provider("anthropic");
+  spec.auth.header = "Accept-Encoding";
+  spec.auth.prefix = "";
+  Fields client;
+  Fields upstream;
+  ASSERT_TRUE(buildUpstreamHeaders(client, upstream, spec, Secret(std::string("sk-ant-test-0005")),
+                                   "req_5", "ks_agent"));
+  EXPECT_EQ(count(upstream, "accept-encoding"), 1u);
+  EXPECT_EQ(upstream[http::field::accept_encoding], "sk-ant-test-0005");
+}
+
 TEST(HeaderRulesTest, AgentTokenInQueryDropped) {
   Route route{"openai", "/v1/models", "api_key=ks_agent&limit=2"};
   EXPECT_EQ(buildUpstreamTarget(provider("openai"), route, Secret(std::string("k")), "ks_agent"),
@@ -158,6 +189,13 @@ TEST(HeaderRulesTest, RedactorHoldsBackEveryPossibleKeyStart) {
     EXPECT_EQ(sent, c.first.substr(0, c.first.size() - c.held.size())) << c.first;
     EXPECT_EQ(redactor.finish(), c.held) << c.first;
   }
+}
+
+TEST(HeaderRulesTest, RedactorIgnoresEmptyNeedle) {
+  StreamRedactor redactor({"", "sk-test-OPENAI-0001"});
+  std::string out(redactor.feed("a sk-test-OPENAI-0001 b"));
+  out += redactor.finish();
+  EXPECT_EQ(out, "a ******************* b");
 }
 
 TEST(HeaderRulesTest, RedactorHoldsNothingBackForEventEnds) {
