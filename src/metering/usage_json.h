@@ -75,7 +75,8 @@ struct JsonScalar {
   Type type = Type::kNull;
   int64_t integer = 0;
   bool boolean = false;
-  std::string_view text;   // kString: the value, cut at kMaxJsonStringBytes; valid during the call
+  std::string_view
+      text;  // kString: the value, cut at kMaxJsonStringBytes and valid during the call only
   bool truncated = false;  // kString: the value was longer than kMaxJsonStringBytes
 
   bool isString() const { return type == Type::kString; }

@@ -93,7 +93,7 @@ bool isResponseCredentialHeader(const Fields::value_type& field) {
 // fields.
 template <typename Matches>
 bool anyListItem(const Fields& fields, http::field field, Matches matches) {
-  // A scan of the list compares field codes; Beast's tree lookup compares names.
+  // A scan of the list compares field codes, while Beast's tree lookup compares names.
   for (const auto& candidate : fields) {
     if (candidate.name() != field) {
       continue;
@@ -114,8 +114,7 @@ bool anyListItem(const Fields& fields, http::field field, Matches matches) {
 }
 
 // The header names a message's Connection fields list. Those fields are hop-by-hop for this
-// message only. Read once per message, because most messages have no such field and the
-// check runs for every field.
+// message only. The list is read once per message, because the check runs for every field.
 class ConnectionOptions {
  public:
   explicit ConnectionOptions(const Fields& fields) {

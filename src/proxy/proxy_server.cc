@@ -402,13 +402,13 @@ struct ClientConnection {
   TokenDigestMemo token_memo;
 };
 
-// What handleRequest() does after one of its stages.
+// The outcome of one of handleRequest()'s stages.
 struct StageResult {
   enum class Next {
     kProceed,
     kReject,       // send ClientConnection::rejection
     kRateLimited,  // the same, with the rate limit fields of ClientConnection::rate
-    kUnavailable,  // the shared counters failed; ClientConnection::rejection contains the cause
+    kUnavailable,  // the shared counters failed, and ClientConnection::rejection contains the cause
   };
   Next next = Next::kProceed;
   bool keep_alive = false;
@@ -417,8 +417,8 @@ struct StageResult {
 };
 
 // Passes bytes read from the upstream's body through the meter and, unless the client is gone,
-// the redactor. Returns the bytes due to the client; at the end of the body (`done`) that
-// includes whatever the usage filter and the redactor held back.
+// the redactor. Returns the bytes due to the client. At the end of the body (`done`), they
+// include whatever the usage filter and the redactor held back.
 std::string_view passUpstreamBytes(ClientConnection& client, RequestRecord& record,
                                    std::string_view upstream_bytes, bool client_gone, bool done) {
   std::string_view client_bytes =
@@ -580,9 +580,11 @@ struct ProxyServer::Impl {
                                    bool keep_alive);
   awaitable<bool> writeRejection(ClientConnection& client, RequestRecord& record, unsigned version,
                                  StageResult result);
-  // Records `error` as the response, finishes the request without a ledger row, and returns the
-  // result that sends it.
-  StageResult reject(ClientConnection& client, RequestRecord& record, Error error, bool keep_alive);
+  // Records `error` as the response, finishes the request (with a ledger row only when
+  // `write_ledger`, for a request that may have reached the upstream), and returns the result
+  // that sends it.
+  StageResult reject(ClientConnection& client, RequestRecord& record, Error error, bool keep_alive,
+                     bool write_ledger = false);
   StageResult admitHeader(ClientConnection& client, ClientRequestParser& parser,
                           RequestRecord& record, bool keep_alive_on_error);
   void rejectOversizedBody(ClientConnection& client, RequestRecord& record);
@@ -1070,11 +1072,11 @@ awaitable<bool> ProxyServer::Impl::writeRejection(ClientConnection& client, Requ
 }
 
 StageResult ProxyServer::Impl::reject(ClientConnection& client, RequestRecord& record, Error error,
-                                      bool keep_alive) {
+                                      bool keep_alive, bool write_ledger) {
   record.status = httpStatus(error.code);
   record.outcome = std::string(errorCodeName(error.code));
   client.rejection = std::move(error);
-  finish(record, client.context ? &*client.context : nullptr, false);
+  finish(record, client.context ? &*client.context : nullptr, write_ledger);
   return StageResult{StageResult::Next::kReject, keep_alive};
 }
 
@@ -1185,13 +1187,6 @@ StageResult ProxyServer::Impl::rejectIfRateLimited(ClientConnection& client, Req
     return StageResult{};
   }
   const TokenEntry& token = *client.context->token;
-  client.rejection =
-      Error{ErrorCode::kRateLimited, "agent " + token.agent_id + " is over its " +
-                                         std::string(limits::limitTypeName(decision.limit_type)) +
-                                         " limit of " + std::to_string(decision.limit) +
-                                         " for provider " + record.provider};
-  record.status = 429;
-  record.outcome = "rate_limited";
   metrics.rateLimited(record.provider, limits::limitTypeName(decision.limit_type));
   if (options.on_event) {
     options.on_event(
@@ -1203,8 +1198,15 @@ StageResult ProxyServer::Impl::rejectIfRateLimited(ClientConnection& client, Req
                    .limit_type = std::string(limits::limitTypeName(decision.limit_type)),
                    .request_id = record.request_id});
   }
-  finish(record, &*client.context, false);
-  return StageResult{StageResult::Next::kRateLimited, client_keep_alive};
+  StageResult result =
+      reject(client, record,
+             Error{ErrorCode::kRateLimited,
+                   "agent " + token.agent_id + " is over its " +
+                       std::string(limits::limitTypeName(decision.limit_type)) + " limit of " +
+                       std::to_string(decision.limit) + " for provider " + record.provider},
+             client_keep_alive);
+  result.next = StageResult::Next::kRateLimited;
+  return result;
 }
 
 awaitable<StageResult> ProxyServer::Impl::reserveBudget(ClientConnection& client,
@@ -1254,11 +1256,7 @@ StageResult ProxyServer::Impl::settleReservation(
   if (!reserved) {
     metrics.budgetRejected(reserved.error().scope == limits::BudgetScope::kAgent ? "agent"
                                                                                  : "project");
-    record.status = 402;
-    record.outcome = "budget_exceeded";
-    client.rejection = reserved.error().toError();
-    finish(record, &*client.context, false);
-    return StageResult{StageResult::Next::kReject, client_keep_alive};
+    return reject(client, record, reserved.error().toError(), client_keep_alive);
   }
   record.reservation = std::move(*reserved);
   return StageResult{};
@@ -1298,10 +1296,7 @@ awaitable<bool> ProxyServer::Impl::forward(Worker& worker, ClientConnection& cli
       if (!connection) {
         auto connected = co_await connectUpstream(worker, provider);
         if (!connected) {
-          record.status = httpStatus(connected.error().code);
-          record.outcome = std::string(errorCodeName(connected.error().code));
-          finish(record, &context, true);
-          client.rejection = std::move(connected.error());
+          reject(client, record, std::move(connected.error()), client_keep_alive, true);
           co_return co_await writeError(client, client.rejection, record, version,
                                         client_keep_alive);
         }
@@ -1323,11 +1318,9 @@ awaitable<bool> ProxyServer::Impl::forward(Worker& worker, ClientConnection& cli
         continue;
       }
       if (record.outcome == "retry_on_fresh_connection") {
-        record.outcome = "upstream_unreachable";
-        record.status = 502;
-        finish(record, &context, true);
-        client.rejection =
-            Error{ErrorCode::kUpstreamUnreachable, "sending the request upstream failed"};
+        reject(client, record,
+               Error{ErrorCode::kUpstreamUnreachable, "sending the request upstream failed"},
+               client_keep_alive, true);
         co_return co_await writeError(client, client.rejection, record, version, client_keep_alive);
       }
       if (reusable) {

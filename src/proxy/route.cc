@@ -50,8 +50,8 @@ Error invalidPath(std::string_view why) {
   return Error{ErrorCode::kInvalidRequest, "invalid request path: " + std::string(why)};
 }
 
-// Decodes one raw segment into `decoded` (replacing its contents, keeping its capacity);
-// rejects encoded separators and control characters.
+// Decodes one raw segment into `decoded`, replacing its contents but keeping its capacity.
+// Rejects encoded separators and control characters.
 Result<void> decodeSegment(std::string_view raw, std::string& decoded) {
   decoded.clear();
   decoded.reserve(raw.size());
@@ -123,7 +123,7 @@ Result<Route> parseProxyTarget(std::string_view target) {
   route.path.reserve(path.size() + 1);
   std::string_view rest =
       slash == std::string_view::npos ? std::string_view{} : path.substr(slash + 1);
-  // One buffer for every segment; segments longer than its inline capacity allocate once.
+  // One buffer serves every segment, and it allocates only for a segment longer than any before.
   std::string segment;
   while (true) {
     size_t next = rest.find('/');

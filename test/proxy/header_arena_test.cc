@@ -141,7 +141,7 @@ TEST(HeaderArenaTest, RewindZeroesTheInlineBlock) {
   EXPECT_TRUE(std::all_of(second, second + kToken.size(), [](char byte) { return byte == 0; }));
 }
 
-TEST(HeaderArenaTest, RewindZeroesEveryInlineByteOfTheLastRequest) {
+TEST(HeaderArenaTest, RewindZeroesUsedInlineBytes) {
   HeaderArena arena;
   FieldAllocator allocator = arena.allocator();
   // Uneven sizes leave alignment gaps, as the fields of a real header do.

@@ -103,15 +103,20 @@ TEST(HeaderRulesTest, ResponseCredentialHeadersAndEchoesRemoved) {
   EXPECT_EQ(response[http::field::content_type], "application/json");
 }
 
+// Builds the upstream headers for an OpenAI request carrying agent token "ks_agent".
+void buildForOpenAi(const Fields& client, Fields& upstream, std::string_view request_id) {
+  ASSERT_TRUE(buildUpstreamHeaders(client, upstream, provider("openai"),
+                                   Secret(std::string("sk-test-OPENAI-0001")), request_id,
+                                   "ks_agent"));
+}
+
 TEST(HeaderRulesTest, AgentTokenInOtherHeadersDropped) {
   Fields client;
   client.insert("x-token", "ks_agent");
   client.insert("x-note", "prefix ks_agent suffix");
   client.insert("x-other", "kept");
   Fields upstream;
-  ASSERT_TRUE(buildUpstreamHeaders(client, upstream, provider("openai"),
-                                   Secret(std::string("sk-test-OPENAI-0001")), "req_3",
-                                   "ks_agent"));
+  ASSERT_NO_FATAL_FAILURE(buildForOpenAi(client, upstream, "req_3"));
   EXPECT_EQ(count(upstream, "x-token"), 0u);
   EXPECT_EQ(count(upstream, "x-note"), 0u);
   EXPECT_EQ(upstream["x-other"], "kept");
@@ -124,9 +129,7 @@ TEST(HeaderRulesTest, MixedCaseNamesWithoutFieldCodeDropped) {
   client.insert("API-KEY", "sk-other-0004");
   client.insert("X-Custom", "kept");
   Fields upstream;
-  ASSERT_TRUE(buildUpstreamHeaders(client, upstream, provider("openai"),
-                                   Secret(std::string("sk-test-OPENAI-0001")), "req_4",
-                                   "ks_agent"));
+  ASSERT_NO_FATAL_FAILURE(buildForOpenAi(client, upstream, "req_4"));
   EXPECT_EQ(count(upstream, "x-request-id"), 1u);
   EXPECT_EQ(upstream["x-request-id"], "req_4");
   EXPECT_EQ(count(upstream, "x-goog-api-key"), 0u);
@@ -136,7 +139,7 @@ TEST(HeaderRulesTest, MixedCaseNamesWithoutFieldCodeDropped) {
 }
 
 TEST(HeaderRulesTest, CredentialHeaderReplacesSameNamedField) {
-  // A catalog entry may name a header that the proxy also sets; the credential takes its place.
+  // A catalog entry may name a header that the proxy also sets. The credential takes its place.
   catalog::ProviderSpec spec = provider("anthropic");
   spec.auth.header = "Accept-Encoding";
   spec.auth.prefix = "";
@@ -174,7 +177,7 @@ TEST(HeaderRulesTest, RedactorHoldsBackEveryPossibleKeyStart) {
   // chunk, and only the last occurrence starts a prefix of the key.
   struct Case {
     std::string_view first;
-    std::string_view held;
+    std::string_view held_back;
   };
   const Case cases[] = {
       {"s", "s"},
@@ -186,8 +189,8 @@ TEST(HeaderRulesTest, RedactorHoldsBackEveryPossibleKeyStart) {
   for (const Case& c : cases) {
     StreamRedactor redactor({"sk-test-OPENAI-0001"});
     std::string_view sent = redactor.feed(c.first);
-    EXPECT_EQ(sent, c.first.substr(0, c.first.size() - c.held.size())) << c.first;
-    EXPECT_EQ(redactor.finish(), c.held) << c.first;
+    EXPECT_EQ(sent, c.first.substr(0, c.first.size() - c.held_back.size())) << c.first;
+    EXPECT_EQ(redactor.finish(), c.held_back) << c.first;
   }
 }
 

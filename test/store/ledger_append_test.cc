@@ -254,7 +254,7 @@ TEST_F(LedgerAppendTest, SpendSinceCountsOnlyRowsAfterCursor) {
   EXPECT_EQ(unchanged->cursor, 4);
 }
 
-TEST_F(LedgerAppendTest, SpendSinceSkipsRowsWithoutCostButMovesCursor) {
+TEST_F(LedgerAppendTest, SpendSinceSkipsZeroCostRows) {
   ASSERT_TRUE(store_->appendLedger({
       spendRow(1'000, "p1", "a1", 0),
       spendRow(1'100, "p1", "a2", 7),
