@@ -1,11 +1,11 @@
 #include "admin/credential_input.h"
 
-#include <openssl/crypto.h>
 
 #include <algorithm>
 #include <boost/json/serialize.hpp>
 
 #include "common/mask.h"
+#include "common/secure_zero.h"
 
 namespace keystore::admin {
 
@@ -62,7 +62,7 @@ void wipeStrings(boost::json::object& object) {
   for (auto& member : object) {
     if (member.value().is_string()) {
       boost::json::string& text = member.value().as_string();
-      OPENSSL_cleanse(text.data(), text.size());
+      secureZero(text.data(), text.size());
     }
   }
 }
@@ -142,7 +142,7 @@ void discardMember(boost::json::object& body, std::string_view name) {
   }
   if (value->is_string()) {
     boost::json::string& text = value->as_string();
-    OPENSSL_cleanse(text.data(), text.size());
+    secureZero(text.data(), text.size());
   } else if (value->is_object()) {
     wipeStrings(value->as_object());
   }

@@ -1,8 +1,9 @@
 #include "admin/json_body.h"
 
-#include <openssl/crypto.h>
 
 #include <boost/json/parse.hpp>
+
+#include "common/secure_zero.h"
 
 namespace keystore::admin {
 
@@ -125,7 +126,7 @@ Result<std::optional<Secret>> takeSecretString(boost::json::object& body, std::s
 
   boost::json::string& text = value->as_string();
   Secret secret(std::string(text.data(), text.size()));
-  OPENSSL_cleanse(text.data(), text.size());
+  secureZero(text.data(), text.size());
   return std::optional<Secret>(std::move(secret));
 }
 

@@ -1,6 +1,5 @@
 // `keystore login`, `logout`, `user …`, `org …` and `member …`: signing in to the management
 // API, the first user of an installation, organizations and their members.
-#include <openssl/crypto.h>
 #include <unistd.h>
 
 #include <boost/json/parse.hpp>
@@ -17,6 +16,7 @@
 #include "cli/session_file.h"
 #include "cli/table.h"
 #include "common/clock.h"
+#include "common/secure_zero.h"
 #include "store/sqlite/sqlite_store.h"
 
 namespace keystore::cli {
@@ -83,7 +83,7 @@ int login(const LoginOptions& options) {
       boost::json::object{{"email", email}, {"password", password->reveal()}, {"client", "cli"}});
   ApiClient client(*address, Secret());
   Result<HttpReply> reply = client.send("POST", "/api/v1/auth/login", body);
-  OPENSSL_cleanse(body.data(), body.size());
+  secureZero(body.data(), body.size());
   if (!reply) {
     printError(reply.error().message);
     return kExitFailure;
@@ -107,7 +107,7 @@ int login(const LoginOptions& options) {
   }
   SavedSession session{address->text, Secret(std::string(token->as_string()))};
   boost::json::string& token_text = fields["session_token"].as_string();
-  OPENSSL_cleanse(token_text.data(), token_text.size());
+  secureZero(token_text.data(), token_text.size());
   fields.erase("session_token");
   if (auto saved = saveSession(session); !saved) {
     printError("cannot save the sign-in: " + saved.error().message);
@@ -235,8 +235,8 @@ int createUser(const UserCreateOptions& options) {
     entry.organization_id = organization->id;
     entry.action = "user.create";
     entry.target = created->user_id;
-    entry.details = boost::json::serialize(boost::json::object{
-        {"role", created->role}, {"operator", options.is_operator}});
+    entry.details = boost::json::serialize(
+        boost::json::object{{"role", created->role}, {"operator", options.is_operator}});
     if (auto appended = audit::appendOperatorEntry(*store, entry); !appended) {
       return std::unexpected(appended.error());
     }
@@ -384,10 +384,10 @@ int addMember(const MemberOptions& options) {
   std::string body = boost::json::serialize(fields);
   auto member = callApi(options.common, "POST",
                         apiTarget({"organizations", *organization, "members"}), body, exit_code);
-  OPENSSL_cleanse(body.data(), body.size());
+  secureZero(body.data(), body.size());
   if (fields.contains("password")) {
     boost::json::string& password = fields["password"].as_string();
-    OPENSSL_cleanse(password.data(), password.size());
+    secureZero(password.data(), password.size());
   }
   if (!member) {
     return exit_code;

@@ -1,7 +1,6 @@
 // The CLI's HTTP client, the only translation unit of the CLI that includes Beast.
 #include "cli/api_client.h"
 
-#include <openssl/crypto.h>
 #include <openssl/ssl.h>
 
 #include <boost/asio/co_spawn.hpp>
@@ -18,6 +17,8 @@
 #include <boost/url/parse.hpp>
 #include <cctype>
 #include <utility>
+
+#include "common/secure_zero.h"
 
 namespace keystore::cli {
 
@@ -271,7 +272,7 @@ Result<HttpReply> ApiClient::send(std::string_view method, std::string_view targ
   io.run();
 
   // The body may carry a provider key, so the copy that was sent is wiped.
-  OPENSSL_cleanse(request.body().data(), request.body().size());
+  secureZero(request.body().data(), request.body().size());
   return result;
 }
 

@@ -1,12 +1,12 @@
 #include "cli/credential_body.h"
 
-#include <openssl/crypto.h>
 
 #include <algorithm>
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 
 #include "cli/secret_input.h"
+#include "common/secure_zero.h"
 
 namespace keystore::cli {
 
@@ -15,7 +15,7 @@ namespace {
 void wipeStrings(boost::json::value& value) {
   if (value.is_string()) {
     boost::json::string& text = value.as_string();
-    OPENSSL_cleanse(text.data(), text.size());
+    secureZero(text.data(), text.size());
     return;
   }
   if (value.is_object()) {

@@ -1,6 +1,5 @@
 #include "cli/secret_input.h"
 
-#include <openssl/crypto.h>
 #include <signal.h>
 #include <termios.h>
 #include <unistd.h>
@@ -8,6 +7,8 @@
 #include <cerrno>
 #include <cstring>
 #include <string>
+
+#include "common/secure_zero.h"
 
 namespace keystore::cli {
 
@@ -41,7 +42,7 @@ bool readInto(int fd, std::string& out, bool stop_at_newline) {
       return true;
     }
     out.append(buffer, static_cast<size_t>(count));
-    OPENSSL_cleanse(buffer, sizeof(buffer));
+    secureZero(buffer, sizeof(buffer));
     if (out.size() > kMaxSecretBytes) {
       return false;
     }

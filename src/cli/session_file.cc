@@ -1,6 +1,5 @@
 #include "cli/session_file.h"
 
-#include <openssl/crypto.h>
 
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
@@ -9,6 +8,7 @@
 
 #include "accounts/session_token.h"
 #include "common/private_file.h"
+#include "common/secure_zero.h"
 
 namespace keystore::cli {
 
@@ -37,7 +37,7 @@ Result<void> saveSession(const SavedSession& session) {
   std::string contents = boost::json::serialize(
       boost::json::object{{"url", session.url}, {"session_token", session.token.reveal()}});
   Result<void> written = writePrivateFile(*path, contents + "\n");
-  OPENSSL_cleanse(contents.data(), contents.size());
+  secureZero(contents.data(), contents.size());
   return written;
 }
 
@@ -68,7 +68,7 @@ Result<std::optional<SavedSession>> loadSession() {
   }
   SavedSession session{std::string(url->as_string()), Secret(std::string(token->as_string()))};
   boost::json::string& stored_token = parsed.as_object()["session_token"].as_string();
-  OPENSSL_cleanse(stored_token.data(), stored_token.size());
+  secureZero(stored_token.data(), stored_token.size());
   return session;
 }
 

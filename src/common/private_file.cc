@@ -4,21 +4,22 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <openssl/crypto.h>
-
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
 
-#include "common/random.h"
 #include "common/encoding.h"
+#include "common/random.h"
+#include "common/secure_zero.h"
 
 namespace keystore {
 
 namespace {
 
-std::string errnoText() { return std::strerror(errno); }
+std::string errnoText() {
+  return std::strerror(errno);
+}
 
 }  // namespace
 
@@ -96,7 +97,7 @@ Result<Secret> readPrivateFile(const std::string& path) {
     }
     contents.revealMutable().append(buffer, static_cast<size_t>(n));
   }
-  OPENSSL_cleanse(buffer, sizeof(buffer));
+  secureZero(buffer, sizeof(buffer));
   ::close(fd);
   return contents;
 }

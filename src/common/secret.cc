@@ -2,9 +2,13 @@
 
 #include <openssl/crypto.h>
 
+#include "common/secure_zero.h"
+
 namespace keystore {
 
-Secret::Secret(Secret&& other) noexcept : value_(std::move(other.value_)) { other.wipe(); }
+Secret::Secret(Secret&& other) noexcept : value_(std::move(other.value_)) {
+  other.wipe();
+}
 
 Secret& Secret::operator=(const Secret& other) {
   if (this != &other) {
@@ -34,7 +38,7 @@ void Secret::wipe() {
   // Short strings live inside the object (small-string optimisation), so wiping the whole
   // capacity covers both the inline buffer and a heap allocation.
   if (value_.capacity() > 0) {
-    OPENSSL_cleanse(value_.data(), value_.capacity());
+    secureZero(value_.data(), value_.capacity());
   }
   value_.clear();
 }

@@ -2,7 +2,7 @@
 //
 // A Secret never prints its value: streaming or formatting it yields "[redacted]". It has no
 // implicit conversion to a string; `reveal()` is the one explicit, greppable way to read it.
-// The buffer is wiped with OPENSSL_cleanse when the Secret is destroyed or overwritten.
+// The buffer is zeroed (secureZero) when the Secret is destroyed or overwritten.
 // Not thread-safe for mutation; concurrent const access is fine.
 #pragma once
 

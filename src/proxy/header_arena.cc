@@ -1,8 +1,9 @@
 #include "proxy/header_arena.h"
 
-#include <openssl/crypto.h>
 
 #include <cstdint>
+
+#include "common/secure_zero.h"
 
 namespace keystore::proxy {
 
@@ -11,7 +12,7 @@ void* WipingResource::do_allocate(size_t bytes, size_t alignment) {
 }
 
 void WipingResource::do_deallocate(void* pointer, size_t bytes, size_t alignment) {
-  OPENSSL_cleanse(pointer, bytes);
+  secureZero(pointer, bytes);
   upstream_->deallocate(pointer, bytes, alignment);
 }
 
@@ -49,8 +50,7 @@ void* HeaderArena::do_allocate(size_t bytes, size_t alignment) {
 void HeaderArena::rewind() {
   // Heap blocks are zeroed as release() returns them.
   resource_.release();
-  OPENSSL_cleanse(inline_block_.data(),
-                  static_cast<size_t>(inline_used_end_ - inline_block_.data()));
+  secureZero(inline_block_.data(), static_cast<size_t>(inline_used_end_ - inline_block_.data()));
   inline_used_end_ = inline_block_.data();
 }
 

@@ -1,6 +1,5 @@
 #include "server/admin_listener.h"
 
-#include <openssl/crypto.h>
 #include <spdlog/spdlog.h>
 
 #include <boost/asio.hpp>
@@ -11,6 +10,7 @@
 
 #include "common/encoding.h"
 #include "common/random.h"
+#include "common/secure_zero.h"
 #include "dashboard/site.h"
 
 namespace keystore::server {
@@ -155,9 +155,9 @@ awaitable<void> AdminListener::Impl::runSession(tcp::socket socket) {
 
     admin::ApiResponse api_response = handler(api_request);
     // The body may hold a provider key and the header an admin key; neither outlives the call.
-    OPENSSL_cleanse(api_request.body.data(), api_request.body.size());
-    OPENSSL_cleanse(api_request.authorization.data(), api_request.authorization.size());
-    OPENSSL_cleanse(api_request.cookie.data(), api_request.cookie.size());
+    secureZero(api_request.body.data(), api_request.body.size());
+    secureZero(api_request.authorization.data(), api_request.authorization.size());
+    secureZero(api_request.cookie.data(), api_request.cookie.size());
 
     http::response<http::string_body> response{static_cast<http::status>(api_response.status),
                                                request.version()};

@@ -1,6 +1,5 @@
 #include "server/serve_command.h"
 
-#include <openssl/crypto.h>
 #include <spdlog/async.h>
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
@@ -21,6 +20,7 @@
 #include "common/clock.h"
 #include "common/private_file.h"
 #include "common/random.h"
+#include "common/secure_zero.h"
 #include "limits/budget_tracker.h"
 #include "limits/utc_calendar.h"
 #include "marketplace/credential_health.h"
@@ -90,7 +90,7 @@ Result<void> bootstrapAdminKey(store::Store& store, const std::string& data_dir)
   std::string contents(key.reveal());
   contents.push_back('\n');
   auto written = writePrivateFile(path, contents);
-  OPENSSL_cleanse(contents.data(), contents.size());
+  secureZero(contents.data(), contents.size());
   if (!written) {
     return std::unexpected(written.error());
   }

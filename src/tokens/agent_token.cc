@@ -1,10 +1,10 @@
 #include "tokens/agent_token.h"
 
-#include <openssl/crypto.h>
 
 #include "common/encoding.h"
 #include "common/hash.h"
 #include "common/random.h"
+#include "common/secure_zero.h"
 
 namespace keystore::tokens {
 
@@ -21,7 +21,7 @@ Secret generateWithPrefix(std::string_view prefix) {
   token.revealMutable().reserve(prefix.size() + hex.size());
   token.revealMutable().append(prefix);
   token.revealMutable().append(hex);
-  OPENSSL_cleanse(hex.data(), hex.size());
+  secureZero(hex.data(), hex.size());
   return token;
 }
 

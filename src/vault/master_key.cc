@@ -1,6 +1,5 @@
 #include "vault/master_key.h"
 
-#include <openssl/crypto.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -13,6 +12,7 @@
 #include "common/hash.h"
 #include "common/private_file.h"
 #include "common/random.h"
+#include "common/secure_zero.h"
 
 namespace keystore::vault {
 
@@ -27,7 +27,7 @@ constexpr std::string_view kGenerateHint = "generate one with 'openssl rand -hex
 // keep the key in freed memory.
 Secret takeSecret(std::optional<std::string>& decoded) {
   Secret secret(*decoded);
-  OPENSSL_cleanse(decoded->data(), decoded->capacity());
+  secureZero(decoded->data(), decoded->capacity());
   decoded.reset();
   return secret;
 }

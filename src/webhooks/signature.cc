@@ -8,6 +8,7 @@
 #include "common/encoding.h"
 #include "common/hash.h"
 #include "common/random.h"
+#include "common/secure_zero.h"
 
 namespace keystore::webhooks {
 
@@ -25,7 +26,7 @@ std::string signedDigestHex(const Secret& secret, int64_t unix_seconds, std::str
 Secret generateSigningSecret() {
   std::string bytes = randomBytes(32);
   Secret secret(std::string(kSecretPrefix) + hexEncode(bytes));
-  OPENSSL_cleanse(bytes.data(), bytes.size());
+  secureZero(bytes.data(), bytes.size());
   return secret;
 }
 
