@@ -105,6 +105,22 @@ class LedgerAppendTest : public ::testing::Test {
     return plan;
   }
 
+  // The first column of the first row of `sql`, as text.
+  std::string scalar(const std::string& sql) {
+    sqlite3* db = nullptr;
+    EXPECT_EQ(sqlite3_open(path_.c_str(), &db), SQLITE_OK);
+    sqlite3_stmt* stmt = nullptr;
+    EXPECT_EQ(sqlite3_prepare_v2(db, sql.c_str(), -1, &stmt, nullptr), SQLITE_OK)
+        << sqlite3_errmsg(db);
+    std::string value;
+    if (stmt != nullptr && sqlite3_step(stmt) == SQLITE_ROW) {
+      value = reinterpret_cast<const char*>(sqlite3_column_text(stmt, 0));
+    }
+    sqlite3_finalize(stmt);
+    sqlite3_close(db);
+    return value;
+  }
+
   std::filesystem::path directory_;
   std::string path_;
   std::unique_ptr<Store> store_;
@@ -294,15 +310,27 @@ TEST_F(LedgerAppendTest, SpendSinceInvalidArgumentsRejected) {
   EXPECT_EQ(negative.error().code, ErrorCode::kInvalidRequest);
 }
 
-TEST_F(LedgerAppendTest, SpendSinceReadsIdRangeNotMonth) {
+TEST_F(LedgerAppendTest, SpendSinceReadsCostedIdRangeNotMonth) {
   // The query text that spendSince runs past a cursor, in the form SQLite plans it: it must
-  // search the primary key range, not walk the month through ledger_time.
+  // search the id range of the partial index of costed rows, not walk the month through
+  // ledger_time or every row through the primary key.
   std::string plan = queryPlan(
-      "SELECT project_id, agent_id, sum(cost_micros) FROM ledger NOT INDEXED "
+      "SELECT project_id, agent_id, sum(cost_micros) FROM ledger INDEXED BY ledger_costed "
       "WHERE id > 5 AND time >= 0 AND time < 10 AND cost_micros > 0 "
       "GROUP BY project_id, agent_id");
-  EXPECT_NE(plan.find("INTEGER PRIMARY KEY (rowid>?)"), std::string::npos) << plan;
-  EXPECT_EQ(plan.find("USING INDEX"), std::string::npos) << plan;
+  EXPECT_NE(plan.find("USING INDEX ledger_costed (id>?)"), std::string::npos) << plan;
+  EXPECT_EQ(plan.find("ledger_time"), std::string::npos) << plan;
+}
+
+TEST_F(LedgerAppendTest, CostedIndexListsOnlyRowsWithCost) {
+  ASSERT_TRUE(store_->appendLedger({
+      spendRow(1'000, "p1", "a1", 0),
+      spendRow(1'100, "p1", "a2", 9),
+      spendRow(1'200, "p2", "a3", 0),
+  }));
+  EXPECT_EQ(scalar("SELECT group_concat(id) FROM ledger INDEXED BY ledger_costed "
+                   "WHERE id > 0 AND cost_micros > 0"),
+            "2");
 }
 
 }  // namespace

@@ -202,7 +202,7 @@ TEST_F(SqliteStoreTest, MigrationFromVersionOneKeepsTokens) {
   for (const Migration& migration : sqlite::sqliteMigrations()) {
     every_version.push_back(std::to_string(migration.version));
   }
-  ASSERT_EQ(every_version.size(), 8u);
+  ASSERT_EQ(every_version.size(), 9u);
   EXPECT_EQ(rawQuery("SELECT version FROM schema_migrations ORDER BY version"), every_version);
 
   auto old_token = store->getToken("old");

@@ -374,6 +374,13 @@ ALTER TABLE agent_tokens ADD COLUMN rotated_from TEXT NOT NULL DEFAULT '';
 ALTER TABLE agent_tokens ADD COLUMN rotated_to TEXT NOT NULL DEFAULT '';
 )sql";
 
+// Version 9: the month-spend refresh reads only rows that cost something. Most rows cost
+// nothing (BYOK without prices), and without this index the refresh read every one of them.
+// The index has no entry for them, so their inserts do not pay for it either.
+constexpr std::string_view kCostedLedgerRows = R"sql(
+CREATE INDEX ledger_costed ON ledger (id) WHERE cost_micros > 0;
+)sql";
+
 constexpr std::array kMigrations = {
     Migration{1, kInitialSchema},
     Migration{2, kTokenModels},
@@ -383,6 +390,7 @@ constexpr std::array kMigrations = {
     Migration{6, kAuditTrail},
     Migration{7, kWebhooks},
     Migration{8, kTokenRotation},
+    Migration{9, kCostedLedgerRows},
 };
 
 Result<int> readVersion(Connection& connection) {

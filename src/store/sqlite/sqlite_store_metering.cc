@@ -293,10 +293,9 @@ Result<SpendDelta> SqliteStore::spendSince(int64_t after_id, int64_t month_start
 
   // One read transaction, so the sums and the cursor come from the same snapshot.
   return read([&]() -> Result<SpendDelta> {
-    // From cursor 0 the month's rows are found through an index on time. Past a cursor, NOT
-    // INDEXED leaves SQLite only the primary key, so it reads just the ids after the cursor
-    // instead of every row of the month. Rows that cost nothing (every BYOK row without
-    // prices) are dropped before the grouping, which would otherwise sort each one.
+    // From cursor 0 the month's rows are found through an index on time. Past a cursor, the
+    // partial index ledger_costed lists only the ids of rows that cost something, so rows that
+    // cost nothing (every BYOK row without prices) are neither read nor sorted by the grouping.
     auto statement = after_id == 0
                          ? connection_->query(
                                "SELECT project_id, agent_id, sum(cost_micros) FROM ledger "
@@ -305,7 +304,7 @@ Result<SpendDelta> SqliteStore::spendSince(int64_t after_id, int64_t month_start
                                month_start_ms, month_end_ms)
                          : connection_->query(
                                "SELECT project_id, agent_id, sum(cost_micros) FROM ledger "
-                               "NOT INDEXED WHERE id > ? AND time >= ? AND time < ? "
+                               "INDEXED BY ledger_costed WHERE id > ? AND time >= ? AND time < ? "
                                "AND cost_micros > 0 GROUP BY project_id, agent_id",
                                after_id, month_start_ms, month_end_ms);
     if (!statement) {
