@@ -121,6 +121,11 @@ void LedgerWriter::run() {
     }
 
     lock.lock();
+    // When nothing was queued during the commit, the cleared rows go back to appenders now
+    // rather than at the next wake. Both vectors then hold only cleared rows.
+    if (batch_rows > 0 && queued_ == 0) {
+      batch.swap(queue_);
+    }
     committed_sequence_ = sequence;
     committed_.notify_all();
     if (stop && queued_ == 0) {
