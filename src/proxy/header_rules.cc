@@ -1,7 +1,5 @@
 #include "proxy/header_rules.h"
 
-#include <openssl/crypto.h>
-
 #include <algorithm>
 #include <array>
 #include <boost/beast/core/string.hpp>
@@ -9,8 +7,11 @@
 #include <boost/json/parse.hpp>
 #include <boost/json/value.hpp>
 #include <cctype>
+#include <charconv>
 
 #include "common/encoding.h"
+#include "common/secure_zero.h"
+#include "proxy/message_head.h"
 
 namespace keystore::proxy {
 
@@ -135,26 +136,6 @@ class ConnectionOptions {
   boost::container::small_vector<std::string_view, 4> names_;
 };
 
-// Sets field `name` to `prefix` followed by `secret`, replacing any field of that name: a
-// catalog may name a header the proxy also sets, such as Host. The value is assembled on the
-// stack when it fits, so the credential is not copied to a heap block, and is zeroed once
-// Beast has copied it into the field.
-void setCredential(Fields& fields, std::string_view name, std::string_view prefix,
-                   std::string_view secret) {
-  std::array<char, 512> on_stack;
-  std::string on_heap;
-  const size_t size = prefix.size() + secret.size();
-  char* value = on_stack.data();
-  if (size > on_stack.size()) {
-    on_heap.resize(size);
-    value = on_heap.data();
-  }
-  std::copy(prefix.begin(), prefix.end(), value);
-  std::copy(secret.begin(), secret.end(), value + prefix.size());
-  fields.set(name, std::string_view(value, size));
-  OPENSSL_cleanse(value, size);
-}
-
 // Reads one field of a JSON-object credential.
 Result<Secret> credentialField(const Secret& credential, std::string_view field) {
   boost::system::error_code error;
@@ -190,7 +171,49 @@ void appendQueryEncoded(std::string& out, std::string_view value) {
 
 }  // namespace
 
-Result<void> buildUpstreamHeaders(const Fields& client, Fields& upstream,
+namespace {
+
+// The header that carries the injected credential, or empty for query authentication.
+std::string_view credentialHeaderName(const catalog::ProviderSpec& provider) {
+  using Scheme = catalog::AuthSpec::Scheme;
+  switch (provider.auth.scheme) {
+    case Scheme::kBearer:
+    case Scheme::kBasic:
+      return "Authorization";
+    case Scheme::kHeader:
+      return provider.auth.header;
+    case Scheme::kQuery:
+      break;
+  }
+  return {};
+}
+
+// Puts `prefix` followed by `secret` in field `name` of `sink`. The value is assembled on the
+// stack when it fits, so the credential is not copied to a heap block, and is zeroed once the
+// sink has copied it.
+template <typename Sink>
+void addCredential(Sink& sink, std::string_view name, std::string_view prefix,
+                   std::string_view secret) {
+  std::array<char, 512> on_stack;
+  std::string on_heap;
+  const size_t size = prefix.size() + secret.size();
+  char* value = on_stack.data();
+  if (size > on_stack.size()) {
+    on_heap.resize(size);
+    value = on_heap.data();
+  }
+  std::copy(prefix.begin(), prefix.end(), value);
+  std::copy(secret.begin(), secret.end(), value + prefix.size());
+  sink.add(http::field::unknown, name, std::string_view(value, size));
+  secureZero(value, size);
+}
+
+// The header rules, written to either sink below. The fields the proxy adds come after the
+// client's, in a fixed order, and the credential comes last. A catalog may name a header the
+// proxy also adds, such as Host, as the credential header; the proxy's own value is then left
+// out, so the field appears once.
+template <typename Sink>
+Result<void> writeUpstreamHeaders(const Fields& client, Sink& sink,
                                   const catalog::ProviderSpec& provider, const Secret& credential,
                                   std::string_view request_id, std::string_view agent_token) {
   const ConnectionOptions connection_options(client);
@@ -213,20 +236,26 @@ Result<void> buildUpstreamHeaders(const Fields& client, Fields& upstream,
         isClientCredentialHeader(field, provider) || connection_options.contains(name)) {
       continue;
     }
-    upstream.insert(field.name(), name, field.value());
+    sink.add(field.name(), name, field.value());
   }
-  // Every field inserted here was skipped above, so inserting cannot duplicate one.
-  upstream.insert(http::field::host, provider.base.host_header);
-  upstream.insert(http::field::accept_encoding, "identity");
-  upstream.insert("x-request-id", request_id);
+  // Every field added here was skipped above, so adding cannot duplicate one.
+  const std::string_view credential_header = credentialHeaderName(provider);
+  auto addOwn = [&](http::field code, std::string_view name, std::string_view value) {
+    if (!equalsNoCase(name, credential_header)) {
+      sink.add(code, name, value);
+    }
+  };
+  addOwn(http::field::host, "Host", provider.base.host_header);
+  addOwn(http::field::accept_encoding, "Accept-Encoding", "identity");
+  addOwn(http::field::unknown, "x-request-id", request_id);
 
   using Scheme = catalog::AuthSpec::Scheme;
   switch (provider.auth.scheme) {
     case Scheme::kBearer:
-      setCredential(upstream, "Authorization", "Bearer ", credential.reveal());
+      addCredential(sink, credential_header, "Bearer ", credential.reveal());
       break;
     case Scheme::kHeader:
-      setCredential(upstream, provider.auth.header, provider.auth.prefix, credential.reveal());
+      addCredential(sink, credential_header, provider.auth.prefix, credential.reveal());
       break;
     case Scheme::kBasic: {
       auto user = credentialField(credential, provider.auth.username_field);
@@ -240,15 +269,85 @@ Result<void> buildUpstreamHeaders(const Fields& client, Fields& upstream,
       std::string pair(user->reveal());
       pair.push_back(':');
       pair.append(password->reveal());
-      std::string value = "Basic " + base64Encode(pair);
-      upstream.set(http::field::authorization, value);
-      OPENSSL_cleanse(pair.data(), pair.size());
-      OPENSSL_cleanse(value.data(), value.size());
+      std::string encoded = base64Encode(pair);
+      addCredential(sink, credential_header, "Basic ", encoded);
+      secureZero(pair.data(), pair.size());
+      secureZero(encoded.data(), encoded.size());
       break;
     }
     case Scheme::kQuery:
       break;  // added to the target by buildUpstreamTarget
   }
+  return {};
+}
+
+// Adds to a Beast field container.
+class FieldsSink {
+ public:
+  explicit FieldsSink(Fields& fields) : fields_(fields) {}
+  void add(http::field code, std::string_view name, std::string_view value) {
+    if (code == http::field::unknown) {
+      fields_.insert(name, value);
+    } else {
+      fields_.insert(code, name, value);
+    }
+  }
+
+ private:
+  Fields& fields_;
+};
+
+// Appends `name: value` lines to the wire text of a head.
+class TextSink {
+ public:
+  explicit TextSink(std::string& out) : out_(out) {}
+  void add(http::field, std::string_view name, std::string_view value) {
+    appendField(out_, name, value);
+  }
+
+ private:
+  std::string& out_;
+};
+
+}  // namespace
+
+Result<void> buildUpstreamHeaders(const Fields& client, Fields& upstream,
+                                  const catalog::ProviderSpec& provider, const Secret& credential,
+                                  std::string_view request_id, std::string_view agent_token) {
+  FieldsSink sink(upstream);
+  return writeUpstreamHeaders(client, sink, provider, credential, request_id, agent_token);
+}
+
+Result<void> appendUpstreamRequestHead(std::string& out, const UpstreamRequestLine& line,
+                                       const Fields& client, const catalog::ProviderSpec& provider,
+                                       const Secret& credential, std::string_view request_id,
+                                       std::string_view agent_token) {
+  // The framing that Beast's prepare_payload gives a request with a body of known size.
+  const bool sends_length = line.body_size > 0 || line.method == http::verb::post ||
+                            line.method == http::verb::put || line.method == http::verb::options;
+  if (line.method == http::verb::trace && line.body_size > 0) {
+    return fail(ErrorCode::kInvalidRequest, "a TRACE request must not carry a body");
+  }
+  const size_t start = out.size();
+  out.append(line.method_text);
+  out.push_back(' ');
+  out.append(line.target);
+  out.append(" HTTP/1.1\r\n");
+  TextSink sink(out);
+  auto written = writeUpstreamHeaders(client, sink, provider, credential, request_id, agent_token);
+  if (!written) {
+    // The partial head may already hold the credential.
+    secureZero(out.data() + start, out.size() - start);
+    out.resize(start);
+    return written;
+  }
+  if (sends_length) {
+    char digits[24];
+    auto [end, error] = std::to_chars(digits, digits + sizeof(digits), line.body_size);
+    (void)error;  // 24 characters hold any 64-bit value
+    appendField(out, "Content-Length", std::string_view(digits, static_cast<size_t>(end - digits)));
+  }
+  endHead(out);
   return {};
 }
 
@@ -371,7 +470,7 @@ std::vector<std::string> credentialNeedles(const catalog::ProviderSpec& provider
       pair.push_back(':');
       pair.append(password->reveal());
       needles.push_back(base64Encode(pair));
-      OPENSSL_cleanse(pair.data(), pair.size());
+      secureZero(pair.data(), pair.size());
     }
   }
   return needles;
@@ -443,7 +542,7 @@ bool StreamRedactor::mayHoldSecret(std::string_view chunk) const {
 
 StreamRedactor::~StreamRedactor() {
   for (auto& needle : needles_) {
-    OPENSSL_cleanse(needle.data(), needle.size());
+    secureZero(needle.data(), needle.size());
   }
 }
 

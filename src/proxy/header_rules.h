@@ -9,6 +9,8 @@
 // value that quotes the injected credential.
 #pragma once
 
+#include <boost/beast/http/verb.hpp>
+#include <cstddef>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -29,6 +31,24 @@ namespace keystore::proxy {
 Result<void> buildUpstreamHeaders(const Fields& client, Fields& upstream,
                                   const catalog::ProviderSpec& provider, const Secret& credential,
                                   std::string_view request_id, std::string_view agent_token);
+
+// The method and target of an upstream request line, and the size of the body that follows.
+struct UpstreamRequestLine {
+  boost::beast::http::verb method = boost::beast::http::verb::unknown;
+  std::string_view method_text;  // the method as sent, also for methods Beast has no code for
+  std::string_view target;
+  size_t body_size = 0;
+};
+
+// Appends the wire text of the upstream request head to `out`: the HTTP/1.1 request line, the
+// fields that buildUpstreamHeaders gives, in the same order, then Content-Length as Beast's
+// prepare_payload frames a body of that size, and the blank line. The relay sends this text
+// without building a second field container. On failure `out` is as it was.
+// kInvalidRequest for a TRACE request with a body, which HTTP does not allow.
+Result<void> appendUpstreamRequestHead(std::string& out, const UpstreamRequestLine& line,
+                                       const Fields& client, const catalog::ProviderSpec& provider,
+                                       const Secret& credential, std::string_view request_id,
+                                       std::string_view agent_token);
 
 // The upstream request target: the provider's base path, the routed path and the query,
 // with any query-string token location and any pair carrying the agent token removed and, for

@@ -10,7 +10,6 @@
 // DeadlineWatch) rather than a timer armed and cancelled around every operation.
 #include "proxy/proxy_server.h"
 
-#include <openssl/crypto.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 #include <spdlog/spdlog.h>
@@ -36,6 +35,7 @@
 #include "common/clock.h"
 #include "common/encoding.h"
 #include "common/random.h"
+#include "common/secure_zero.h"
 #include "proxy/admission.h"
 #include "proxy/deadline_watch.h"
 #include "proxy/field_scan.h"
@@ -214,7 +214,7 @@ awaitable<ErrorCodeT> parseFrom(Stream& stream, Deadline& deadline, Clock::time_
       if constexpr (Parser::is_request::value) {
         // A client's request carries its agent token. The parser copied what it needs, so the
         // raw bytes are zeroed before the buffer space is reused or freed.
-        OPENSSL_cleanse(const_cast<void*>(buffer.data().data()), used);
+        secureZero(const_cast<void*>(buffer.data().data()), used);
       }
       buffer.consume(used);
       if (error == http::error::need_buffer) {
@@ -368,7 +368,13 @@ struct ClientConnection {
   ~ClientConnection() {
     // Lingering close reads whatever the client still sent, a pipelined request with its
     // agent token included, into the relay buffer.
-    OPENSSL_cleanse(relay.get(), kRelayBufferSize);
+    secureZero(relay.get(), kRelayBufferSize);
+    wipeUpstreamHead();
+  }
+
+  void wipeUpstreamHead() {
+    secureZero(upstream_head.data(), upstream_head.size());
+    upstream_head.clear();
   }
 
   tcp::socket socket;
@@ -377,6 +383,9 @@ struct ClientConnection {
   // are zeroed when it grows or goes, so bytes of a request cut short are zeroed too.
   beast::basic_flat_buffer<ResourceAllocator<char>> buffer{ResourceAllocator<char>(wipingHeap())};
   std::string head;  // the message head being written
+  // The upstream request head, credential included. Kept for a retry on a fresh connection,
+  // and zeroed when forward() ends.
+  std::string upstream_head;
   // The buffers of the write in progress: head, chunk size line, data, chunk end, last chunk.
   std::array<asio::const_buffer, 5> out_buffers;
   std::optional<ChunkSizeLine> chunk_size_line;
@@ -627,9 +636,6 @@ struct ProxyServer::Impl {
                             unsigned client_version, bool client_keep_alive, RequestRecord& record,
                             AdmissionContext* failover, std::optional<Secret>& next_credential);
   // Sets method, target and headers of `upstream` for `credential`, keeping its body.
-  Result<void> prepareUpstream(const Request& client_request, Request& upstream,
-                               const AdmissionContext& context, const Secret& credential,
-                               const std::string& request_id);
 
   awaitable<bool> writeError(ClientConnection& client, const Error& error,
                              const RequestRecord& record, unsigned version, bool keep_alive,
@@ -1266,6 +1272,11 @@ awaitable<bool> ProxyServer::Impl::forward(Worker& worker, ClientConnection& cli
                                            Request& client_request, RequestRecord& record,
                                            unsigned version, bool client_keep_alive) {
   AdmissionContext& context = *client.context;
+  // The upstream head carries the credential, so it is zeroed on every way out of here.
+  struct UpstreamHeadWipe {
+    ClientConnection& client;
+    ~UpstreamHeadWipe() { client.wipeUpstreamHead(); }
+  } upstream_head_wipe{client};
   // Step 6: the credential.
   Secret credential_in_use;
   StageResult result = takeCredential(client, record, credential_in_use, client_keep_alive);
@@ -1352,35 +1363,34 @@ StageResult ProxyServer::Impl::buildUpstreamRequest(ClientConnection& client,
                                                     const Request& client_request,
                                                     RequestRecord& record,
                                                     const Secret& credential) {
+  const AdmissionContext& context = *client.context;
+  // The relay reads the method (a HEAD response has no body) and the body from this request.
+  // Its head is written as text, never as Beast fields.
   Request& upstream_request = client.upstream_request;
-  auto built = prepareUpstream(client_request, upstream_request, *client.context, credential,
-                               record.request_id);
-  if (!built) {
-    return reject(client, record, std::move(built.error()), false);
-  }
-  upstream_request.prepare_payload();
-  upstream_request.keep_alive(true);
-  return StageResult{};
-}
-
-Result<void> ProxyServer::Impl::prepareUpstream(const Request& client_request, Request& upstream,
-                                                const AdmissionContext& context,
-                                                const Secret& credential,
-                                                const std::string& request_id) {
-  upstream.base() = http::request_header<Fields>(upstream.get_allocator());
-  upstream.method(client_request.method());
+  // Beast's method() does not take verb::unknown, which stands for any method it has no code for.
   if (client_request.method() == http::verb::unknown) {
-    upstream.method_string(client_request.method_string());
+    upstream_request.method_string(client_request.method_string());
+  } else {
+    upstream_request.method(client_request.method());
   }
-  upstream.version(11);
   auto target = buildUpstreamTarget(*context.provider, context.route, credential,
                                     context.agent_token.reveal());
   if (!target) {
-    return std::unexpected(target.error());
+    return reject(client, record, std::move(target.error()), false);
   }
-  upstream.target(*target);
-  return buildUpstreamHeaders(client_request, upstream.base(), *context.provider, credential,
-                              request_id, context.agent_token.reveal());
+  client.wipeUpstreamHead();
+  const UpstreamRequestLine line{.method = client_request.method(),
+                                 .method_text = client_request.method_string(),
+                                 .target = *target,
+                                 .body_size = upstream_request.body().size()};
+  auto written =
+      appendUpstreamRequestHead(client.upstream_head, line, client_request, *context.provider,
+                                credential, record.request_id, context.agent_token.reveal());
+  secureZero(target->data(), target->size());
+  if (!written) {
+    return reject(client, record, std::move(written.error()), false);
+  }
+  return StageResult{};
 }
 
 awaitable<Result<std::unique_ptr<UpstreamConnection>>> ProxyServer::Impl::connectUpstream(
@@ -1565,11 +1575,8 @@ awaitable<bool> ProxyServer::Impl::exchange(
     AdmissionContext* failover, std::optional<Secret>& next_credential) {
   reusable = false;
 
-  // The request head and body leave in one write. The head is built in the client's scratch
-  // string, which the response head reuses once the request is sent.
-  client.head.clear();
-  appendRequestHead(client.head, request.base());
-  client.out_buffers = {bytes(client.head), bytes(request.body()), asio::const_buffer(),
+  // The request head and body leave in one write.
+  client.out_buffers = {bytes(client.upstream_head), bytes(request.body()), asio::const_buffer(),
                         asio::const_buffer(), asio::const_buffer()};
   // One error code for every step below: each is checked before the next step reuses it.
   ErrorCodeT io_error = writeNow(upstream, client.out_buffers);
@@ -1577,9 +1584,6 @@ awaitable<bool> ProxyServer::Impl::exchange(
     io_error = co_await writeRest(upstream, connection.deadline, coarseNow() + options.idle_timeout,
                                   client.out_buffers);
   }
-  // The head carries the injected credential, and the string is reused for other heads.
-  OPENSSL_cleanse(client.head.data(), client.head.size());
-  client.head.clear();
   if (io_error) {
     record.outcome = "retry_on_fresh_connection";
     co_return false;

@@ -3,9 +3,12 @@
 #include <gtest/gtest.h>
 
 #include <boost/beast/http/fields.hpp>
+#include <boost/beast/http/message.hpp>
+#include <boost/beast/http/string_body.hpp>
 #include <vector>
 
 #include "proxy/admission.h"
+#include "proxy/message_head.h"
 
 namespace keystore::proxy {
 namespace {
@@ -149,6 +152,115 @@ TEST(HeaderRulesTest, CredentialHeaderReplacesSameNamedField) {
                                    "req_5", "ks_agent"));
   EXPECT_EQ(count(upstream, "accept-encoding"), 1u);
   EXPECT_EQ(upstream[http::field::accept_encoding], "sk-ant-test-0005");
+}
+
+// The head that Beast's own message gives for the same request: the fields from
+// buildUpstreamHeaders, framed by prepare_payload and keep_alive, written by appendRequestHead.
+std::string headThroughBeastMessage(const UpstreamRequestLine& line, const Fields& client,
+                                    const catalog::ProviderSpec& spec, const Secret& credential,
+                                    std::string_view body) {
+  http::request<http::string_body, Fields> request;
+  if (line.method == http::verb::unknown) {
+    request.method_string(line.method_text);
+  } else {
+    request.method(line.method);
+  }
+  request.target(line.target);
+  request.version(11);
+  EXPECT_TRUE(buildUpstreamHeaders(client, request.base(), spec, credential, "req_9", "ks_agent"));
+  request.body() = std::string(body);
+  request.prepare_payload();
+  request.keep_alive(true);
+  std::string head;
+  appendRequestHead(head, request.base());
+  return head;
+}
+
+TEST(HeaderRulesTest, TextHeadMatchesBeastMessageHead) {
+  Fields client;
+  client.insert(http::field::authorization, "Bearer ks_agent");
+  client.insert(http::field::content_type, "application/json");
+  client.insert(http::field::content_length, "17");
+  client.insert(http::field::connection, "keep-alive, X-Hop");
+  client.insert("X-Hop", "1");
+  client.insert("OpenAI-Beta", "assistants=v2");
+  client.insert(http::field::user_agent, "sdk/1.0");
+  client.insert("x-request-id", "client-chosen");
+
+  const Secret key(std::string("sk-test-0009"));
+  const Secret twilio_key(
+      std::string(R"({"account_sid":"AC0123456789abcdef","auth_token":"tw_test_token_0009"})"));
+  struct Case {
+    http::verb method;
+    std::string_view method_text;
+    std::string_view body;
+  };
+  const Case cases[] = {
+      {http::verb::post, "POST", R"({"model":"m"})"},
+      {http::verb::post, "POST", ""},
+      {http::verb::get, "GET", ""},
+      {http::verb::delete_, "DELETE", "{}"},
+      {http::verb::put, "PUT", ""},
+      {http::verb::options, "OPTIONS", ""},
+      {http::verb::head, "HEAD", ""},
+      {http::verb::unknown, "PURGE", ""},
+  };
+
+  for (std::string_view id : {"openai", "anthropic", "twilio", "pinecone"}) {
+    const Secret& credential = id == "twilio" ? twilio_key : key;
+    for (const Case& test : cases) {
+      UpstreamRequestLine line{.method = test.method,
+                               .method_text = test.method_text,
+                               .target = "/v1/things?limit=2",
+                               .body_size = test.body.size()};
+      std::string head = "kept|";
+      ASSERT_TRUE(appendUpstreamRequestHead(head, line, client, provider(id), credential, "req_9",
+                                            "ks_agent"));
+      EXPECT_EQ(head, "kept|" + headThroughBeastMessage(line, client, provider(id), credential,
+                                                        test.body))
+          << id << " " << test.method_text << " with " << test.body.size() << " body bytes";
+    }
+  }
+}
+
+TEST(HeaderRulesTest, TextHeadLetsCredentialReplaceProxyHeader) {
+  catalog::ProviderSpec spec = provider("anthropic");
+  spec.auth.header = "Host";
+  Fields client;
+  UpstreamRequestLine line{
+      .method = http::verb::get, .method_text = "GET", .target = "/v1/models", .body_size = 0};
+  std::string head;
+  ASSERT_TRUE(appendUpstreamRequestHead(head, line, client, spec,
+                                        Secret(std::string("sk-ant-test-0006")), "req_6", "ks"));
+  EXPECT_EQ(head,
+            "GET /v1/models HTTP/1.1\r\nAccept-Encoding: identity\r\nx-request-id: "
+            "req_6\r\nHost: sk-ant-test-0006\r\n\r\n");
+}
+
+TEST(HeaderRulesTest, TextHeadTraceWithBodyRejected) {
+  Fields client;
+  UpstreamRequestLine line{
+      .method = http::verb::trace, .method_text = "TRACE", .target = "/", .body_size = 3};
+  std::string head = "before";
+  auto written = appendUpstreamRequestHead(head, line, client, provider("openai"),
+                                           Secret(std::string("sk-test-0007")), "req_7", "ks");
+  ASSERT_FALSE(written.has_value());
+  EXPECT_EQ(written.error().code, ErrorCode::kInvalidRequest);
+  EXPECT_EQ(head, "before");
+}
+
+TEST(HeaderRulesTest, TextHeadFailureLeavesOutputAlone) {
+  // A Basic-auth credential without its JSON fields fails after the client's fields went out.
+  Fields client;
+  client.insert(http::field::user_agent, "sdk/1.0");
+  UpstreamRequestLine line{
+      .method = http::verb::get, .method_text = "GET", .target = "/", .body_size = 0};
+  std::string head = "before";
+  auto written = appendUpstreamRequestHead(head, line, client, provider("twilio"),
+                                           Secret(std::string("not-json")), "req_8", "ks");
+  ASSERT_FALSE(written.has_value());
+  EXPECT_EQ(written.error().code, ErrorCode::kProviderNotConfigured);
+  EXPECT_EQ(head, "before");
 }
 
 TEST(HeaderRulesTest, AgentTokenInQueryDropped) {
