@@ -158,7 +158,11 @@ class UpstreamPool {
 };
 
 struct Worker {
-  explicit Worker(const ProxyOptions& options) : io(1), sweep_timer(io), pool(options) {
+  // Only this worker's thread starts and completes I/O on its sockets: other threads reach
+  // the worker by posting to it (stop() does), so the reactor's per-socket locks are left out.
+  // The scheduler keeps its lock for those posts.
+  explicit Worker(const ProxyOptions& options)
+      : io(BOOST_ASIO_CONCURRENCY_HINT_UNSAFE_IO), sweep_timer(io), pool(options) {
     if (options.redis) {
       shared_limits = std::make_unique<redis::RedisLimits>(io, *options.redis);
     }
