@@ -56,13 +56,18 @@ async function startRawUpstream({ secure } = {}) {
     sockets: new Set(),
     respond: respondWithJson,
     url: '',
-    clear() {
+    // Resets the script and closes every connection. The proxy takes a connection that went
+    // back to its pool less than a millisecond ago without checking it, because a real server
+    // closes an idle kept-alive connection only after seconds. The pause after the close makes
+    // the proxy check, and drop, the connections closed here.
+    async clear() {
       upstream.requests = [];
       upstream.connections = 0;
       upstream.respond = respondWithJson;
       for (const socket of upstream.sockets) {
         socket.destroy();
       }
+      await sleep(5);
     },
     close() {
       for (const socket of upstream.sockets) {
@@ -324,8 +329,8 @@ function describeRelay(name, { secure }) {
       }
     });
 
-    beforeEach(() => {
-      upstream.clear();
+    beforeEach(async () => {
+      await upstream.clear();
     });
 
     test('close-delimited body re-framed as chunked', async () => {
