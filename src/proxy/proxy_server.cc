@@ -60,6 +60,10 @@ using ErrorCodeT = boost::system::error_code;
 namespace {
 
 constexpr auto kNoThrow = asio::as_tuple(asio::use_awaitable);
+// How long an upstream whose connection failed while the request was being written gets to
+// deliver the response it sent before closing. Such a response is already received by then,
+// so this only bounds the wait when there is none.
+constexpr std::chrono::seconds kEarlyResponseWait{1};
 constexpr size_t kRelayBufferSize = 16 * 1024;
 // How long configuration refreshes may fail before the proxy stops trusting its snapshot.
 constexpr int64_t kStaleSnapshotLimitMs = 5'000;
@@ -639,7 +643,6 @@ struct ProxyServer::Impl {
                             const catalog::ProviderSpec& provider, const Secret& credential,
                             unsigned client_version, bool client_keep_alive, RequestRecord& record,
                             AdmissionContext* failover, std::optional<Secret>& next_credential);
-  // Sets method, target and headers of `upstream` for `credential`, keeping its body.
 
   awaitable<bool> writeError(ClientConnection& client, const Error& error,
                              const RequestRecord& record, unsigned version, bool keep_alive,
@@ -981,7 +984,7 @@ awaitable<bool> ProxyServer::Impl::handleRequest(Worker& worker, ClientConnectio
   // coroutine frame keeps only what crosses a suspension, and stays small enough for Asio to
   // recycle instead of allocating it for every request.
   // NOTE: no test checks the frame sizes. They were measured with a uprobe on Asio's frame
-  // allocator (968 bytes at most, against the 1020-byte limit), and g++ may lay frames out
+  // allocator (992 bytes at most, against the 1020-byte limit), and g++ may lay frames out
   // differently in another version.
   RequestRecord& record = client.record.emplace();
   record.request_id = newRequestId();
@@ -1588,10 +1591,10 @@ awaitable<bool> ProxyServer::Impl::exchange(
     io_error = co_await writeRest(upstream, connection.deadline, coarseNow() + options.idle_timeout,
                                   client.out_buffers);
   }
-  if (io_error) {
-    record.outcome = "retry_on_fresh_connection";
-    co_return false;
-  }
+  // An upstream may respond before it has read the whole body (413 for a body too large, 401
+  // for a bad key) and close, which fails the write. That response is relayed like any other.
+  // Without one, the connection delivered no whole request, and forward() retries it.
+  const bool sent_whole_request = !io_error;
   record.upstream_sent = Clock::now();
 
   // Interim 1xx responses (103 Early Hints) precede the final one on the same connection.
@@ -1606,9 +1609,12 @@ awaitable<bool> ProxyServer::Impl::exchange(
     if (request.method() == http::verb::head) {
       parser_storage->skip(true);
     }
-    io_error = co_await parseFrom(
-        upstream, connection.deadline, coarseNow() + options.response_header_timeout,
-        connection.buffer, *parser_storage, [](const auto& p) { return p.is_header_done(); });
+    // An early response is already in the socket's receive queue, so it gets a short wait.
+    const auto header_wait =
+        sent_whole_request ? options.response_header_timeout : kEarlyResponseWait;
+    io_error = co_await parseFrom(upstream, connection.deadline, coarseNow() + header_wait,
+                                  connection.buffer, *parser_storage,
+                                  [](const auto& p) { return p.is_header_done(); });
     if (io_error) {
       break;
     }
@@ -1622,6 +1628,10 @@ awaitable<bool> ProxyServer::Impl::exchange(
     }
   }
   auto& parser = *parser_storage;
+  if (io_error && !sent_whole_request) {
+    record.outcome = "retry_on_fresh_connection";
+    co_return false;
+  }
   if (io_error) {
     describeHeaderFailure(io_error, connection.deadline, record, client.rejection);
     co_return co_await writeError(client, client.rejection, record, client_version,
@@ -1758,7 +1768,8 @@ awaitable<bool> ProxyServer::Impl::exchange(
   }
   record.outcome = record.upstream_status >= 400 ? "upstream_error" : "ok";
   // Bytes left after the response mean the connection is out of step with the upstream.
-  reusable = plan.upstream_keep_alive && parser.is_done() && connection.buffer.size() == 0;
+  reusable = sent_whole_request && plan.upstream_keep_alive && parser.is_done() &&
+             connection.buffer.size() == 0;
   co_return client_keep_alive;
 }
 

@@ -1,6 +1,7 @@
 // Upstream failures seen through the proxy. A closed port, a reset connection and a response
 // that is not HTTP become 502 with a stable code. Upstream error statuses are relayed as the
-// provider sent them. The proxy keeps serving afterwards.
+// provider sent them, also one sent before the upstream read the body. The proxy keeps serving
+// afterwards.
 
 import assert from 'node:assert/strict';
 import net from 'node:net';
@@ -126,4 +127,74 @@ describe('upstream failures', () => {
     await assertStillServing();
   });
 
+});
+
+// An upstream that responds with 413 as soon as it has read a request head, and closes without
+// reading the body, as a server may for an upload above its limit. Closing with unread data
+// resets the connection, so the proxy's write of the body fails.
+async function startEarlyResponseUpstream() {
+  const heads = [];
+  const body = JSON.stringify({ error: { message: 'request entity too large', type: 'invalid_request_error' } });
+  const server = net.createServer((socket) => {
+    let received = '';
+    const onData = (chunk) => {
+      received += chunk.toString('latin1');
+      const end = received.indexOf('\r\n\r\n');
+      if (end < 0) {
+        return;
+      }
+      socket.off('data', onData);
+      heads.push(received.slice(0, end));
+      socket.write(
+        'HTTP/1.1 413 Payload Too Large\r\nContent-Type: application/json\r\n' +
+          `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+        () => socket.destroy(),
+      );
+    };
+    socket.on('data', onData);
+    socket.on('error', () => {});
+  });
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    url: `http://127.0.0.1:${server.address().port}`,
+    heads,
+    body,
+    close: () => new Promise((resolve) => server.close(resolve)),
+  };
+}
+
+describe('early upstream response', () => {
+  let upstream;
+  let ks;
+  let project;
+
+  before(async () => {
+    upstream = await startEarlyResponseUpstream();
+    ks = await startKeystore({ upstreams: { openai: upstream.url } });
+    project = await provision(ks, { keys: { openai: kOpenAiKey } });
+  });
+
+  after(async () => {
+    await ks?.close();
+    await upstream?.close();
+  });
+
+  test('413 before the body is read is relayed', async () => {
+    // 24 MB: more than the loopback socket buffers take, so the upstream closes mid-upload.
+    const content = 'x'.repeat(24 * 1024 * 1024);
+    const response = await proxyRequest(ks, {
+      path: kChatPath,
+      token: project.token,
+      json: { model: 'gpt-4o-mini', messages: [{ role: 'user', content }] },
+    });
+    assert.equal(response.status, 413, `the upstream's status is relayed: ${response.text.slice(0, 300)}`);
+    assert.equal(response.text, upstream.body, "the upstream's body is relayed unchanged");
+    assert.equal(upstream.heads.length, 1, 'the upstream received one request head, without a retry');
+    const authorization = upstream.heads[0]
+      .split('\r\n')
+      .filter((line) => line.toLowerCase().startsWith('authorization:'));
+    assert.deepEqual(authorization, [`Authorization: Bearer ${kOpenAiKey}`], 'one injected credential');
+    assert.equal(upstream.heads[0].includes(project.token), false, 'no agent token reaches the upstream');
+    assert.ok(ks.running, 'the keystore process is still running');
+  });
 });
