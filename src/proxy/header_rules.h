@@ -24,7 +24,8 @@
 namespace keystore::proxy {
 
 // Copies the client's end-to-end headers into `upstream`, which must be empty, and injects the
-// credential.
+// credential. The proxy sends the same fields through appendUpstreamRequestHead, and this form
+// exists for code that inspects them as fields, such as the header-rule tests.
 // kProviderNotConfigured when a multi-field credential lacks a field the scheme needs.
 // A client header that carries the agent token anywhere else is dropped too, so the token never
 // leaves the proxy.
