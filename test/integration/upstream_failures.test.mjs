@@ -4,14 +4,17 @@
 // afterwards.
 
 import assert from 'node:assert/strict';
+import { rm } from 'node:fs/promises';
 import net from 'node:net';
+import tls from 'node:tls';
 import { after, before, beforeEach, describe, test } from 'node:test';
 
 import { startMock as startAnthropic } from '../mocks/anthropic.mjs';
 import { startMock as startOpenAi } from '../mocks/openai.mjs';
 import { assertKeystoreError, proxyRequest } from '../harness/http.mjs';
-import { provision, startKeystore } from '../harness/keystore.mjs';
+import { makeTempDir, provision, startKeystore } from '../harness/keystore.mjs';
 import { kAllProviderKeys, kAnthropicKey, kOpenAiKey } from '../harness/secrets.mjs';
+import { makeTestCertificates } from '../harness/tls.mjs';
 
 const kChatPath = '/v1/openai/v1/chat/completions';
 const kChat = { model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }] };
@@ -131,11 +134,11 @@ describe('upstream failures', () => {
 
 // An upstream that responds with 413 as soon as it has read a request head, and closes without
 // reading the body, as a server may for an upload above its limit. Closing with unread data
-// resets the connection, so the proxy's write of the body fails.
-async function startEarlyResponseUpstream() {
+// resets the connection, so the proxy's write of the body fails. With `secure`, it speaks TLS.
+async function startEarlyResponseUpstream({ secure } = {}) {
   const heads = [];
   const body = JSON.stringify({ error: { message: 'request entity too large', type: 'invalid_request_error' } });
-  const server = net.createServer((socket) => {
+  const onConnection = (socket) => {
     let received = '';
     const onData = (chunk) => {
       received += chunk.toString('latin1');
@@ -153,48 +156,65 @@ async function startEarlyResponseUpstream() {
     };
     socket.on('data', onData);
     socket.on('error', () => {});
-  });
+  };
+  const server = secure
+    ? tls.createServer({ key: secure.key, cert: secure.cert }, onConnection)
+    : net.createServer(onConnection);
   await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address();
   return {
-    url: `http://127.0.0.1:${server.address().port}`,
+    url: secure ? `https://localhost:${port}` : `http://127.0.0.1:${port}`,
     heads,
     body,
     close: () => new Promise((resolve) => server.close(resolve)),
   };
 }
 
-describe('early upstream response', () => {
-  let upstream;
-  let ks;
-  let project;
+for (const secure of [false, true]) {
+  describe(`early upstream response over ${secure ? 'TLS' : 'plain'} upstream`, () => {
+    let certDir;
+    let upstream;
+    let ks;
+    let project;
 
-  before(async () => {
-    upstream = await startEarlyResponseUpstream();
-    ks = await startKeystore({ upstreams: { openai: upstream.url } });
-    project = await provision(ks, { keys: { openai: kOpenAiKey } });
-  });
-
-  after(async () => {
-    await ks?.close();
-    await upstream?.close();
-  });
-
-  test('413 before the body is read is relayed', async () => {
-    // 24 MB: more than the loopback socket buffers take, so the upstream closes mid-upload.
-    const content = 'x'.repeat(24 * 1024 * 1024);
-    const response = await proxyRequest(ks, {
-      path: kChatPath,
-      token: project.token,
-      json: { model: 'gpt-4o-mini', messages: [{ role: 'user', content }] },
+    before(async () => {
+      let certificates;
+      const extraArgs = [];
+      if (secure) {
+        certDir = await makeTempDir('keystore-early-tls-');
+        certificates = makeTestCertificates(certDir);
+        extraArgs.push('--upstream-ca-file', certificates.caFile);
+      }
+      upstream = await startEarlyResponseUpstream({ secure: certificates });
+      ks = await startKeystore({ upstreams: { openai: upstream.url }, extraArgs });
+      project = await provision(ks, { keys: { openai: kOpenAiKey } });
     });
-    assert.equal(response.status, 413, `the upstream's status is relayed: ${response.text.slice(0, 300)}`);
-    assert.equal(response.text, upstream.body, "the upstream's body is relayed unchanged");
-    assert.equal(upstream.heads.length, 1, 'the upstream received one request head, without a retry');
-    const authorization = upstream.heads[0]
-      .split('\r\n')
-      .filter((line) => line.toLowerCase().startsWith('authorization:'));
-    assert.deepEqual(authorization, [`Authorization: Bearer ${kOpenAiKey}`], 'one injected credential');
-    assert.equal(upstream.heads[0].includes(project.token), false, 'no agent token reaches the upstream');
-    assert.ok(ks.running, 'the keystore process is still running');
+
+    after(async () => {
+      await ks?.close();
+      await upstream?.close();
+      if (certDir) {
+        await rm(certDir, { recursive: true, force: true });
+      }
+    });
+
+    test('413 before the body is read is relayed', async () => {
+      // 24 MB: more than the loopback socket buffers take, so the upstream closes mid-upload.
+      const content = 'x'.repeat(24 * 1024 * 1024);
+      const response = await proxyRequest(ks, {
+        path: kChatPath,
+        token: project.token,
+        json: { model: 'gpt-4o-mini', messages: [{ role: 'user', content }] },
+      });
+      assert.equal(response.status, 413, `the upstream's status is relayed: ${response.text.slice(0, 300)}`);
+      assert.equal(response.text, upstream.body, "the upstream's body is relayed unchanged");
+      assert.equal(upstream.heads.length, 1, 'the upstream received one request head, without a retry');
+      const authorization = upstream.heads[0]
+        .split('\r\n')
+        .filter((line) => line.toLowerCase().startsWith('authorization:'));
+      assert.deepEqual(authorization, [`Authorization: Bearer ${kOpenAiKey}`], 'one injected credential');
+      assert.equal(upstream.heads[0].includes(project.token), false, 'no agent token reaches the upstream');
+      assert.ok(ks.running, 'the keystore process is still running');
+    });
   });
-});
+}
