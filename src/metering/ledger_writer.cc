@@ -122,7 +122,7 @@ void LedgerWriter::run() {
 
     lock.lock();
     // When nothing was queued during the commit, the cleared rows go back to appenders now
-    // rather than at the next wake. Both vectors then hold only cleared rows.
+    // rather than at the next wake. Both vectors then contain only cleared rows.
     if (batch_rows > 0 && queued_ == 0) {
       batch.swap(queue_);
     }

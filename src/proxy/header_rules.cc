@@ -169,10 +169,6 @@ void appendQueryEncoded(std::string& out, std::string_view value) {
   }
 }
 
-}  // namespace
-
-namespace {
-
 // The header that carries the injected credential, or empty for query authentication.
 std::string_view credentialHeaderName(const catalog::ProviderSpec& provider) {
   using Scheme = catalog::AuthSpec::Scheme;
@@ -209,9 +205,9 @@ void addCredential(Sink& sink, std::string_view name, std::string_view prefix,
 }
 
 // The header rules, written to either sink below. The fields the proxy adds come after the
-// client's, in a fixed order, and the credential comes last. A catalog may name a header the
-// proxy also adds, such as Host, as the credential header; the proxy's own value is then left
-// out, so the field appears once.
+// client's, in a fixed order, and the credential comes last. A catalog may name a header that
+// the proxy also adds, such as Host, as the credential header. The proxy's own value is then
+// left out, so the field appears once.
 template <typename Sink>
 Result<void> writeUpstreamHeaders(const Fields& client, Sink& sink,
                                   const catalog::ProviderSpec& provider, const Secret& credential,
@@ -322,12 +318,12 @@ Result<void> appendUpstreamRequestHead(std::string& out, const UpstreamRequestLi
                                        const Fields& client, const catalog::ProviderSpec& provider,
                                        const Secret& credential, std::string_view request_id,
                                        std::string_view agent_token) {
-  // The framing that Beast's prepare_payload gives a request with a body of known size.
-  const bool sends_length = line.body_size > 0 || line.method == http::verb::post ||
-                            line.method == http::verb::put || line.method == http::verb::options;
   if (line.method == http::verb::trace && line.body_size > 0) {
     return fail(ErrorCode::kInvalidRequest, "a TRACE request must not carry a body");
   }
+  // The framing that Beast's prepare_payload gives a request with a body of known size.
+  const bool sends_length = line.body_size > 0 || line.method == http::verb::post ||
+                            line.method == http::verb::put || line.method == http::verb::options;
   const size_t start = out.size();
   out.append(line.method_text);
   out.push_back(' ');
@@ -336,7 +332,7 @@ Result<void> appendUpstreamRequestHead(std::string& out, const UpstreamRequestLi
   TextSink sink(out);
   auto written = writeUpstreamHeaders(client, sink, provider, credential, request_id, agent_token);
   if (!written) {
-    // The partial head may already hold the credential.
+    // The partial head may already contain the credential.
     secureZero(out.data() + start, out.size() - start);
     out.resize(start);
     return written;

@@ -57,8 +57,8 @@ async function startRawUpstream({ secure } = {}) {
     respond: respondWithJson,
     url: '',
     // Resets the script and closes every connection. The proxy takes a connection that went
-    // back to its pool less than a millisecond ago without checking it, because a real server
-    // closes an idle kept-alive connection only after seconds. The pause after the close makes
+    // back to its pool less than a millisecond ago without checking it, because servers usually
+    // close an idle kept-alive connection only after seconds. The pause after the close makes
     // the proxy check, and drop, the connections closed here.
     async clear() {
       upstream.requests = [];
