@@ -139,10 +139,7 @@ std::expected<Reservation, BudgetRefusal> BudgetTracker::reserve(std::string_vie
 
   agent.reserved = saturatingAdd(agent.reserved, request);
   project.reserved = saturatingAdd(project.reserved, request);
-  Reservation reservation{.id = next_id_++,
-                          .agent_id = std::string(agent_id),
-                          .project_id = std::string(project_id),
-                          .micros = request};
+  Reservation reservation{.id = next_id_++, .agent_id = {}, .project_id = {}, .micros = request};
   outstanding_.emplace(reservation.id, AccountHold{&agent, &project, request});
   return reservation;
 }

@@ -72,6 +72,8 @@ struct BudgetCaps {
 // An admitted request's hold on the budgets. Copyable, so it can travel with the request.
 struct Reservation {
   uint64_t id = 0;
+  // Set by trackers that find their counters by id when settling (the Redis one). Empty from
+  // BudgetTracker, which keeps the accounts of each outstanding reservation itself.
   std::string agent_id;
   std::string project_id;
   int64_t micros = 0;

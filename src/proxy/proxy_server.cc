@@ -862,13 +862,16 @@ void ProxyServer::Impl::finish(RequestRecord& record, const AdmissionContext* co
     return;
   }
   record.finished = true;
+  // One reading of each clock serves every figure below.
+  const Clock::time_point finished_at = Clock::now();
+  const int64_t finished_ms = nowUnixMillis();
   auto elapsed =
-      std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - record.started);
+      std::chrono::duration_cast<std::chrono::microseconds>(finished_at - record.started);
   const TokenEntry* token = context ? context->token : nullptr;
   std::string_view mode = context ? std::string_view(context->mode) : std::string_view{};
   if (record.upstream_sent != Clock::time_point{}) {
     // Upstream time runs from sending the request to the end of its response, which is now.
-    auto upstream = Clock::now() - record.upstream_sent;
+    auto upstream = finished_at - record.upstream_sent;
     auto overhead = record.overhead.value_or(elapsed - upstream);
     metrics.requestFinished(record.provider, mode, record.outcome, upstream,
                             std::chrono::duration_cast<std::chrono::nanoseconds>(overhead));
@@ -894,7 +897,7 @@ void ProxyServer::Impl::finish(RequestRecord& record, const AdmissionContext* co
   }
 
   if (context != nullptr && context->health) {
-    context->health->report(credentialVerdict(record), nowUnixMillis());
+    context->health->report(credentialVerdict(record), finished_ms);
   }
   if (!write_ledger || token == nullptr) {
     // The request never reached the upstream, so its reservation is released uncharged.
@@ -911,7 +914,7 @@ void ProxyServer::Impl::finish(RequestRecord& record, const AdmissionContext* co
   // The writer hands back a cleared row from an earlier batch for every row it takes, so
   // filling this thread's row copies into strings that already have the capacity.
   thread_local store::LedgerRow row;
-  row.time = nowUnixMillis();
+  row.time = finished_ms;
   row.request_id = record.request_id;
   row.project_id = token->project_id;
   row.agent_id = token->agent_id;
