@@ -442,23 +442,32 @@ Result<std::string> rewritePath(const catalog::ProviderSpec& provider, std::stri
 
 std::vector<std::string> credentialNeedles(const catalog::ProviderSpec& provider,
                                            const Secret& credential) {
-  std::vector<std::string> needles;
   boost::system::error_code error;
   boost::json::value document;
   // Only multi-field credentials are JSON objects; a plain key is never parsed.
   if (credential.reveal().starts_with('{')) {
     document = boost::json::parse(credential.reveal(), error);
   }
+  boost::container::small_vector<std::string_view, 4> secrets;
   if (!error && document.is_object()) {
     for (const auto& field : document.get_object()) {
       if (field.value().is_string() && field.value().get_string().size() >= 8) {
-        needles.emplace_back(field.value().get_string());
+        secrets.push_back(field.value().get_string());
       }
     }
   } else if (credential.size() >= 8) {
-    needles.emplace_back(credential.reveal());
+    secrets.push_back(credential.reveal());
   }
-  if (provider.auth.scheme == catalog::AuthSpec::Scheme::kBasic && needles.size() >= 1) {
+
+  // NOTE: only these exact forms are found. An echo in another encoding (the key alone in
+  // base64, percent-encoded, JSON-escaped, case-changed or cut to a part) passes, because each
+  // further form would be one more scan of every response on the hot path.
+  std::vector<std::string> needles;
+  needles.reserve(secrets.size() + 1);
+  for (std::string_view secret : secrets) {
+    needles.emplace_back(secret);
+  }
+  if (provider.auth.scheme == catalog::AuthSpec::Scheme::kBasic && !secrets.empty()) {
     auto user = credentialField(credential, provider.auth.username_field);
     auto password = credentialField(credential, provider.auth.password_field);
     if (user && password) {
@@ -483,8 +492,11 @@ void cleanResponseHeaders(Fields& response, const std::vector<std::string>& need
       to_erase.push_back(field);
       continue;
     }
+    // An upstream that echoes the credential may put it in a field's name as well as its
+    // value, so both are searched.
     for (const auto& needle : needles) {
-      if (field->value().find(needle) != std::string_view::npos) {
+      if (field->value().find(needle) != std::string_view::npos ||
+          field->name_string().find(needle) != std::string_view::npos) {
         to_erase.push_back(field);
         break;
       }

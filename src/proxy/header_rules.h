@@ -63,8 +63,8 @@ Result<std::string> buildUpstreamTarget(const catalog::ProviderSpec& provider, c
 Result<std::string> rewritePath(const catalog::ProviderSpec& provider, std::string_view path,
                                 const Secret& credential);
 
-// Removes hop-by-hop and credential-bearing response headers and any header whose value
-// contains one of `needles` (see credentialNeedles).
+// Removes hop-by-hop and credential-bearing response headers and any header whose name or
+// value contains one of `needles` (see credentialNeedles).
 void cleanResponseHeaders(Fields& response, const std::vector<std::string>& needles);
 
 // Returns `text` without the spaces and tabs around it (optional whitespace in RFC 9110 terms).

@@ -13,17 +13,18 @@ void appendVersion(std::string& out, unsigned version) {
   out.push_back(static_cast<char>('0' + version % 10));
 }
 
-void appendStatusAndReason(std::string& out, unsigned status, http::status status_code,
-                           std::string_view reason) {
+void appendStatusAndReason(std::string& out, unsigned status) {
   char digits[3] = {static_cast<char>('0' + status / 100 % 10),
                     static_cast<char>('0' + status / 10 % 10),
                     static_cast<char>('0' + status % 10)};
   out.append(digits, sizeof(digits));
   out.push_back(' ');
-  if (reason.empty()) {
-    reason = http::obsolete_reason(status_code);
+  // Beast's table covers the registered codes. For any other, obsolete_reason returns a
+  // placeholder that is not a reason phrase, so the phrase stays empty.
+  http::status code = http::int_to_status(status);
+  if (code != http::status::unknown) {
+    out.append(http::obsolete_reason(code));
   }
-  out.append(reason);
   out.append("\r\n");
 }
 

@@ -20,9 +20,9 @@ inline void endHead(std::string& out) {
 
 // Appends `HTTP/x.y` for a version in Beast's form (11 for 1.1).
 void appendVersion(std::string& out, unsigned version);
-// Appends `status reason` CRLF, with the standard reason phrase when `reason` is empty.
-void appendStatusAndReason(std::string& out, unsigned status,
-                           boost::beast::http::status status_code, std::string_view reason);
+// Appends `status reason` CRLF with the standard reason phrase of `status`, or an empty one
+// for a code without a standard phrase (RFC 9112 allows an empty reason-phrase).
+void appendStatusAndReason(std::string& out, unsigned status);
 
 template <typename FieldsT>
 void appendFields(std::string& out, const FieldsT& fields) {
@@ -47,14 +47,16 @@ void appendRequestHead(std::string& out, const boost::beast::http::header<true, 
 
 // Appends `HTTP/x.y status reason` CRLF with `version` instead of the header's own (the client's
 // version, which may differ from the upstream's), and then the fields. The caller adds any
-// further fields with appendField and ends the head with endHead.
+// further fields with appendField and ends the head with endHead. The header's own reason
+// phrase is never written: an upstream's phrase is free text that could echo the injected
+// credential, and clients do not read it.
 template <typename FieldsT>
 void appendStatusLineAndFields(std::string& out,
                                const boost::beast::http::header<false, FieldsT>& header,
                                unsigned version) {
   appendVersion(out, version);
   out.push_back(' ');
-  appendStatusAndReason(out, header.result_int(), header.result(), header.reason());
+  appendStatusAndReason(out, header.result_int());
   appendFields(out, header);
 }
 

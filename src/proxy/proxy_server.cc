@@ -1488,6 +1488,17 @@ ResponsePlan ProxyServer::Impl::planResponse(
     plan.next = ResponsePlan::Next::kReject;
     return plan;
   }
+  if (unsigned status = response.result_int(); status < 200 || status > 599) {
+    // RFC 9110 (section 15) puts every valid status code in 100-599, and informational
+    // responses (1xx) were consumed before this point, so a code here outside 200-599 is
+    // invalid. As above, the row keeps upstream status 0.
+    record.status = 502;
+    record.outcome = "upstream_invalid_response";
+    client.rejection = Error{ErrorCode::kUpstreamInvalidResponse,
+                             "the upstream sent the invalid status code " + std::to_string(status)};
+    plan.next = ResponsePlan::Next::kReject;
+    return plan;
+  }
   record.upstream_header = Clock::now();
   record.upstream_waited += record.upstream_header - record.upstream_sent;
   record.upstream_status = static_cast<int>(response.result_int());
@@ -1765,6 +1776,19 @@ awaitable<bool> ProxyServer::Impl::exchange(
   if (client_gone) {
     record.outcome = "client_aborted";
     co_return false;
+  }
+  if (upstream_failed && !head_sent) {
+    // Nothing reached the client yet (a non-streamed body fails before its first bytes were
+    // relayed), so it gets a complete error response instead of a closed connection.
+    const bool timed_out = timedOut(io_error, connection.deadline);
+    const ErrorCode code =
+        timed_out ? ErrorCode::kUpstreamTimeout : ErrorCode::kUpstreamInvalidResponse;
+    record.status = httpStatus(code);
+    record.outcome = std::string(errorCodeName(code));
+    client.rejection = Error{code, timed_out ? "the upstream stopped sending its response body"
+                                             : "the upstream sent an invalid response body"};
+    co_return co_await writeError(client, client.rejection, record, client_version,
+                                  client_keep_alive);
   }
   if (upstream_failed) {
     co_return false;  // HTTP/1.1 has no in-band error, so closing ends the client's body early

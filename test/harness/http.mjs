@@ -38,8 +38,8 @@ function toPairs(headers) {
 //   expectContinue      send Expect: 100-continue and the body after 100 Continue, or after
 //                       one second without it, as curl does
 //   keepAlive           ask for a persistent connection, as SDK clients do (default: close)
-// Resolves {status, headers, rawHeaders, body, text, json(), chunks: [{at, bytes}], sentAt,
-// endedAt}.
+// Resolves {status, statusMessage, headers, rawHeaders, body, text, json(), chunks: [{at,
+// bytes}], sentAt, endedAt}.
 export function request(baseUrl, options = {}) {
   const url = new URL(baseUrl);
   const {
@@ -100,6 +100,7 @@ export function request(baseUrl, options = {}) {
         const all = Buffer.concat(chunks.map((chunk) => chunk.bytes));
         resolve({
           status: res.statusCode,
+          statusMessage: res.statusMessage,
           headers: res.headers,
           rawHeaders: res.rawHeaders,
           body: all,

@@ -7,6 +7,7 @@
 #include <boost/beast/http/string_body.hpp>
 #include <vector>
 
+#include "common/encoding.h"
 #include "proxy/admission.h"
 #include "proxy/message_head.h"
 
@@ -104,6 +105,15 @@ TEST(HeaderRulesTest, ResponseCredentialHeadersAndEchoesRemoved) {
   EXPECT_EQ(count(response, "x-api-key"), 0u);
   EXPECT_EQ(count(response, "x-echo"), 0u);
   EXPECT_EQ(response[http::field::content_type], "application/json");
+}
+
+TEST(HeaderRulesTest, ResponseFieldNamedAfterKeyRemoved) {
+  Fields response;
+  response.insert("x-pc-test-0001", "1");
+  response.insert("x-trace", "kept");
+  cleanResponseHeaders(response, {"pc-test-0001"});
+  EXPECT_EQ(count(response, "x-pc-test-0001"), 0u);
+  EXPECT_EQ(response["x-trace"], "kept");
 }
 
 // Builds the upstream headers for an OpenAI request carrying agent token "ks_agent".
@@ -267,6 +277,20 @@ TEST(HeaderRulesTest, AgentTokenInQueryDropped) {
   Route route{"openai", "/v1/models", "api_key=ks_agent&limit=2"};
   EXPECT_EQ(buildUpstreamTarget(provider("openai"), route, Secret(std::string("k")), "ks_agent"),
             "/v1/models?limit=2");
+}
+
+TEST(HeaderRulesTest, NeedlesAreKeyAndBasicPair) {
+  auto plain = credentialNeedles(provider("openai"), Secret(std::string("sk-test-OPENAI-0001")));
+  EXPECT_EQ(plain, std::vector<std::string>{"sk-test-OPENAI-0001"});
+  auto basic = credentialNeedles(
+      provider("twilio"),
+      Secret(std::string(R"({"account_sid":"AC1","auth_token":"tw_test_token_0001"})")));
+  EXPECT_EQ(basic, (std::vector<std::string>{"tw_test_token_0001",
+                                             base64Encode("AC1:tw_test_token_0001")}));
+}
+
+TEST(HeaderRulesTest, ShortKeyHasNoNeedles) {
+  EXPECT_TRUE(credentialNeedles(provider("openai"), Secret(std::string("short"))).empty());
 }
 
 TEST(HeaderRulesTest, EncodedPasswordEchoInHeaderRemoved) {

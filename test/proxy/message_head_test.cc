@@ -71,27 +71,28 @@ TEST(MessageHeadTest, ResponseHeadMatchesBeast) {
             "Retry-After: 3\r\n\r\n");
 }
 
-TEST(MessageHeadTest, ResponseKeepsUpstreamReasonAndTakesClientVersion) {
-  http::response<http::empty_body> response{http::status::ok, 11};
-  response.reason("Fine");
+TEST(MessageHeadTest, ResponseReplacesReasonAndTakesClientVersion) {
+  http::response<http::empty_body> response{http::status::unauthorized, 11};
+  response.reason("Bad key sk-test-OPENAI-0001");
 
   std::string head;
   appendStatusLineAndFields(head, response.base(), 10);
   appendField(head, "x-request-id", "req_1");
   endHead(head);
 
-  EXPECT_EQ(head, "HTTP/1.0 200 Fine\r\nx-request-id: req_1\r\n\r\n");
+  EXPECT_EQ(head, "HTTP/1.0 401 Unauthorized\r\nx-request-id: req_1\r\n\r\n");
 }
 
 TEST(MessageHeadTest, UnknownStatusHasEmptyReason) {
   http::response<http::empty_body> response;
-  response.result(599);
+  response.result(298);
+  response.reason("Odd");
 
   std::string head;
   appendStatusLineAndFields(head, response.base(), 11);
   endHead(head);
 
-  EXPECT_EQ(head, beastHead(response));
+  EXPECT_EQ(head, "HTTP/1.1 298 \r\n\r\n");
 }
 
 TEST(MessageHeadTest, ChunkSizeIsLowercaseHex) {
