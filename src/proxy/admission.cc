@@ -22,6 +22,27 @@ namespace http = boost::beast::http;
 
 namespace {
 
+// Fields with which a client asks the server to run a method other than the request line's.
+// Some servers honour them, so there a GET carrying `X-HTTP-Method-Override: POST` writes.
+constexpr std::array<std::string_view, 3> kMethodOverrideFields = {
+    "x-http-method-override", "x-http-method", "x-method-override"};
+
+// Returns whether a method-override field names a method other than GET, HEAD or OPTIONS. A value
+// that is not a method name counts too, because an operation that cannot be determined is a
+// write for the scope check.
+bool overridesToWrite(const Fields& headers) {
+  for (std::string_view name : kMethodOverrideFields) {
+    auto [first, last] = headers.equal_range(name);
+    for (auto field = first; field != last; ++field) {
+      std::string_view value = trimOptionalWhitespace(field->value());
+      if (tokens::operationForMethod(value) == tokens::Operation::kWrite) {
+        return true;
+      }
+    }
+  }
+  return false;
+}
+
 bool startsWithNoCase(std::string_view text, std::string_view prefix) {
   return text.size() >= prefix.size() && beast::iequals(text.substr(0, prefix.size()), prefix);
 }
@@ -164,6 +185,15 @@ Result<Secret> findAgentToken(const Fields& headers, std::string_view query,
 Result<void> admitRequest(std::string_view method, std::string_view target, const Fields& headers,
                           const catalog::Catalog& catalog, int64_t now_millis,
                           AdmissionContext& context, TokenDigestMemo* memo) {
+  // A TRACE response echoes the request it received, and RFC 9110 (section 9.3.8) forbids
+  // sensitive fields in a TRACE request. The upstream request would carry the injected
+  // credential, so TRACE is never forwarded.
+  if (method == "TRACE") {
+    return fail(ErrorCode::kInvalidRequest,
+                "TRACE requests are not forwarded, because the upstream would echo the injected "
+                "provider credential");
+  }
+
   // Step 1: route.
   auto route = parseProxyTarget(target);
   if (!route) {
@@ -227,11 +257,19 @@ Result<void> admitRequest(std::string_view method, std::string_view target, cons
     }
   }
   auto operation = tokens::operationForMethod(method);
+  // Only a read method needs the override check: a write is checked as a write already.
+  bool overridden = operation == tokens::Operation::kRead && overridesToWrite(headers);
+  if (overridden) {
+    operation = tokens::Operation::kWrite;
+  }
   if (!tokens::scopesAllow(token.scopes, context.provider->id, operation)) {
     return fail(ErrorCode::kScopeDenied,
                 "agent token " + token.token_id + " may not " +
                     (operation == tokens::Operation::kRead ? "read" : "write") + " provider " +
-                    context.provider->id);
+                    context.provider->id +
+                    (overridden ? " (the request carries a method-override field naming a "
+                                  "write method)"
+                                : ""));
   }
 
   // The provider must be enabled in a mode its tier allows. The credential itself is
