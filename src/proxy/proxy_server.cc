@@ -1706,6 +1706,9 @@ awaitable<bool> ProxyServer::Impl::exchange(
   bool upstream_failed = false;
   uint64_t drained = 0;
   while (true) {
+    if (client_gone && options.abort_drain_timeout.count() == 0) {
+      break;  // the operator chose to stop the provider's work over metering its usage
+    }
     if (!parser.is_done() && pending.empty()) {
       response.body().data = relay_buffer;
       response.body().size = kRelayBufferSize;

@@ -57,7 +57,8 @@ struct ProxyOptions {
   size_t max_idle_per_upstream = 64;
   bool ledger_strict = false;  // appendDurable instead of append
   // After the client hangs up mid-response, the upstream response is still read (not relayed)
-  // for up to this long and this many bytes, so the usage the provider bills is recorded.
+  // for up to this long and this many bytes, so the usage the provider bills is recorded. Zero
+  // closes the upstream connection at once.
   std::chrono::milliseconds abort_drain_timeout{60'000};
   uint64_t abort_drain_bytes = 64ull << 20;
   // The Redis server that counts rate limits and budgets for every instance sharing it. Unset,

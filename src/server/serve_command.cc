@@ -43,6 +43,21 @@ namespace keystore::server {
 
 namespace {
 
+// Returns whether `text` is a zero duration: "0", or zeros followed by a unit such as "0s".
+bool isZeroDuration(std::string_view text) {
+  const size_t zeros = std::min(text.find_first_not_of('0'), text.size());
+  if (zeros == 0) {
+    return false;
+  }
+  std::string_view unit = text.substr(zeros);
+  for (std::string_view known : {"", "ms", "s", "m", "h", "d", "w"}) {
+    if (unit == known) {
+      return true;
+    }
+  }
+  return false;
+}
+
 void fatal(std::string_view message) {
   std::fprintf(stderr, "keystore: %.*s\n", static_cast<int>(message.size()), message.data());
 }
@@ -290,6 +305,7 @@ Result<void> applyConfigFile(const std::string& path, CLI::App& serve, ServeConf
       {"upstream-timeout", text(config.upstream_timeout)},
       {"stream-idle-timeout", text(config.stream_idle_timeout)},
       {"client-header-timeout", text(config.client_header_timeout)},
+      {"abort-drain-timeout", text(config.abort_drain_timeout)},
       {"redis", text(config.redis_url)},
       {"session-ttl", text(config.session_ttl)},
       {"session-idle-timeout", text(config.session_idle_timeout)},
@@ -435,6 +451,16 @@ int runServer(const ServeConfig& config) {
     return 1;
   }
 
+  // Durations elsewhere are positive, but here 0 means something: no drain at all.
+  auto abort_drain = isZeroDuration(config.abort_drain_timeout)
+                         ? std::optional<int64_t>(0)
+                         : parseDurationMillis(config.abort_drain_timeout);
+  if (!abort_drain) {
+    fatal("--abort-drain-timeout '" + config.abort_drain_timeout +
+          "' must be a duration, e.g. 0s, 30s or 2m");
+    return 1;
+  }
+
   auto cooldown = parseDurationMillis(config.circuit_cooldown);
   if (!cooldown || *cooldown < 1000) {
     fatal("--circuit-cooldown '" + config.circuit_cooldown +
@@ -537,6 +563,7 @@ int runServer(const ServeConfig& config) {
   proxy_options.response_header_timeout = *upstream_timeout;
   proxy_options.idle_timeout = *stream_idle_timeout;
   proxy_options.client_header_timeout = *client_header_timeout;
+  proxy_options.abort_drain_timeout = std::chrono::milliseconds(*abort_drain);
   if (!config.redis_url.empty()) {
     auto endpoint = redis::parseRedisUrl(config.redis_url);
     if (!endpoint) {
@@ -755,6 +782,13 @@ void addServeCommand(CLI::App& app, int& exit_code) {
                    "How long an agent connection may take to send a request header, and how long "
                    "an idle keep-alive connection stays open (e.g. 60s)")
       ->envname("KEYSTORE_CLIENT_HEADER_TIMEOUT")
+      ->capture_default_str();
+  serve
+      ->add_option("--abort-drain-timeout", config->abort_drain_timeout,
+                   "How long to keep reading a provider's response after the agent hung up, to "
+                   "meter the usage reported at its end (e.g. 60s); 0s closes the upstream "
+                   "connection at once, so the usage may be an estimate")
+      ->envname("KEYSTORE_ABORT_DRAIN_TIMEOUT")
       ->capture_default_str();
   serve
       ->add_flag("--allow-private-webhooks", config->allow_private_webhooks,

@@ -31,6 +31,10 @@ struct ServeConfig {
   std::string upstream_timeout = "10m";
   std::string stream_idle_timeout = "5m";
   std::string client_header_timeout = "60s";
+  // How long the proxy keeps reading a response after the agent hung up, to meter the usage
+  // the provider reports at its end. 0 closes the upstream connection at once, which stops the
+  // provider's work sooner, but the usage may then be an estimate.
+  std::string abort_drain_timeout = "60s";
   // Marketplace circuit breaker: consecutive failures that open a credential's circuit, and
   // how long it stays open before a probe.
   int circuit_failures = 5;

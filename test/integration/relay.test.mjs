@@ -302,6 +302,7 @@ function assertRequestIdOf(response, upstreamRequest) {
 function describeRelay(name, { secure }) {
   describe(name, () => {
     let certDir;
+    let caFile;
     let upstream;
     let ks;
     let token;
@@ -311,6 +312,7 @@ function describeRelay(name, { secure }) {
       if (secure) {
         certDir = await makeTempDir('keystore-relay-tls-');
         certificates = makeTestCertificates(certDir);
+        caFile = certificates.caFile;
       }
       upstream = await startRawUpstream({ secure: certificates });
       const extraArgs = ['--threads', '1'];
@@ -865,7 +867,10 @@ function describeRelay(name, { secure }) {
       assert.deepEqual(responses.map((response) => response.status), [200, 200], 'both requests get responses after the waits');
     });
 
-    test('client hang-up drains upstream response', async () => {
+    // Sends a request through `proxy`, hangs up after the first bytes of a 400,000-byte response
+    // that the upstream writes over about 400 ms, and resolves whether the upstream's connection
+    // was closed before it wrote the last piece.
+    async function hangUpMidResponse(proxy, agentToken) {
       let finished;
       const upstreamFinished = new Promise((resolve) => {
         finished = resolve;
@@ -884,17 +889,42 @@ function describeRelay(name, { secure }) {
         // Checked before the last piece can arrive, after which the proxy closes the connection.
         finished(socket.destroyed);
       };
-      const { hostname, port } = new URL(ks.proxyUrl);
+      const { hostname, port } = new URL(proxy.proxyUrl);
       const client = net.connect(Number(port), hostname);
       client.on('error', () => {});
-      client.write(clientRequest(token));
+      client.write(clientRequest(agentToken));
       await new Promise((resolve) => client.once('data', resolve));
       client.destroy();
-      assert.equal(await upstreamFinished, false, 'the proxy keeps reading the upstream after the client left');
+      const closedEarly = await upstreamFinished;
       upstream.respond = respondWithJson;
+      return closedEarly;
+    }
+
+    test('client hang-up drains upstream response', async () => {
+      assert.equal(await hangUpMidResponse(ks, token), false, 'the proxy keeps reading the upstream after the client left');
       const next = parseResponses(await rawExchange(ks, [clientRequest(token, { close: true })]));
       assert.equal(next[0].status, 200, 'the proxy keeps serving');
       assert.equal(upstream.requests.at(-1).connection, 2, 'the drained connection is not reused');
+    });
+
+    test('zero abort drain closes upstream', async () => {
+      const extraArgs = ['--threads', '1', '--abort-drain-timeout', '0'];
+      if (secure) {
+        extraArgs.push('--upstream-ca-file', caFile);
+      }
+      const noDrain = await startKeystore({ upstreams: { resend: upstream.url, openai: upstream.url }, extraArgs });
+      try {
+        const provisioned = await provision(noDrain, { keys: { resend: kResendKey, openai: kOpenAiKey } });
+        assert.equal(
+          await hangUpMidResponse(noDrain, provisioned.token),
+          true,
+          'the proxy closed the upstream connection before the response ended',
+        );
+        const next = parseResponses(await rawExchange(noDrain, [clientRequest(provisioned.token, { close: true })]));
+        assert.equal(next[0].status, 200, 'the proxy keeps serving');
+      } finally {
+        await noDrain.close();
+      }
     });
   });
 }

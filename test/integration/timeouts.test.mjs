@@ -195,4 +195,16 @@ describe('proxy timeout flags', () => {
       await rm(dataDir, { recursive: true, force: true });
     }
   });
+
+  test('invalid abort drain timeout is rejected', async () => {
+    const dataDir = await makeTempDir();
+    try {
+      await assert.rejects(
+        startKeystore({ dataDir, extraArgs: ['--abort-drain-timeout', '-1s'] }),
+        /--abort-drain-timeout '-1s' must be a duration, e.g. 0s, 30s or 2m/,
+      );
+    } finally {
+      await rm(dataDir, { recursive: true, force: true });
+    }
+  });
 });
