@@ -339,7 +339,11 @@ struct RequestRecord {
   // The worker's shared counters when the reservation was made there, so finish() settles it
   // where it lives.
   redis::RedisLimits* shared_limits = nullptr;
-  bool finished = false;                // finish() ran: the row is written, the log line out
+  bool finished = false;  // finish() ran: the row is written, the log line out
+  // The fields of a chunked request's header. Beast adds the trailer fields of a chunked body
+  // to the same container, each next to any field of the same name, so only the identity of
+  // each header field distinguishes it from a trailer.
+  std::vector<const void*> header_fields;
   Clock::time_point upstream_sent{};    // when the request was written upstream
   Clock::time_point upstream_header{};  // when the upstream's response header arrived
   // Overhead is counted from when the request body was read, less the time spent waiting
@@ -537,6 +541,45 @@ bool timedOut(const ErrorCodeT& error, const Deadline& deadline) {
   return deadline.expired() || error == asio::error::timed_out;
 }
 
+// Lists the identities of the fields in `fields`, for dropTrailers.
+template <typename FieldsT>
+void listFields(const FieldsT& fields, std::vector<const void*>& identities) {
+  identities.clear();
+  for (const auto& field : fields) {
+    identities.push_back(&field);
+  }
+}
+
+// Sets the error response and ledger outcome for an upstream response body that failed before
+// any of it reached the client.
+void describeBodyFailure(const ErrorCodeT& body_error, const Deadline& deadline,
+                         RequestRecord& record, Error& rejection) {
+  const bool timed_out = timedOut(body_error, deadline);
+  const ErrorCode code =
+      timed_out ? ErrorCode::kUpstreamTimeout : ErrorCode::kUpstreamInvalidResponse;
+  record.status = httpStatus(code);
+  record.outcome = std::string(errorCodeName(code));
+  rejection = Error{code, timed_out ? "the upstream stopped sending its response body"
+                                    : "the upstream sent an invalid response body"};
+}
+
+// Removes the trailer fields of a chunked request body: every field not in `header_fields`
+// (see listFields). The header was admitted before the body was read, so a trailer that
+// reached the upstream as a header field would bypass that check (a method override, say).
+template <typename FieldsT>
+void dropTrailers(FieldsT& fields, const std::vector<const void*>& header_fields) {
+  if (static_cast<size_t>(std::distance(fields.begin(), fields.end())) == header_fields.size()) {
+    return;  // no trailer, as almost always
+  }
+  for (auto field = fields.begin(); field != fields.end();) {
+    if (std::find(header_fields.begin(), header_fields.end(), &*field) == header_fields.end()) {
+      field = fields.erase(field);
+    } else {
+      ++field;
+    }
+  }
+}
+
 // Sets the error response and ledger outcome for an upstream response header that could not be
 // read.
 void describeHeaderFailure(const ErrorCodeT& header_error, const Deadline& deadline,
@@ -605,6 +648,10 @@ struct ProxyServer::Impl {
   StageResult admitHeader(ClientConnection& client, ClientRequestParser& parser,
                           RequestRecord& record, bool keep_alive_on_error);
   void rejectOversizedBody(ClientConnection& client, RequestRecord& record);
+  // Sets a 400 invalid_request rejection and returns true when `error` is a parse error of the
+  // request body (an invalid chunk size, say), and returns false for a client that went away.
+  bool rejectMalformedBody(ClientConnection& client, RequestRecord& record,
+                           const ErrorCodeT& error);
   StageResult checkBody(ClientConnection& client, const Request& client_request,
                         RequestRecord& record, bool client_keep_alive);
   awaitable<StageResult> checkRateLimits(Worker& worker, ClientConnection& client,
@@ -1022,12 +1069,19 @@ awaitable<bool> ProxyServer::Impl::handleRequest(Worker& worker, ClientConnectio
   }
 
   parser.eager(true);
+  if (parser.chunked()) {
+    listFields(header, record.header_fields);
+  }
   auto read_error =
       co_await parseFrom(client.socket, client.deadline, coarseNow() + options.idle_timeout,
                          client.buffer, parser, [](const auto& p) { return p.is_done(); });
   if (read_error) {
-    if (read_error == http::error::body_limit) {
+    // One co_await serves both rejections, which keeps the coroutine frame small.
+    const bool oversized = read_error == http::error::body_limit;
+    if (oversized) {
       rejectOversizedBody(client, record);
+    }
+    if (oversized || rejectMalformedBody(client, record, read_error)) {
       co_await writeError(client, client.rejection, record, version, false);
       co_return false;
     }
@@ -1038,6 +1092,9 @@ awaitable<bool> ProxyServer::Impl::handleRequest(Worker& worker, ClientConnectio
   }
 
   record.body_read = Clock::now();
+  if (parser.chunked()) {
+    dropTrailers(parser.get(), record.header_fields);
+  }
   const bool client_keep_alive = parser.get().keep_alive();
   result = checkBody(client, parser.get(), record, client_keep_alive);
   if (result.proceeds()) {
@@ -1132,6 +1189,19 @@ StageResult ProxyServer::Impl::admitHeader(ClientConnection& client, ClientReque
   }
   parser.body_limit(options.max_request_bytes);
   return StageResult{};
+}
+
+bool ProxyServer::Impl::rejectMalformedBody(ClientConnection& client, RequestRecord& record,
+                                            const ErrorCodeT& error) {
+  // Beast's parse errors share one category. Of them, these two mean the client closed the
+  // connection early rather than sent bytes that are not HTTP.
+  if (error.category() != http::make_error_code(http::error::bad_chunk).category() ||
+      error == http::error::end_of_stream || error == http::error::partial_message) {
+    return false;
+  }
+  reject(client, record,
+         Error{ErrorCode::kInvalidRequest, "malformed request body: " + error.message()}, false);
+  return true;
 }
 
 void ProxyServer::Impl::rejectOversizedBody(ClientConnection& client, RequestRecord& record) {
@@ -1646,14 +1716,17 @@ awaitable<bool> ProxyServer::Impl::exchange(
     record.outcome = "retry_on_fresh_connection";
     co_return false;
   }
+  // A header that could not be read is rejected like a response the plan rejects, through one
+  // co_await: each co_await adds to the coroutine frame, which must stay small enough for
+  // Asio to recycle.
+  ResponsePlan plan;
   if (io_error) {
     describeHeaderFailure(io_error, connection.deadline, record, client.rejection);
-    co_return co_await writeError(client, client.rejection, record, client_version,
-                                  client_keep_alive);
+    plan.next = ResponsePlan::Next::kReject;
+  } else {
+    plan = planResponse(parser, client, provider, credential, client_version, client_keep_alive,
+                        record, failover, next_credential);
   }
-
-  const ResponsePlan plan = planResponse(parser, client, provider, credential, client_version,
-                                         client_keep_alive, record, failover, next_credential);
   if (plan.next == ResponsePlan::Next::kFailover) {
     co_return false;
   }
@@ -1783,13 +1856,7 @@ awaitable<bool> ProxyServer::Impl::exchange(
   if (upstream_failed && !head_sent) {
     // Nothing reached the client yet (a non-streamed body fails before its first bytes were
     // relayed), so it gets a complete error response instead of a closed connection.
-    const bool timed_out = timedOut(io_error, connection.deadline);
-    const ErrorCode code =
-        timed_out ? ErrorCode::kUpstreamTimeout : ErrorCode::kUpstreamInvalidResponse;
-    record.status = httpStatus(code);
-    record.outcome = std::string(errorCodeName(code));
-    client.rejection = Error{code, timed_out ? "the upstream stopped sending its response body"
-                                             : "the upstream sent an invalid response body"};
+    describeBodyFailure(io_error, connection.deadline, record, client.rejection);
     co_return co_await writeError(client, client.rejection, record, client_version,
                                   client_keep_alive);
   }

@@ -733,6 +733,53 @@ function describeRelay(name, { secure }) {
       assert.deepEqual(fieldValues(upstream.requests[0], 'transfer-encoding'), [], 'no Transfer-Encoding upstream');
     });
 
+    test('request trailers not forwarded', async () => {
+      const head = [
+        `POST ${kEmailsPath} HTTP/1.1`, 'Host: proxy.test', `Authorization: Bearer ${token}`,
+        'Content-Type: application/json', 'Transfer-Encoding: chunked', 'Connection: close', '', '',
+      ].join('\r\n');
+      // Trailers that would change the request if they became header fields upstream.
+      const trailers = ['X-Trailer: 1', 'X-HTTP-Method-Override: DELETE', 'Host: elsewhere.test'];
+      const chunkedBody = `7\r\n{"a":1}\r\n0\r\n${trailers.join('\r\n')}\r\n\r\n`;
+      const bytes = await rawExchange(ks, [head + chunkedBody]);
+      const [response] = parseResponses(bytes);
+      assert.equal(response.status, 200, `status is 200: ${bytes.toString('latin1')}`);
+      const [received] = upstream.requests;
+      assert.equal(received.body.toString(), '{"a":1}', 'the upstream gets the whole body');
+      assert.deepEqual(fieldValues(received, 'content-length'), ['7'], 'the upstream gets the body length, not the trailer');
+      assert.deepEqual(fieldValues(received, 'x-trailer'), [], 'a trailer is not a header field upstream');
+      assert.deepEqual(fieldValues(received, 'x-http-method-override'), [], 'a method override in a trailer is dropped');
+      assert.equal(fieldValues(received, 'host').length, 1, 'one Host field upstream');
+      assert.notEqual(fieldValues(received, 'host')[0], 'elsewhere.test', 'Host is not taken from a trailer');
+    });
+
+    test('Content-Length trailer is 400', async () => {
+      const head = [
+        `POST ${kEmailsPath} HTTP/1.1`, 'Host: proxy.test', `Authorization: Bearer ${token}`,
+        'Content-Type: application/json', 'Transfer-Encoding: chunked', '', '',
+      ].join('\r\n');
+      const bytes = await rawExchange(ks, [`${head}7\r\n{"a":1}\r\n0\r\nContent-Length: 1\r\n\r\n`]);
+      const [response] = parseResponses(bytes);
+      assert.equal(response.status, 400, `status is 400: ${bytes.toString('latin1')}`);
+      assert.equal(JSON.parse(response.body.toString()).error.code, 'invalid_request');
+      assert.equal(upstream.requests.length, 0, 'the upstream received no request');
+    });
+
+    for (const sizeLine of ['ZZ', 'ffffffffffffffffff1']) {
+      test(`invalid chunk size ${sizeLine.slice(0, 4)} is 400`, async () => {
+        const head = [
+          `POST ${kEmailsPath} HTTP/1.1`, 'Host: proxy.test', `Authorization: Bearer ${token}`,
+          'Content-Type: application/json', 'Transfer-Encoding: chunked', '', '',
+        ].join('\r\n');
+        const bytes = await rawExchange(ks, [`${head}${sizeLine}\r\n{"a":1}\r\n0\r\n\r\n`]);
+        const [response] = parseResponses(bytes);
+        assert.equal(response.status, 400, `status is 400: ${bytes.toString('latin1')}`);
+        assert.equal(JSON.parse(response.body.toString()).error.code, 'invalid_request');
+        assert.deepEqual(fieldValues(response, 'connection'), ['close'], 'the connection closes after the error');
+        assert.equal(upstream.requests.length, 0, 'the upstream received no request');
+      });
+    }
+
     test('upstream head split across packets', async () => {
       upstream.respond = async (socket) => {
         await writeParts(socket, ['HTTP/1.1 20', '1 Created\r\nContent-Type: application/json\r\nContent-Le', 'ngth: 2\r\n\r', '\n{}']);
