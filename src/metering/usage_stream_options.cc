@@ -21,6 +21,8 @@ class StreamOptionsReader final : public JsonVisitor {
       facts.options = value.type == JsonScalar::Type::kNull ? Options::kNull : Options::kOther;
     } else if (path.is({"stream_options", "include_usage"})) {
       facts.client_set_include_usage = true;
+      ++facts.include_usage_count;
+      facts.include_usage_false = value.type == JsonScalar::Type::kBool && !value.boolean;
     }
   }
 
@@ -32,6 +34,8 @@ class StreamOptionsReader final : public JsonVisitor {
       facts.options = is_array ? Options::kOther : Options::kObject;
     } else if (path.is({"stream_options", "include_usage"})) {
       facts.client_set_include_usage = true;
+      ++facts.include_usage_count;
+      facts.include_usage_false = false;
     }
   }
 
@@ -44,34 +48,42 @@ class StreamOptionsReader final : public JsonVisitor {
   StreamOptionsFacts facts;
 };
 
-// Signals the parse event that completes the `stream_options` value: its '{' or the last
-// byte of its `null`.
+// The values whose position addStreamUsageOption needs.
+enum class Target { kStreamOptions, kIncludeUsage };
+
+// Signals the parse event that completes the target value: the '{' or the last byte of `null`
+// of `stream_options`, or the last byte of the scalar `stream_options.include_usage`.
 class StreamOptionsLocator final : public JsonVisitor {
  public:
+  explicit StreamOptionsLocator(Target target) : target_(target) {}
+
   void onScalar(const JsonPath& path, const JsonScalar& /*value*/) override {
-    found_ = found_ || path.is({"stream_options"});
+    found_ = found_ ||
+             (target_ == Target::kStreamOptions ? path.is({"stream_options"})
+                                                : path.is({"stream_options", "include_usage"}));
   }
   void onContainerBegin(const JsonPath& path, bool /*is_array*/) override {
-    found_ = found_ || path.is({"stream_options"});
+    found_ = found_ || (target_ == Target::kStreamOptions && path.is({"stream_options"}));
   }
   bool stopRequested() const override { return found_; }
 
   bool found() const { return found_; }
 
  private:
+  Target target_;
   bool found_ = false;
 };
 
-// Finds the offset of the byte whose parsing completes the `stream_options` value. The parser
-// fires that event on the same byte however the input is split, so the body is first scanned
-// in slices to find the slice, then rescanned up to it and stepped one byte at a time inside
-// it. That keeps the cost linear in the body size.
-std::optional<std::size_t> locateStreamOptionsValue(std::string_view body) {
+// Finds the offset of the byte whose parsing completes the target value. The parser fires
+// that event on the same byte however the input is split, so the body is first scanned in
+// slices to find the slice, then rescanned up to it and stepped one byte at a time inside it.
+// That keeps the cost linear in the body size.
+std::optional<std::size_t> locateValue(std::string_view body, Target target) {
   constexpr std::size_t kSliceBytes = 64;
 
   std::size_t slice_start = 0;
   {
-    StreamOptionsLocator locator;
+    StreamOptionsLocator locator(target);
     JsonScanner scanner(locator);
     for (; slice_start < body.size(); slice_start += kSliceBytes) {
       scanner.write(body.substr(slice_start, kSliceBytes));
@@ -84,7 +96,7 @@ std::optional<std::size_t> locateStreamOptionsValue(std::string_view body) {
     }
   }
 
-  StreamOptionsLocator locator;
+  StreamOptionsLocator locator(target);
   JsonScanner scanner(locator);
   scanner.write(body.substr(0, slice_start));
   std::size_t slice_end = std::min(body.size(), slice_start + kSliceBytes);
@@ -112,12 +124,32 @@ std::optional<std::string> addStreamUsageOption(std::string_view body) {
 std::optional<std::string> addStreamUsageOption(std::string_view body,
                                                 const StreamOptionsFacts& facts) {
   using Options = StreamOptionsFacts::Options;
-  if (!facts.root_is_object || !facts.stream || facts.client_set_include_usage ||
-      facts.options_count > 1 || facts.options == Options::kOther) {
+  if (!facts.root_is_object || !facts.stream || facts.options_count > 1 ||
+      facts.options == Options::kOther) {
     return std::nullopt;
   }
 
   std::string rewritten;
+  if (facts.client_set_include_usage) {
+    // A client that turned usage off would leave the row an estimate, and marketplace mode
+    // bills it. So a single `false` becomes `true`, and the caller filters the usage chunk out
+    // of the client's stream, as it does for an added member. Anything else (`true`, a
+    // duplicate member, another type) is left for the upstream to judge.
+    if (facts.include_usage_count != 1 || !facts.include_usage_false) {
+      return std::nullopt;
+    }
+    std::optional<std::size_t> at = locateValue(body, Target::kIncludeUsage);
+    if (!at) {
+      return std::nullopt;
+    }
+    // `false` is five bytes ending at *at.
+    rewritten.reserve(body.size());
+    rewritten.append(body.substr(0, *at - 4));
+    rewritten.append("true");
+    rewritten.append(body.substr(*at + 1));
+    return rewritten;
+  }
+
   rewritten.reserve(body.size() + 48);
 
   if (facts.options == Options::kAbsent) {
@@ -131,7 +163,7 @@ std::optional<std::string> addStreamUsageOption(std::string_view body,
     return rewritten;
   }
 
-  std::optional<std::size_t> at = locateStreamOptionsValue(body);
+  std::optional<std::size_t> at = locateValue(body, Target::kStreamOptions);
   if (!at) {
     return std::nullopt;
   }

@@ -19,15 +19,16 @@
 namespace keystore::metering {
 
 // Returns `body` with `stream_options.include_usage` set to true, when `body` is a JSON object
-// whose `stream` is true and whose `stream_options` has no `include_usage` (true or false) of
-// the client's own. Returns nullopt when no rewrite is needed or the body is not one valid
-// JSON object (the body is then forwarded as it is).
+// whose `stream` is true and whose `stream_options` has no `include_usage` or a single one that
+// is `false`. Returns nullopt when no rewrite is needed or the body is not one valid JSON
+// object (the body is then forwarded as it is).
 //
-// Only the needed bytes are inserted: `,"stream_options":{"include_usage":true}` before the
-// final '}', or `"include_usage":true` at the start of an existing `stream_options` object, or
-// the object in place of `"stream_options":null`. Every other byte, member and member order is
-// kept. The caller must send the new Content-Length. A body with `stream_options` twice, or
-// with a `stream_options` that is not an object or null, is not rewritten.
+// Only the needed bytes change: `,"stream_options":{"include_usage":true}` is inserted before
+// the final '}', or `"include_usage":true` at the start of an existing `stream_options` object,
+// or the object in place of `"stream_options":null`, or `true` in place of the client's
+// `false`. Every other byte, member and member order is kept. The caller must send the new
+// Content-Length. A body with `stream_options` twice, or with a `stream_options` that is not an
+// object or null, is not rewritten.
 std::optional<std::string> addStreamUsageOption(std::string_view body);
 
 // The request body's streaming settings that addStreamUsageOption reads, for a caller that
@@ -41,6 +42,8 @@ struct StreamOptionsFacts {
   Options options = Options::kAbsent;     // the type of the last `stream_options`
   std::size_t options_members = 0;        // members of the last `stream_options` object
   bool client_set_include_usage = false;  // `stream_options.include_usage` of any type
+  int include_usage_count = 0;            // `stream_options.include_usage` members
+  bool include_usage_false = false;       // the last of them is `false`
 };
 
 // addStreamUsageOption for a body already parsed into `facts` as one complete JSON document.

@@ -128,7 +128,7 @@ class SummaryHandler {
     return true;
   }
   bool on_bool(bool value, error_code&) {
-    onScalar(Options::kOther, value);
+    onScalar(Options::kOther, value, !value);
     return true;
   }
   bool on_null(error_code&) {
@@ -155,6 +155,8 @@ class SummaryHandler {
       include_usage_member_ = false;
     } else if (atIncludeUsage()) {
       options.client_set_include_usage = true;
+      ++options.include_usage_count;
+      options.include_usage_false = false;
     }
     ++depth_;
     deepest = std::max(deepest, depth_);
@@ -170,9 +172,9 @@ class SummaryHandler {
     }
   }
 
-  // A scalar value: `kind` is kNull for null and kOther otherwise, and `value` is true only
-  // for the literal true.
-  void onScalar(Options kind, bool value) {
+  // A scalar value: `kind` is kNull for null and kOther otherwise, `value` is true only for the
+  // literal true, and `is_false` only for the literal false.
+  void onScalar(Options kind, bool value, bool is_false = false) {
     metering::StreamOptionsFacts& options = *summary.stream_options;
     if (depth_ == 1 && member_ == Member::kStream) {
       options.stream = value;
@@ -181,6 +183,8 @@ class SummaryHandler {
       options.options = kind;
     } else if (atIncludeUsage()) {
       options.client_set_include_usage = true;
+      ++options.include_usage_count;
+      options.include_usage_false = is_false;
     }
   }
 

@@ -124,6 +124,23 @@ describe('metering', () => {
     });
   }
 
+  test('usage off by client still metered', async () => {
+    const { projectId, token } = await newProject();
+    const response = await chat(token, { stream: true, stream_options: { include_usage: false } });
+    assert.equal(response.status, 200, response.text);
+    const sent = upstream.requests[0];
+    assert.deepEqual(sent.body.stream_options, { include_usage: true }, 'the upstream is asked for usage');
+    assert.equal(Number(sent.headers['content-length']), sent.raw.length, 'Content-Length matches the rewritten body');
+    assert.ok(!response.text.includes('"usage":{'), `no usage chunk reaches the client: ${response.text}`);
+    assert.ok(response.text.endsWith('data: [DONE]\n\n'));
+
+    const [row] = await waitForLedger(ks, projectId, 1);
+    assert.equal(row.outcome, 'ok');
+    assert.equal(row.usage_reported, true, 'the usage is the provider report, not an estimate');
+    assert.equal(row.units.input_tokens, 12);
+    assert.equal(row.units.output_tokens, 34);
+  });
+
   test('streamed usage metered and hidden', async () => {
     const { projectId, token } = await newProject();
     const response = await chat(token, { stream: true });

@@ -1436,13 +1436,40 @@ TEST(AddStreamUsageOption, FindsOptionsAtAnyOffset) {
   }
 }
 
-TEST(AddStreamUsageOption, ClientChoiceKept) {
+TEST(AddStreamUsageOption, ClientTrueKept) {
   EXPECT_EQ(addStreamUsageOption(
                 R"({"stream":true,"stream_options":{"include_usage":true},"messages":[]})"),
             std::nullopt);
+}
+
+TEST(AddStreamUsageOption, ClientFalseTurnedTrue) {
   EXPECT_EQ(addStreamUsageOption(
                 R"({"stream":true,"stream_options":{"include_usage":false},"messages":[]})"),
-            std::nullopt);
+            R"({"stream":true,"stream_options":{"include_usage":true},"messages":[]})");
+  EXPECT_EQ(
+      addStreamUsageOption(
+          R"({"stream":true,"stream_options":{"x":1, "include_usage" :  false },"model":"m"})"),
+      R"({"stream":true,"stream_options":{"x":1, "include_usage" :  true },"model":"m"})");
+  // Across the scanner's slice boundaries.
+  for (std::size_t padding = 0; padding < 140; ++padding) {
+    std::string prefix = R"({"model":")" + std::string(padding, 'p') + R"(","stream":true,)";
+    std::optional<std::string> rewritten =
+        addStreamUsageOption(prefix + R"("stream_options":{"include_usage":false}})");
+    ASSERT_TRUE(rewritten.has_value()) << padding;
+    ASSERT_EQ(*rewritten, prefix + R"("stream_options":{"include_usage":true}})") << padding;
+  }
+}
+
+TEST(AddStreamUsageOption, OtherIncludeUsageKept) {
+  for (std::string_view body :
+       {std::string_view(R"({"stream":true,"stream_options":{"include_usage":0}})"),
+        std::string_view(R"({"stream":true,"stream_options":{"include_usage":null}})"),
+        std::string_view(R"({"stream":true,"stream_options":{"include_usage":"false"}})"),
+        std::string_view(R"({"stream":true,"stream_options":{"include_usage":{}}})"),
+        std::string_view(
+            R"({"stream":true,"stream_options":{"include_usage":false,"include_usage":false}})")}) {
+    EXPECT_EQ(addStreamUsageOption(body), std::nullopt) << body;
+  }
 }
 
 TEST(AddStreamUsageOption, NoRewriteWithoutStreaming) {
