@@ -249,6 +249,11 @@ Result<void> checkBodyModel(const std::vector<std::string>& allowed_models, std:
   if (scanner.hasDuplicateKey()) {
     return fail(ErrorCode::kInvalidJson, "the request body has a duplicate key");
   }
+  if (error == boost::json::error::too_deep) {
+    return fail(ErrorCode::kInvalidJson,
+                "the request body nests JSON deeper than " + std::to_string(kMaxJsonDepth) +
+                    " levels, the most that a token limited to certain models accepts");
+  }
   // write_some stops after the first complete value, so unread bytes are trailing data.
   if (error || consumed != body.size()) {
     return fail(ErrorCode::kInvalidJson, "the request body is not valid JSON");

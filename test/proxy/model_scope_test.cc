@@ -271,7 +271,9 @@ TEST(ModelScopeTest, DeepNestingWithinLimitAccepted) {
 
   std::string too_deep = R"({"model":"gpt-4o-mini","schema":)";
   too_deep += std::string(100, '[') + std::string(100, ']') + "}";
-  expectError(check({.body = too_deep}), ErrorCode::kInvalidJson, 400, kInvalidJsonMessage);
+  expectError(check({.body = too_deep}), ErrorCode::kInvalidJson, 400,
+              "the request body nests JSON deeper than 64 levels, the most that a token limited "
+              "to certain models accepts");
 }
 
 TEST(ModelScopeTest, ManyKeysAccepted) {
