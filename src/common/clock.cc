@@ -113,7 +113,10 @@ std::optional<int64_t> parseRfc3339(std::string_view text) {
   return seconds * 1000 + millis;
 }
 
-std::optional<int64_t> parseDurationMillis(std::string_view text) {
+namespace {
+
+// Sums a duration made of numbers with units; 0 when every number is 0.
+std::optional<int64_t> sumDurationMillis(std::string_view text) {
   if (text.empty()) {
     return std::nullopt;
   }
@@ -167,10 +170,24 @@ std::optional<int64_t> parseDurationMillis(std::string_view text) {
     }
     total += number * unit;
   }
-  if (total <= 0) {
+  return total;
+}
+
+}  // namespace
+
+std::optional<int64_t> parseDurationMillis(std::string_view text) {
+  std::optional<int64_t> total = sumDurationMillis(text);
+  if (!total || *total <= 0) {
     return std::nullopt;
   }
   return total;
+}
+
+std::optional<int64_t> parseDurationMillisOrZero(std::string_view text) {
+  if (text == "0") {
+    return 0;
+  }
+  return sumDurationMillis(text);
 }
 
 }  // namespace keystore

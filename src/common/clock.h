@@ -19,5 +19,7 @@ std::optional<int64_t> parseRfc3339(std::string_view text);
 // A positive duration of at most 100 years made of whole numbers with units ms, s, m, h, d, w,
 // e.g. "1h30m"; returns milliseconds, or nullopt when the text is not such a duration.
 std::optional<int64_t> parseDurationMillis(std::string_view text);
+// parseDurationMillis that also accepts a zero duration: "0", or zeros with units such as "0s".
+std::optional<int64_t> parseDurationMillisOrZero(std::string_view text);
 
 }  // namespace keystore

@@ -59,7 +59,7 @@ void clearKeepingCapacity(store::LedgerRow& row) {
 }
 
 // Exchanges the rows member by member. std::swap on whole rows moves every string three times
-// through a temporary row, which costs the request path about twice as much.
+// through a temporary row, where this swaps each string once.
 void swapRows(store::LedgerRow& a, store::LedgerRow& b) {
   auto from = members(a);
   auto to = members(b);

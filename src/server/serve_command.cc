@@ -43,21 +43,6 @@ namespace keystore::server {
 
 namespace {
 
-// Returns whether `text` is a zero duration: "0", or zeros followed by a unit such as "0s".
-bool isZeroDuration(std::string_view text) {
-  const size_t zeros = std::min(text.find_first_not_of('0'), text.size());
-  if (zeros == 0) {
-    return false;
-  }
-  std::string_view unit = text.substr(zeros);
-  for (std::string_view known : {"", "ms", "s", "m", "h", "d", "w"}) {
-    if (unit == known) {
-      return true;
-    }
-  }
-  return false;
-}
-
 void fatal(std::string_view message) {
   std::fprintf(stderr, "keystore: %.*s\n", static_cast<int>(message.size()), message.data());
 }
@@ -452,9 +437,7 @@ int runServer(const ServeConfig& config) {
   }
 
   // Durations elsewhere are positive, but here 0 means something: no drain at all.
-  auto abort_drain = isZeroDuration(config.abort_drain_timeout)
-                         ? std::optional<int64_t>(0)
-                         : parseDurationMillis(config.abort_drain_timeout);
+  auto abort_drain = parseDurationMillisOrZero(config.abort_drain_timeout);
   if (!abort_drain) {
     fatal("--abort-drain-timeout '" + config.abort_drain_timeout +
           "' must be a duration, e.g. 0s, 30s or 2m");

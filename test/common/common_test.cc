@@ -45,6 +45,16 @@ TEST(ClockTest, DurationsParsed) {
   EXPECT_EQ(parseDurationMillis("36500d"), 36500LL * 86'400'000);
 }
 
+TEST(ClockTest, ZeroDurationsParsed) {
+  EXPECT_EQ(parseDurationMillisOrZero("0"), 0);
+  EXPECT_EQ(parseDurationMillisOrZero("0s"), 0);
+  EXPECT_EQ(parseDurationMillisOrZero("00ms"), 0);
+  EXPECT_EQ(parseDurationMillisOrZero("90s"), 90'000);
+  EXPECT_FALSE(parseDurationMillisOrZero("").has_value());
+  EXPECT_FALSE(parseDurationMillisOrZero("-1s").has_value());
+  EXPECT_FALSE(parseDurationMillisOrZero("5").has_value());
+}
+
 TEST(ClockTest, Rfc3339RoundTrip) {
   auto millis = parseRfc3339("2026-12-04T20:07:14.123Z");
   ASSERT_TRUE(millis.has_value());

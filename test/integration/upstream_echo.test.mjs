@@ -5,43 +5,23 @@
 // a read into a write past the token's scopes.
 
 import assert from 'node:assert/strict';
-import net from 'node:net';
 import { after, before, beforeEach, describe, test } from 'node:test';
 
 import { assertKeystoreError, proxyRequest } from '../harness/http.mjs';
 import { mintToken, provision, startKeystore } from '../harness/keystore.mjs';
+import { startHeadResponder } from '../harness/raw_upstream.mjs';
 import { findSecrets, kOpenAiKey } from '../harness/secrets.mjs';
 
-// A raw HTTP/1.1 upstream that answers each request head with `respond(key, path)`, where
-// `key` is the bearer value it received, and then closes the connection. A raw socket is
-// needed because Node's HTTP server rejects status codes below 100.
-async function startEchoUpstream(respond) {
-  const heads = [];
-  const server = net.createServer((socket) => {
-    let received = '';
-    const onData = (chunk) => {
-      received += chunk.toString('latin1');
-      const end = received.indexOf('\r\n\r\n');
-      if (end < 0) {
-        return;
-      }
-      socket.off('data', onData);
-      const head = received.slice(0, end);
-      heads.push(head);
-      const path = head.split(' ')[1] ?? '';
-      const authorization = head.split('\r\n').find((line) => line.toLowerCase().startsWith('authorization:'));
-      const key = authorization ? authorization.slice(authorization.indexOf(':') + 1).trim().replace(/^Bearer /, '') : '';
-      socket.end(respond(key, path));
-    };
-    socket.on('data', onData);
-    socket.on('error', () => {});
+// An upstream that responds to each request head with `respond(key, path)`, where `key` is the
+// bearer value it received, and then closes the connection. It uses a raw socket because
+// Node's HTTP server rejects status codes below 100.
+function startEchoUpstream(respond) {
+  return startHeadResponder((head, socket) => {
+    const path = head.split(' ')[1] ?? '';
+    const authorization = head.split('\r\n').find((line) => line.toLowerCase().startsWith('authorization:'));
+    const key = authorization ? authorization.slice(authorization.indexOf(':') + 1).trim().replace(/^Bearer /, '') : '';
+    socket.end(respond(key, path));
   });
-  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return {
-    url: `http://127.0.0.1:${server.address().port}`,
-    heads,
-    close: () => new Promise((resolve) => server.close(resolve)),
-  };
 }
 
 // The raw response for each path the tests request.

@@ -6,13 +6,13 @@
 import assert from 'node:assert/strict';
 import { rm } from 'node:fs/promises';
 import net from 'node:net';
-import tls from 'node:tls';
 import { after, before, beforeEach, describe, test } from 'node:test';
 
 import { startMock as startAnthropic } from '../mocks/anthropic.mjs';
 import { startMock as startOpenAi } from '../mocks/openai.mjs';
 import { assertKeystoreError, proxyRequest } from '../harness/http.mjs';
 import { makeTempDir, provision, startKeystore } from '../harness/keystore.mjs';
+import { startHeadResponder } from '../harness/raw_upstream.mjs';
 import { kAllProviderKeys, kAnthropicKey, kOpenAiKey } from '../harness/secrets.mjs';
 import { makeTestCertificates } from '../harness/tls.mjs';
 
@@ -136,38 +136,15 @@ describe('upstream failures', () => {
 // reading the body, as a server may for an upload above its limit. Closing with unread data
 // resets the connection, so the proxy's write of the body fails. With `secure`, it speaks TLS.
 async function startEarlyResponseUpstream({ secure } = {}) {
-  const heads = [];
   const body = JSON.stringify({ error: { message: 'request entity too large', type: 'invalid_request_error' } });
-  const onConnection = (socket) => {
-    let received = '';
-    const onData = (chunk) => {
-      received += chunk.toString('latin1');
-      const end = received.indexOf('\r\n\r\n');
-      if (end < 0) {
-        return;
-      }
-      socket.off('data', onData);
-      heads.push(received.slice(0, end));
-      socket.write(
-        'HTTP/1.1 413 Payload Too Large\r\nContent-Type: application/json\r\n' +
-          `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
-        () => socket.destroy(),
-      );
-    };
-    socket.on('data', onData);
-    socket.on('error', () => {});
-  };
-  const server = secure
-    ? tls.createServer({ key: secure.key, cert: secure.cert }, onConnection)
-    : net.createServer(onConnection);
-  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address();
-  return {
-    url: secure ? `https://localhost:${port}` : `http://127.0.0.1:${port}`,
-    heads,
-    body,
-    close: () => new Promise((resolve) => server.close(resolve)),
-  };
+  const upstream = await startHeadResponder((head, socket) => {
+    socket.write(
+      'HTTP/1.1 413 Payload Too Large\r\nContent-Type: application/json\r\n' +
+        `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+      () => socket.destroy(),
+    );
+  }, { secure });
+  return { ...upstream, body };
 }
 
 for (const secure of [false, true]) {
