@@ -1,24 +1,28 @@
 // LedgerWriter: takes ledger rows from the request path and writes them to the Store in
 // batches on its own thread (group commit).
 //
-// append() only moves the row into a queue under a short lock, so the request path never
-// waits for the database. The writer commits whatever is queued every `flush_interval`
-// (default 50 ms); a crash loses at most the rows of that window. With strict sync,
-// appendDurable() blocks until the row's batch is committed.
+// append() copies the row's fields, back to back, into a byte buffer that belongs to the
+// calling thread, so the request path never waits for the database and appending threads never
+// contend with each other. The writer takes every thread's buffer every `flush_interval`
+// (default 50 ms) and commits the rows in them as one batch, binding the text where it lies in
+// the buffer; a crash loses at most the rows of that window. With strict sync, appendDurable()
+// blocks until the row is committed.
 //
-// Rows are recycled: the queue contains the rows of an earlier, committed batch, cleared by the
-// writer thread with their strings' capacity kept, and append() hands one back in exchange
-// for the row it takes. A caller that fills the same row for every request therefore makes no
-// allocation for it once its strings have grown to the usual sizes.
+// Why bytes rather than row objects: a queued row whose strings the writer thread read and
+// cleared comes back to the request thread with those strings' memory in the other core's cache.
+// Refilling it there costs a cache miss per string. A thread's buffer is written in one
+// sequential run, and the writer only reads it.
 //
-// Thread-safety: append() and appendDurable() may be called from any thread.
+// Thread-safety: append(), appendDurable() and flush() may be called from any thread.
 #pragma once
 
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <memory>
 #include <mutex>
 #include <span>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -29,46 +33,61 @@ namespace keystore::metering {
 class LedgerWriter {
  public:
   LedgerWriter(store::Store& store, std::chrono::milliseconds flush_interval);
-  ~LedgerWriter();  // flushes what is queued, then stops
+  ~LedgerWriter();  // commits what was appended, then stops
 
   LedgerWriter(const LedgerWriter&) = delete;
   LedgerWriter& operator=(const LedgerWriter&) = delete;
 
-  // Queues the row's contents and leaves in `row` a cleared row (all strings empty, all numbers
-  // zero), recycled when one is available.
+  // Queues a copy of the row and leaves `row` cleared: all strings empty, all numbers zero. The
+  // strings keep their capacity up to a bound, so a caller that fills the same row for every
+  // request does not allocate for it.
   void append(store::LedgerRow& row);
   void append(store::LedgerRow&& row) { append(row); }
-  // Queues the row as append() does and returns once it is committed (or the commit failed and was
-  // logged).
+  // Queues the row as append() does and returns once it is committed (or the commit failed and
+  // was logged).
   void appendDurable(store::LedgerRow& row);
   void appendDurable(store::LedgerRow&& row) { appendDurable(row); }
 
-  // Commits everything queued so far and returns when done.
+  // Commits every row appended before the call and returns when done.
   void flush();
 
   // Rows that failed to commit (counted, logged; the batch is retried once).
   uint64_t failedRows() const;
 
  private:
-  // Moves the row into the queue and puts a recycled or empty row in its place. Requires the
-  // lock.
-  void enqueue(store::LedgerRow& row);
+  // The rows one thread appended since the writer last took them.
+  struct Producer {
+    std::thread::id owner;
+    std::mutex mutex;
+    std::string bytes;     // encoded rows, guarded by `mutex`
+    size_t rows = 0;       // guarded by `mutex`
+    std::string draining;  // the writer's: the bytes of the batch being committed
+  };
+
+  Producer& producer();
   void run();
-  void commit(std::span<const store::LedgerRow> batch);
+  // Takes every producer's rows and decodes them into views_; returns the number of rows.
+  size_t takeBatch();
+  void commit(std::span<const store::LedgerRowView> batch);
 
   store::Store& store_;
   std::chrono::milliseconds flush_interval_;
-  mutable std::mutex mutex_;
+  // Tells this writer's producers apart from those of an earlier writer in a thread's cache.
+  const uint64_t id_;
+
+  std::mutex producers_mutex_;
+  std::vector<std::unique_ptr<Producer>> producers_;  // only ever grows; guarded
+
+  mutable std::mutex mutex_;  // guards the members below
   std::condition_variable wake_;
   std::condition_variable committed_;
-  // Rows [0, queued_) wait for the writer, and the rest are cleared rows kept for reuse.
-  std::vector<store::LedgerRow> queue_;
-  size_t queued_ = 0;
-  uint64_t enqueued_sequence_ = 0;
-  uint64_t committed_sequence_ = 0;
+  uint64_t cycles_started_ = 0;
+  uint64_t cycles_committed_ = 0;
   uint64_t failed_rows_ = 0;
   bool flush_requested_ = false;
   bool stopping_ = false;
+
+  std::vector<store::LedgerRowView> views_;  // the writer thread's
   std::thread thread_;
 };
 

@@ -252,7 +252,61 @@ struct LedgerRow {
   // True when Keystore bills the cost (marketplace). BYOK rows are billed by the provider, so
   // their cost is list price for display and budgets only.
   bool billable = false;
+
+  bool operator==(const LedgerRow&) const = default;
 };
+
+// A LedgerRow whose text is borrowed: the ledger writer decodes its batches into views of its
+// own buffers, so a batch reaches the database without a string copy per field. The members
+// are those of LedgerRow, in the same order.
+struct LedgerRowView {
+  int64_t time = 0;
+  std::string_view request_id;
+  std::string_view project_id;
+  std::string_view agent_id;
+  std::string_view token_id;
+  std::string_view provider;
+  std::string_view mode;
+  std::string_view credential_id;
+  std::string_view method;
+  std::string_view path;
+  int upstream_status = 0;
+  std::string_view outcome;
+  int64_t bytes_in = 0;
+  int64_t bytes_out = 0;
+  int64_t latency_ms = 0;
+  std::string_view model;
+  UnitCounts units;
+  bool usage_reported = false;
+  std::string_view prices;
+  int64_t cost_micros = 0;
+  bool billable = false;
+};
+
+// The view of `row`, valid while `row` is alive and unchanged.
+inline LedgerRowView viewOf(const LedgerRow& row) {
+  return LedgerRowView{.time = row.time,
+                       .request_id = row.request_id,
+                       .project_id = row.project_id,
+                       .agent_id = row.agent_id,
+                       .token_id = row.token_id,
+                       .provider = row.provider,
+                       .mode = row.mode,
+                       .credential_id = row.credential_id,
+                       .method = row.method,
+                       .path = row.path,
+                       .upstream_status = row.upstream_status,
+                       .outcome = row.outcome,
+                       .bytes_in = row.bytes_in,
+                       .bytes_out = row.bytes_out,
+                       .latency_ms = row.latency_ms,
+                       .model = row.model,
+                       .units = row.units,
+                       .usage_reported = row.usage_reported,
+                       .prices = row.prices,
+                       .cost_micros = row.cost_micros,
+                       .billable = row.billable};
+}
 
 struct LedgerQuery {
   std::string project_id;

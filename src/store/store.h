@@ -139,7 +139,15 @@ class Store {
 
   // Appends rows in one transaction: either all are stored or none. A negative unit count or
   // cost is kInvalidRequest.
-  virtual Result<void> appendLedger(std::span<const LedgerRow> rows) = 0;
+  virtual Result<void> appendLedger(std::span<const LedgerRowView> rows) = 0;
+  Result<void> appendLedger(std::span<const LedgerRow> rows) {
+    std::vector<LedgerRowView> views;
+    views.reserve(rows.size());
+    for (const LedgerRow& row : rows) {
+      views.push_back(viewOf(row));
+    }
+    return appendLedger(std::span<const LedgerRowView>(views));
+  }
   Result<void> appendLedger(const std::vector<LedgerRow>& rows) {
     return appendLedger(std::span<const LedgerRow>(rows));
   }

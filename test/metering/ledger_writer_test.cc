@@ -111,8 +111,8 @@ TEST_F(LedgerWriterTest, ConcurrentAppendsAllStored) {
   EXPECT_EQ(writer.failedRows(), 0u);
 }
 
-// A caller that reuses one row gets it back cleared, with the capacity of a committed row's
-// strings once the writer has recycled a batch, and every stored row keeps its own values.
+// A caller that reuses one row gets it back cleared with its strings' capacity kept, and every
+// stored row keeps its own values.
 TEST_F(LedgerWriterTest, ReusedRowReturnedCleared) {
   LedgerWriter writer(*store_, std::chrono::milliseconds(10));
   store::LedgerRow reused;
@@ -134,8 +134,6 @@ TEST_F(LedgerWriterTest, ReusedRowReturnedCleared) {
     EXPECT_EQ(reused.cost_micros, 0);
     EXPECT_FALSE(reused.billable);
   }
-  // Nothing is queued while the writer commits, so the committed rows return to the queue
-  // before flush() returns.
   writer.flush();
 
   writer.append(reused);
@@ -176,7 +174,7 @@ TEST_F(LedgerWriterTest, ReusedRowReturnedCleared) {
   EXPECT_EQ(by_request.count(""), 1u);
 }
 
-// A row that once carried a long path does not keep that capacity when it is recycled.
+// A row that once carried a long path does not keep that capacity when it is cleared.
 TEST_F(LedgerWriterTest, RecycledRowDropsLargeCapacity) {
   LedgerWriter writer(*store_, std::chrono::milliseconds(10));
   const std::string long_path = "/v1/" + std::string(4000, 'p');
@@ -195,6 +193,118 @@ TEST_F(LedgerWriterTest, RecycledRowDropsLargeCapacity) {
   EXPECT_LT(reused.path.capacity(), long_path.size());
   writer.flush();
   EXPECT_EQ(storedRows(), 5u);
+}
+
+// Every field of a row, each set to a value of its own, is stored as appended: the batch buffer
+// encodes and decodes each member in order.
+TEST_F(LedgerWriterTest, EveryFieldStoredAsAppended) {
+  store::LedgerRow full;
+  full.time = 1'234'567;
+  full.request_id = "req_full";
+  full.project_id = "prj_full";
+  full.agent_id = "agt_full";
+  full.token_id = "tok_full";
+  full.provider = "anthropic";
+  full.mode = "marketplace";
+  full.credential_id = "cred_full";
+  full.method = "POST";
+  full.path = "/v1/messages?beta=true";
+  full.upstream_status = 429;
+  full.outcome = "upstream_error";
+  full.bytes_in = 1'001;
+  full.bytes_out = 2'002;
+  full.latency_ms = 3'003;
+  full.model = "claude-sonnet";
+  full.units = {.input_tokens = 11,
+                .cached_input_tokens = 12,
+                .output_tokens = 13,
+                .requests = 14,
+                .emails = 15,
+                .messages = 16,
+                .read_units = 17,
+                .write_units = 18};
+  full.usage_reported = true;
+  full.prices = R"({"input_tokens":3000000})";
+  full.cost_micros = 19;
+  full.billable = true;
+  // An empty string between non-empty ones, and text with a zero byte, keep their lengths.
+  store::LedgerRow sparse = row(2);
+  sparse.mode = "";
+  sparse.path = std::string("/v1/a\0b", 7);
+
+  LedgerWriter writer(*store_, std::chrono::milliseconds(1'000));
+  store::LedgerRow appended = full;
+  writer.append(appended);
+  appended = sparse;
+  writer.append(appended);
+  writer.flush();
+
+  store::LedgerQuery query;
+  query.limit = 10;
+  auto rows = store_->queryLedger(query);
+  ASSERT_TRUE(rows.has_value());
+  ASSERT_EQ(rows->size(), 2u);
+  // Newest first: full has the later time.
+  EXPECT_EQ((*rows)[0], full);
+  EXPECT_EQ((*rows)[1], sparse);
+  EXPECT_EQ((*rows)[1].path.size(), 7u);
+}
+
+// Rows appended from one thread to two writers in turn reach each writer's store only.
+TEST_F(LedgerWriterTest, ThreadAppendingToTwoWritersKeepsThemApart) {
+  auto other_directory = directory_ / "other";
+  std::filesystem::create_directories(other_directory);
+  auto other = store::openSqliteStore((other_directory / "keystore.db").string());
+  ASSERT_TRUE(other.has_value()) << other.error().message;
+
+  LedgerWriter first(*store_, std::chrono::milliseconds(1'000));
+  LedgerWriter second(**other, std::chrono::milliseconds(1'000));
+  for (int i = 0; i < 6; ++i) {
+    (i % 2 == 0 ? first : second).append(row(i));
+  }
+  first.flush();
+  second.flush();
+  EXPECT_EQ(storedRows(), 3u);
+  store::LedgerQuery query;
+  query.limit = 10;
+  auto in_other = (*other)->queryLedger(query);
+  ASSERT_TRUE(in_other.has_value());
+  ASSERT_EQ(in_other->size(), 3u);
+  for (const auto& stored : *in_other) {
+    int index = std::stoi(stored.request_id.substr(4));
+    EXPECT_EQ(index % 2, 1) << stored.request_id;
+  }
+}
+
+// A writer created after another one was destroyed, possibly at the same address, gets the rows
+// a thread appends to it, although that thread's cache still names the destroyed writer.
+TEST_F(LedgerWriterTest, WriterCreatedAfterAnotherGetsItsRows) {
+  {
+    LedgerWriter earlier(*store_, std::chrono::milliseconds(1'000));
+    earlier.append(row(1));
+  }
+  EXPECT_EQ(storedRows(), 1u);
+  {
+    LedgerWriter later(*store_, std::chrono::milliseconds(1'000));
+    later.append(row(2));
+    later.append(row(3));
+    later.flush();
+    EXPECT_EQ(storedRows(), 3u);
+  }
+  EXPECT_EQ(storedRows(), 3u);
+}
+
+// flush() waits for rows appended from other threads before the call, not only its own.
+TEST_F(LedgerWriterTest, FlushCommitsRowsOfOtherThreads) {
+  LedgerWriter writer(*store_, std::chrono::milliseconds(10'000));
+  std::thread appender([&writer] {
+    for (int i = 0; i < 100; ++i) {
+      writer.append(row(i));
+    }
+  });
+  appender.join();
+  writer.flush();
+  EXPECT_EQ(storedRows(), 100u);
 }
 
 }  // namespace

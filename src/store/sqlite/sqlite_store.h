@@ -107,7 +107,7 @@ class SqliteStore final : public Store {
   Result<AdminKey> revokeAdminKey(const std::string& key_id, int64_t now) override;
 
   using Store::appendLedger;
-  Result<void> appendLedger(std::span<const LedgerRow> rows) override;
+  Result<void> appendLedger(std::span<const LedgerRowView> rows) override;
   Result<std::vector<LedgerRow>> queryLedger(const LedgerQuery& query) override;
 
   Result<Price> putPrice(const Price& price) override;

@@ -98,7 +98,7 @@ const std::string& multiRowInsertSql() {
 
 // Binds the columns of `row` in kLedgerColumns order. Text is borrowed, so `row` must outlive
 // the statement's next step().
-void bindLedgerRow(Statement& statement, const LedgerRow& row) {
+void bindLedgerRow(Statement& statement, const LedgerRowView& row) {
   const UnitCounts& units = row.units;
   statement.bind(row.time)
       .bind(BorrowedText{row.request_id})
@@ -130,15 +130,15 @@ void bindLedgerRow(Statement& statement, const LedgerRow& row) {
       .bind(int64_t{row.billable});
 }
 
-Error rowError(Error error, std::span<const LedgerRow> rows, size_t index) {
+Error rowError(Error error, std::span<const LedgerRowView> rows, size_t index) {
   error.message = "ledger row " + std::to_string(index + 1) + " of " + std::to_string(rows.size()) +
-                  " (request '" + rows[index].request_id + "'): " + error.message;
+                  " (request '" + std::string(rows[index].request_id) + "'): " + error.message;
   return error;
 }
 
 // Inserts rows[first, last) one statement per row, so a failure names its row.
-Result<void> insertOneByOne(Connection& connection, std::span<const LedgerRow> rows, size_t first,
-                            size_t last) {
+Result<void> insertOneByOne(Connection& connection, std::span<const LedgerRowView> rows,
+                            size_t first, size_t last) {
   if (first == last) {
     return {};
   }
@@ -162,7 +162,7 @@ Result<void> insertOneByOne(Connection& connection, std::span<const LedgerRow> r
 // inserted again one by one to find and name the failing row. If SQLite has ended the
 // transaction instead (an I/O or full-disk error), retrying would commit rows on their own, so
 // the error is returned with the range of rows it covers.
-Result<void> insertLedgerRows(Connection& connection, std::span<const LedgerRow> rows) {
+Result<void> insertLedgerRows(Connection& connection, std::span<const LedgerRowView> rows) {
   const size_t full_chunks = rows.size() / kRowsPerInsert;
   if (full_chunks > 0) {
     auto statement = connection.prepare(multiRowInsertSql());
@@ -194,7 +194,7 @@ Result<void> insertLedgerRows(Connection& connection, std::span<const LedgerRow>
 
 }  // namespace
 
-Result<void> SqliteStore::appendLedger(std::span<const LedgerRow> rows) {
+Result<void> SqliteStore::appendLedger(std::span<const LedgerRowView> rows) {
   if (rows.empty()) {
     return {};
   }
