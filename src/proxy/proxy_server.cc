@@ -75,6 +75,8 @@ constexpr std::chrono::milliseconds kDeadlineSweepInterval{100};
 constexpr std::chrono::milliseconds kProbeAfterIdle{1};
 // Bytes asked of one read system call.
 constexpr size_t kReadSize = 16 * 1024;
+// The largest request or response header (start line and fields) the proxy reads.
+constexpr size_t kMaxHeaderBytes = 64 * 1024;
 
 using TlsStream = beast::ssl_stream<tcp::socket>;
 // Messages of the relay, with their header fields in the connection's arena.
@@ -798,7 +800,7 @@ awaitable<void> ProxyServer::Impl::runSession(Worker& worker, tcp::socket socket
     client.arena.rewind();
     ClientRequestParser parser(std::piecewise_construct, std::make_tuple(),
                                std::make_tuple(client.arena.allocator()));
-    parser.header_limit(64 * 1024);
+    parser.header_limit(kMaxHeaderBytes);
     // The body limit is applied after admission, so an unauthenticated request learns that
     // first and an oversized Content-Length gets 413 rather than a parse error.
     parser.body_limit(boost::none);
@@ -817,7 +819,11 @@ awaitable<void> ProxyServer::Impl::runSession(Worker& worker, tcp::socket socket
       record.outcome = "invalid_request";
       // g++ 12 may destroy temporaries inside a co_await expression twice, so every
       // argument of an awaited call is a named variable.
-      Error malformed{ErrorCode::kInvalidRequest, "malformed HTTP request"};
+      static_assert(kMaxHeaderBytes == 64 * 1024, "the message below names the limit");
+      Error malformed{ErrorCode::kInvalidRequest,
+                      error == http::error::header_limit
+                          ? "the request header is larger than the limit of 64 KiB"
+                          : "malformed HTTP request"};
       co_await writeError(client, malformed, record, 11, false);
       break;
     }
@@ -1688,7 +1694,7 @@ awaitable<bool> ProxyServer::Impl::exchange(
   for (int interim = 0;; ++interim) {
     parser_storage.emplace(std::piecewise_construct, std::make_tuple(),
                            std::make_tuple(client.arena.allocator()));
-    parser_storage->header_limit(64 * 1024);
+    parser_storage->header_limit(kMaxHeaderBytes);
     parser_storage->body_limit(options.max_response_bytes);
     if (request.method() == http::verb::head) {
       parser_storage->skip(true);

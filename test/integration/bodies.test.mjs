@@ -144,6 +144,30 @@ describe('request bodies', () => {
     assert.equal(stack.mocks.openai.requests.length, 1);
   });
 
+  test('header over 64 KiB is 400 naming the limit', async () => {
+    // 70,000 bytes of one field, above the proxy's 65,536-byte header limit.
+    const filler = 'a'.repeat(70000);
+    const { hostname, port } = new URL(ks.proxyUrl);
+    const raw = await new Promise((resolve, reject) => {
+      const chunks = [];
+      const socket = net.connect(Number(port), hostname, () => {
+        socket.write(`POST ${kChatPath} HTTP/1.1\r\nHost: ${hostname}\r\nAuthorization: Bearer ${token}\r\n` +
+          `X-Filler: ${filler}\r\nContent-Length: 2\r\n\r\n{}`);
+      });
+      socket.on('data', (chunk) => chunks.push(chunk));
+      socket.on('end', () => resolve(Buffer.concat(chunks).toString('latin1')));
+      // The proxy may close before it has read every byte sent, which resets the connection
+      // after its response arrived.
+      socket.on('error', (error) => (chunks.length > 0 ? resolve(Buffer.concat(chunks).toString('latin1')) : reject(error)));
+      socket.setTimeout(10000, () => socket.destroy(new Error('no response within 10 s')));
+    });
+    assert.match(raw, /^HTTP\/1\.1 400 Bad Request\r\n/);
+    const body = JSON.parse(raw.slice(raw.indexOf('\r\n\r\n') + 4));
+    assert.equal(body.error.code, 'invalid_request');
+    assert.equal(body.error.message, 'the request header is larger than the limit of 64 KiB');
+    assert.equal(stack.mocks.openai.requests.length, 0, 'upstream received 0 requests');
+  });
+
   test('chunked body over limit is 413', async () => {
     const body = largeMessageBody(kMaxRequestBytes + 1024 * 1024);
     const response = await proxyRequest(ks, {
