@@ -159,11 +159,11 @@ void expectSameRow(const LedgerRow& stored, const LedgerRow& expected) {
 }
 
 TEST_F(LedgerAppendTest, BatchSizesStoreEveryField) {
-  // Around the 32 rows of one multi-row statement: none, only the one-row statement, one
-  // full statement, full statements plus a remainder.
+  // Around the 16 and 128 rows of the multi-row statements: none, only one-row statements, one
+  // statement of each size, and both sizes plus a remainder.
   std::vector<LedgerRow> expected;
   int next = 0;
-  for (int count : {0, 1, 31, 32, 33, 100}) {
+  for (int count : {0, 1, 15, 16, 17, 127, 128, 129, 300}) {
     SCOPED_TRACE("batch of " + std::to_string(count));
     std::vector<LedgerRow> batch = distinctRows(count, next);
     next += count;
@@ -179,20 +179,53 @@ TEST_F(LedgerAppendTest, BatchSizesStoreEveryField) {
   }
 }
 
+// A row with no unit other than tokens and no price is inserted without its other columns,
+// which then keep their defaults. Such rows read back as appended, alone in a statement or
+// mixed with rows of every column.
+TEST_F(LedgerAppendTest, TokenOnlyRowsStoredAsAppended) {
+  std::vector<LedgerRow> batch = distinctRows(300);
+  for (size_t i = 0; i < batch.size(); ++i) {
+    // Rows 0-127 and 144-159 all have the token shape; the rest mix both.
+    bool token_only = i < 128 || (i >= 144 && i < 160) || i % 3 == 0;
+    if (token_only) {
+      batch[i].units.requests = 0;
+      batch[i].units.emails = 0;
+      batch[i].units.messages = 0;
+      batch[i].units.read_units = 0;
+      batch[i].units.write_units = 0;
+      batch[i].prices.clear();
+      batch[i].cost_micros = 0;
+      batch[i].billable = false;
+    }
+  }
+  // A row that differs from the token shape in one column only.
+  batch[200].prices.clear();
+  batch[200].cost_micros = 0;
+  batch[200].billable = false;
+  batch[200].units = {.input_tokens = 1, .write_units = 2};
+
+  auto appended = store_->appendLedger(batch);
+  ASSERT_TRUE(appended.has_value()) << appended.error().message;
+  std::vector<LedgerRow> stored = storedRows();
+  ASSERT_EQ(stored.size(), batch.size());
+  for (size_t i = 0; i < stored.size(); ++i) {
+    expectSameRow(stored[i], batch[i]);
+  }
+}
+
 TEST_F(LedgerAppendTest, InvalidRowStoresNoneOfBatch) {
   ASSERT_TRUE(store_->appendLedger(distinctRows(5, 1'000)));
 
-  // 70 rows are two 32-row statements and 6 single rows: a bad row at the start, in the
-  // second statement and in the remainder.
-  for (int bad : {0, 40, 68}) {
+  // 150 rows are a 128-row statement, a 16-row statement and 6 single rows: a bad row in each.
+  for (int bad : {0, 130, 148}) {
     SCOPED_TRACE("invalid row index " + std::to_string(bad));
-    std::vector<LedgerRow> batch = distinctRows(70);
+    std::vector<LedgerRow> batch = distinctRows(150);
     batch[bad].upstream_status = 1000;
 
     auto appended = store_->appendLedger(batch);
     ASSERT_FALSE(appended.has_value());
     EXPECT_EQ(appended.error().code, ErrorCode::kInvalidRequest);
-    const std::string named = "ledger row " + std::to_string(bad + 1) + " of 70 (request 'req-" +
+    const std::string named = "ledger row " + std::to_string(bad + 1) + " of 150 (request 'req-" +
                               std::to_string(bad) + "')";
     EXPECT_NE(appended.error().message.find(named), std::string::npos) << appended.error().message;
     EXPECT_NE(appended.error().message.find("upstream_status"), std::string::npos)

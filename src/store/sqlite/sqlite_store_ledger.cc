@@ -1,4 +1,6 @@
 // The usage ledger of SqliteStore.
+#include <array>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -65,40 +67,103 @@ std::string ledgerQuerySql(const LedgerQuery& query) {
   return sql + " ORDER BY time DESC, id DESC LIMIT ?";
 }
 
-// Rows per multi-row INSERT. One 32-row statement starts and resets SQLite's program once
-// instead of 32 times. Its 896 parameters stay far below SQLITE_MAX_VARIABLE_NUMBER, whose
-// default has been 32766 since SQLite 3.32.
-constexpr size_t kRowsPerInsert = 32;
-constexpr int kLedgerColumnCount = 28;
+// Columns bound for a row of the common shape, whose other columns keep their defaults: no
+// unit other than tokens and no price. Most rows of LLM providers have that shape, and leaving
+// eight columns to their defaults saves SQLite eight parameters and their copies per row.
+constexpr std::string_view kTokenLedgerColumns =
+    "time, request_id, project_id, agent_id, token_id, provider, mode, method, path, "
+    "upstream_status, outcome, bytes_in, bytes_out, latency_ms, credential_id, model, "
+    "input_tokens, cached_input_tokens, output_tokens, usage_reported";
+
+enum class RowShape { kFull, kTokens };
+
+RowShape shapeOf(const LedgerRowView& row) {
+  const UnitCounts& units = row.units;
+  bool tokens_only = units.requests == 0 && units.emails == 0 && units.messages == 0 &&
+                     units.read_units == 0 && units.write_units == 0 && row.prices.empty() &&
+                     row.cost_micros == 0 && !row.billable;
+  return tokens_only ? RowShape::kTokens : RowShape::kFull;
+}
+
+// Rows per multi-row INSERT, largest first: one statement starts and resets SQLite's program
+// once for all its rows. 128 rows of 28 columns are 3,584 parameters, below
+// SQLITE_MAX_VARIABLE_NUMBER, whose default has been 32,766 since SQLite 3.32. A batch's last
+// rows go in 16-row statements, and fewer than 16 one by one.
+constexpr std::array<size_t, 2> kRowsPerInsert = {128, 16};
 
 // "INSERT INTO ledger (...) VALUES (?, ...), (?, ...)" with `row_count` rows of parameters.
-std::string ledgerInsertSql(size_t row_count) {
+std::string ledgerInsertSql(RowShape shape, size_t row_count) {
+  std::string_view columns = shape == RowShape::kFull ? kLedgerColumns : kTokenLedgerColumns;
   std::string row = "(?";
-  for (int column = 1; column < kLedgerColumnCount; ++column) {
-    row += ", ?";
+  for (char c : columns) {
+    if (c == ',') {
+      row += ", ?";
+    }
   }
   row += ")";
 
-  std::string sql = "INSERT INTO ledger (" + std::string(kLedgerColumns) + ") VALUES " + row;
+  std::string sql = "INSERT INTO ledger (" + std::string(columns) + ") VALUES " + row;
   for (size_t i = 1; i < row_count; ++i) {
     sql += ", " + row;
   }
   return sql;
 }
 
-const std::string& singleRowInsertSql() {
-  static const std::string sql = ledgerInsertSql(1);
-  return sql;
+// The statement texts, by shape and then row count: 1, kRowsPerInsert[0], kRowsPerInsert[1].
+constexpr size_t kRowCountsPerShape = 1 + kRowsPerInsert.size();
+
+size_t rowCountIndex(size_t row_count) {
+  if (row_count == 1) {
+    return 0;
+  }
+  if (row_count == kRowsPerInsert[0]) {
+    return 1;
+  }
+  return 2;
 }
 
-const std::string& multiRowInsertSql() {
-  static const std::string sql = ledgerInsertSql(kRowsPerInsert);
-  return sql;
+const std::string& insertSql(RowShape shape, size_t row_count) {
+  static const auto texts = [] {
+    std::array<std::array<std::string, kRowCountsPerShape>, 2> all;
+    for (RowShape each : {RowShape::kFull, RowShape::kTokens}) {
+      for (size_t count : {size_t{1}, kRowsPerInsert[0], kRowsPerInsert[1]}) {
+        all[static_cast<size_t>(each)][rowCountIndex(count)] = ledgerInsertSql(each, count);
+      }
+    }
+    return all;
+  }();
+  return texts[static_cast<size_t>(shape)][rowCountIndex(row_count)];
 }
 
-// Binds the columns of `row` in kLedgerColumns order. Text is borrowed, so `row` must outlive
-// the statement's next step().
-void bindLedgerRow(Statement& statement, const LedgerRowView& row) {
+// The prepared statements of one batch, one per shape and row count. Each is reset for its next
+// chunk rather than returned to the connection's cache, which would clear all its bindings:
+// several thousand parameters for a 128-row statement.
+class InsertStatements {
+ public:
+  explicit InsertStatements(Connection& connection) : connection_(connection) {}
+
+  Result<Statement*> get(RowShape shape, size_t row_count) {
+    auto& slot = slots_[static_cast<size_t>(shape) * kRowCountsPerShape + rowCountIndex(row_count)];
+    if (slot) {
+      slot->reset();
+      return &*slot;
+    }
+    auto prepared = connection_.prepare(insertSql(shape, row_count));
+    if (!prepared) {
+      return std::unexpected(prepared.error());
+    }
+    slot.emplace(std::move(*prepared));
+    return &*slot;
+  }
+
+ private:
+  Connection& connection_;
+  std::array<std::optional<Statement>, 2 * kRowCountsPerShape> slots_;
+};
+
+// Binds the columns of `row` for `shape`, in the order of its column list. Text is borrowed, so
+// the bytes `row` views must outlive the statement's next step().
+void bindLedgerRow(Statement& statement, const LedgerRowView& row, RowShape shape) {
   const UnitCounts& units = row.units;
   statement.bind(row.time)
       .bind(BorrowedText{row.request_id})
@@ -118,8 +183,12 @@ void bindLedgerRow(Statement& statement, const LedgerRowView& row) {
       .bind(BorrowedText{row.model})
       .bind(units.input_tokens)
       .bind(units.cached_input_tokens)
-      .bind(units.output_tokens)
-      .bind(units.requests)
+      .bind(units.output_tokens);
+  if (shape == RowShape::kTokens) {
+    statement.bind(int64_t{row.usage_reported});
+    return;
+  }
+  statement.bind(units.requests)
       .bind(units.emails)
       .bind(units.messages)
       .bind(units.read_units)
@@ -137,59 +206,69 @@ Error rowError(Error error, std::span<const LedgerRowView> rows, size_t index) {
 }
 
 // Inserts rows[first, last) one statement per row, so a failure names its row.
-Result<void> insertOneByOne(Connection& connection, std::span<const LedgerRowView> rows,
+Result<void> insertOneByOne(InsertStatements& statements, std::span<const LedgerRowView> rows,
                             size_t first, size_t last) {
-  if (first == last) {
-    return {};
-  }
-  auto statement = connection.prepare(singleRowInsertSql());
-  if (!statement) {
-    return std::unexpected(statement.error());
-  }
   for (size_t i = first; i < last; ++i) {
-    statement->reset();
-    bindLedgerRow(*statement, rows[i]);
-    if (auto inserted = statement->run(); !inserted) {
+    RowShape shape = shapeOf(rows[i]);
+    auto statement = statements.get(shape, 1);
+    if (!statement) {
+      return std::unexpected(statement.error());
+    }
+    bindLedgerRow(**statement, rows[i], shape);
+    if (auto inserted = (*statement)->run(); !inserted) {
       return std::unexpected(rowError(inserted.error(), rows, i));
     }
   }
   return {};
 }
 
-// Inserts every row inside the caller's open transaction: kRowsPerInsert rows per statement,
-// the remainder one by one. When a multi-row statement fails, SQLite has undone that statement
-// alone (a constraint violation aborts the statement, not the transaction), so its rows are
-// inserted again one by one to find and name the failing row. If SQLite has ended the
-// transaction instead (an I/O or full-disk error), retrying would commit rows on their own, so
-// the error is returned with the range of rows it covers.
-Result<void> insertLedgerRows(Connection& connection, std::span<const LedgerRowView> rows) {
-  const size_t full_chunks = rows.size() / kRowsPerInsert;
-  if (full_chunks > 0) {
-    auto statement = connection.prepare(multiRowInsertSql());
-    if (!statement) {
-      return std::unexpected(statement.error());
-    }
-    for (size_t chunk = 0; chunk < full_chunks; ++chunk) {
-      const size_t first = chunk * kRowsPerInsert;
-      statement->reset();
-      for (size_t i = first; i < first + kRowsPerInsert; ++i) {
-        bindLedgerRow(*statement, rows[i]);
-      }
-      auto inserted = statement->run();
-      if (inserted) {
-        continue;
-      }
-      if (sqlite3_get_autocommit(connection.handle()) != 0) {
-        Error error = inserted.error();
-        error.message = "ledger rows " + std::to_string(first + 1) + " to " +
-                        std::to_string(first + kRowsPerInsert) + " of " +
-                        std::to_string(rows.size()) + ": " + error.message;
-        return std::unexpected(std::move(error));
-      }
-      KS_RETURN_IF_ERROR(insertOneByOne(connection, rows, first, first + kRowsPerInsert));
+// Inserts rows[first, first + count) with one multi-row statement, of the common shape when
+// every row has it. When the statement fails, SQLite has undone that statement alone (a
+// constraint violation aborts the statement, not the transaction), so its rows are inserted
+// again one by one to find and name the failing row. If SQLite has ended the transaction
+// instead (an I/O or full-disk error), retrying would commit rows on their own, so the error is
+// returned with the range of rows it covers.
+Result<void> insertChunk(Connection& connection, InsertStatements& statements,
+                         std::span<const LedgerRowView> rows, size_t first, size_t count) {
+  RowShape shape = RowShape::kTokens;
+  for (size_t i = first; i < first + count; ++i) {
+    if (shapeOf(rows[i]) == RowShape::kFull) {
+      shape = RowShape::kFull;
+      break;
     }
   }
-  return insertOneByOne(connection, rows, full_chunks * kRowsPerInsert, rows.size());
+  auto statement = statements.get(shape, count);
+  if (!statement) {
+    return std::unexpected(statement.error());
+  }
+  for (size_t i = first; i < first + count; ++i) {
+    bindLedgerRow(**statement, rows[i], shape);
+  }
+  auto inserted = (*statement)->run();
+  if (inserted) {
+    return {};
+  }
+  if (sqlite3_get_autocommit(connection.handle()) != 0) {
+    Error error = inserted.error();
+    error.message = "ledger rows " + std::to_string(first + 1) + " to " +
+                    std::to_string(first + count) + " of " + std::to_string(rows.size()) + ": " +
+                    error.message;
+    return std::unexpected(std::move(error));
+  }
+  return insertOneByOne(statements, rows, first, first + count);
+}
+
+// Inserts every row inside the caller's open transaction, in the largest statements that fit.
+Result<void> insertLedgerRows(Connection& connection, std::span<const LedgerRowView> rows) {
+  InsertStatements statements(connection);
+  size_t next = 0;
+  for (size_t chunk : kRowsPerInsert) {
+    while (rows.size() - next >= chunk) {
+      KS_RETURN_IF_ERROR(insertChunk(connection, statements, rows, next, chunk));
+      next += chunk;
+    }
+  }
+  return insertOneByOne(statements, rows, next, rows.size());
 }
 
 }  // namespace
