@@ -1,5 +1,8 @@
 #include "proxy/route.h"
 
+#include <array>
+#include <string_view>
+
 namespace keystore::proxy {
 
 namespace {
@@ -17,33 +20,38 @@ int hexDigit(char c) {
   return -1;
 }
 
-// RFC 3986 pchar minus '%': unreserved, sub-delims, ':' and '@' need no encoding.
+// RFC 3986 pchar minus '%': unreserved, sub-delims, ':' and '@' need no encoding. A table,
+// because every byte of every request path is looked up.
+constexpr std::array<bool, 256> kPathSafe = [] {
+  std::array<bool, 256> safe{};
+  for (int c = 'a'; c <= 'z'; ++c) {
+    safe[c] = true;
+  }
+  for (int c = 'A'; c <= 'Z'; ++c) {
+    safe[c] = true;
+  }
+  for (int c = '0'; c <= '9'; ++c) {
+    safe[c] = true;
+  }
+  for (unsigned char c : std::string_view("-._~!$&'()*+,;=:@")) {
+    safe[c] = true;
+  }
+  return safe;
+}();
+
 bool isPathSafe(unsigned char c) {
-  if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) {
-    return true;
-  }
-  switch (c) {
-    case '-':
-    case '.':
-    case '_':
-    case '~':
-    case '!':
-    case '$':
-    case '&':
-    case '\'':
-    case '(':
-    case ')':
-    case '*':
-    case '+':
-    case ',':
-    case ';':
-    case '=':
-    case ':':
-    case '@':
-      return true;
-    default:
+  return kPathSafe[c];
+}
+
+// True when `raw` decodes to itself and encodes back to itself: no byte needs escaping, and
+// there is no '%' to decode.
+bool isPlainSegment(std::string_view raw) {
+  for (char c : raw) {
+    if (!isPathSafe(static_cast<unsigned char>(c))) {
       return false;
+    }
   }
+  return true;
 }
 
 Error invalidPath(std::string_view why) {
@@ -127,11 +135,20 @@ Result<Route> parseProxyTarget(std::string_view target) {
   std::string segment;
   while (true) {
     size_t next = rest.find('/');
-    if (auto decoded = decodeSegment(rest.substr(0, next), segment); !decoded) {
-      return std::unexpected(decoded.error());
-    }
+    std::string_view raw = rest.substr(0, next);
     route.path.push_back('/');
-    appendEncoded(route.path, segment);
+    if (isPlainSegment(raw)) {
+      // The usual segment, copied as it is: the same bytes as decoding and encoding it again.
+      if (raw == "." || raw == "..") {
+        return std::unexpected(invalidPath("'.' and '..' segments are not allowed"));
+      }
+      route.path.append(raw);
+    } else {
+      if (auto decoded = decodeSegment(raw, segment); !decoded) {
+        return std::unexpected(decoded.error());
+      }
+      appendEncoded(route.path, segment);
+    }
     if (next == std::string_view::npos) {
       break;
     }

@@ -1,5 +1,7 @@
 #include "tokens/agent_token.h"
 
+#include <array>
+#include <string_view>
 
 #include "common/encoding.h"
 #include "common/hash.h"
@@ -25,13 +27,22 @@ Secret generateWithPrefix(std::string_view prefix) {
   return token;
 }
 
-bool isLowercaseHex(std::string_view text) {
-  for (char c : text) {
-    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) {
-      return false;
-    }
+constexpr std::array<bool, 256> kLowercaseHex = [] {
+  std::array<bool, 256> hex{};
+  for (unsigned char c : std::string_view("0123456789abcdef")) {
+    hex[c] = true;
   }
-  return true;
+  return hex;
+}();
+
+// Looks at every byte without an early exit, through a table: every request's token goes
+// through here, and one load per byte takes fewer instructions than two range comparisons.
+bool isLowercaseHex(std::string_view text) {
+  bool all_hex = true;
+  for (char c : text) {
+    all_hex &= kLowercaseHex[static_cast<unsigned char>(c)];
+  }
+  return all_hex;
 }
 
 bool hasShape(std::string_view text, std::string_view prefix) {

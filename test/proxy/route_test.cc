@@ -60,5 +60,24 @@ TEST(RouteTest, SpacesReencoded) {
   EXPECT_EQ(route->path, "/files/a%20b");
 }
 
+// A segment with an escape is decoded and encoded again, so an escaped character that needs
+// no escaping reaches the upstream plain, as in a segment that had none.
+TEST(RouteTest, EscapedSafeCharactersDecoded) {
+  auto escaped = parseProxyTarget("/v1/openai/v1/%63hat/completions");
+  ASSERT_TRUE(escaped.has_value());
+  EXPECT_EQ(escaped->path, "/v1/chat/completions");
+  auto tilde = parseProxyTarget("/v1/openai/a%7Eb/c~d");
+  ASSERT_TRUE(tilde.has_value());
+  EXPECT_EQ(tilde->path, "/a~b/c~d");
+}
+
+// Every character that needs no escaping passes through a segment unchanged.
+TEST(RouteTest, PlainSegmentCopiedUnchanged) {
+  const std::string segment = "azAZ09-._~!$&'()*+,;=:@";
+  auto route = parseProxyTarget("/v1/openai/" + segment + "/x");
+  ASSERT_TRUE(route.has_value());
+  EXPECT_EQ(route->path, "/" + segment + "/x");
+}
+
 }  // namespace
 }  // namespace keystore::proxy

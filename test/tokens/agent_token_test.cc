@@ -57,6 +57,11 @@ TEST(AgentTokenTest, MalformedTokensRejected) {
       "ksa_" + digits,  // an admin key is not an agent token
       " ks_" + digits.substr(1),
       "ks_" + digits.substr(1) + "\n",
+      // A byte next to the digit and letter ranges, or outside ASCII, in the middle.
+      "ks_" + digits.substr(0, 32) + "/" + digits.substr(33),
+      "ks_" + digits.substr(0, 32) + ":" + digits.substr(33),
+      "ks_" + digits.substr(0, 32) + "`" + digits.substr(33),
+      "ks_" + digits.substr(0, 32) + "\xe0" + digits.substr(33),
   };
   for (const std::string& text : cases) {
     EXPECT_FALSE(isAgentTokenShaped(text)) << '"' << text << '"';
