@@ -159,11 +159,11 @@ void expectSameRow(const LedgerRow& stored, const LedgerRow& expected) {
 }
 
 TEST_F(LedgerAppendTest, BatchSizesStoreEveryField) {
-  // Around the 16 and 128 rows of the multi-row statements: none, only one-row statements, one
-  // statement of each size, and both sizes plus a remainder.
+  // Around the 8, 32 and 128 rows of the multi-row statements: none, only one-row statements,
+  // one statement of each size, and several sizes plus a remainder.
   std::vector<LedgerRow> expected;
   int next = 0;
-  for (int count : {0, 1, 15, 16, 17, 127, 128, 129, 300}) {
+  for (int count : {0, 1, 7, 8, 9, 31, 32, 33, 127, 128, 129, 300}) {
     SCOPED_TRACE("batch of " + std::to_string(count));
     std::vector<LedgerRow> batch = distinctRows(count, next);
     next += count;
@@ -185,8 +185,8 @@ TEST_F(LedgerAppendTest, BatchSizesStoreEveryField) {
 TEST_F(LedgerAppendTest, TokenOnlyRowsStoredAsAppended) {
   std::vector<LedgerRow> batch = distinctRows(300);
   for (size_t i = 0; i < batch.size(); ++i) {
-    // Rows 0-127 and 144-159 all have the token shape; the rest mix both.
-    bool token_only = i < 128 || (i >= 144 && i < 160) || i % 3 == 0;
+    // Rows 0-127 and 160-191 all have the token shape; the rest mix both.
+    bool token_only = i < 128 || (i >= 160 && i < 192) || i % 3 == 0;
     if (token_only) {
       batch[i].units.requests = 0;
       batch[i].units.emails = 0;
@@ -216,16 +216,16 @@ TEST_F(LedgerAppendTest, TokenOnlyRowsStoredAsAppended) {
 TEST_F(LedgerAppendTest, InvalidRowStoresNoneOfBatch) {
   ASSERT_TRUE(store_->appendLedger(distinctRows(5, 1'000)));
 
-  // 150 rows are a 128-row statement, a 16-row statement and 6 single rows: a bad row in each.
-  for (int bad : {0, 130, 148}) {
+  // 171 rows are statements of 128, 32 and 8 rows and 3 single rows: a bad row in each.
+  for (int bad : {0, 130, 163, 169}) {
     SCOPED_TRACE("invalid row index " + std::to_string(bad));
-    std::vector<LedgerRow> batch = distinctRows(150);
+    std::vector<LedgerRow> batch = distinctRows(171);
     batch[bad].upstream_status = 1000;
 
     auto appended = store_->appendLedger(batch);
     ASSERT_FALSE(appended.has_value());
     EXPECT_EQ(appended.error().code, ErrorCode::kInvalidRequest);
-    const std::string named = "ledger row " + std::to_string(bad + 1) + " of 150 (request 'req-" +
+    const std::string named = "ledger row " + std::to_string(bad + 1) + " of 171 (request 'req-" +
                               std::to_string(bad) + "')";
     EXPECT_NE(appended.error().message.find(named), std::string::npos) << appended.error().message;
     EXPECT_NE(appended.error().message.find("upstream_status"), std::string::npos)

@@ -88,8 +88,8 @@ RowShape shapeOf(const LedgerRowView& row) {
 // Rows per multi-row INSERT, largest first: one statement starts and resets SQLite's program
 // once for all its rows. 128 rows of 28 columns are 3,584 parameters, below
 // SQLITE_MAX_VARIABLE_NUMBER, whose default has been 32,766 since SQLite 3.32. A batch's last
-// rows go in 16-row statements, and fewer than 16 one by one.
-constexpr std::array<size_t, 2> kRowsPerInsert = {128, 16};
+// rows go in smaller statements, and fewer than 8 one by one.
+constexpr std::array<size_t, 3> kRowsPerInsert = {128, 32, 8};
 
 // "INSERT INTO ledger (...) VALUES (?, ...), (?, ...)" with `row_count` rows of parameters.
 std::string ledgerInsertSql(RowShape shape, size_t row_count) {
@@ -109,24 +109,24 @@ std::string ledgerInsertSql(RowShape shape, size_t row_count) {
   return sql;
 }
 
-// The statement texts, by shape and then row count: 1, kRowsPerInsert[0], kRowsPerInsert[1].
+// The statement texts, by shape and then row count: 1, then each of kRowsPerInsert.
 constexpr size_t kRowCountsPerShape = 1 + kRowsPerInsert.size();
 
 size_t rowCountIndex(size_t row_count) {
-  if (row_count == 1) {
-    return 0;
+  for (size_t i = 0; i < kRowsPerInsert.size(); ++i) {
+    if (row_count == kRowsPerInsert[i]) {
+      return i + 1;
+    }
   }
-  if (row_count == kRowsPerInsert[0]) {
-    return 1;
-  }
-  return 2;
+  return 0;
 }
 
 const std::string& insertSql(RowShape shape, size_t row_count) {
   static const auto texts = [] {
     std::array<std::array<std::string, kRowCountsPerShape>, 2> all;
     for (RowShape each : {RowShape::kFull, RowShape::kTokens}) {
-      for (size_t count : {size_t{1}, kRowsPerInsert[0], kRowsPerInsert[1]}) {
+      all[static_cast<size_t>(each)][0] = ledgerInsertSql(each, 1);
+      for (size_t count : kRowsPerInsert) {
         all[static_cast<size_t>(each)][rowCountIndex(count)] = ledgerInsertSql(each, count);
       }
     }
