@@ -18,6 +18,10 @@ constexpr size_t kMaxKeptCapacity = 512;
 // 50 ms of one thread at 300,000 requests per second. A larger burst is freed after its commit.
 constexpr size_t kMaxKeptBufferBytes = 4 << 20;
 
+// The maximum number of row views kept between batches, about 5 MB. The views of a larger
+// burst are freed after its commit, like its bytes.
+constexpr size_t kMaxKeptViews = 16'384;
+
 std::atomic<uint64_t> next_writer_id{1};
 
 // The producer this thread last used, and the writer it belongs to.
@@ -191,8 +195,8 @@ void LedgerWriter::appendDurable(store::LedgerRow& row) {
 
 void LedgerWriter::flush() {
   std::unique_lock lock(mutex_);
-  // The next cycle to start takes every buffer after this point, so it contains every row appended
-  // before the call; a cycle already under way may have taken its buffers earlier.
+  // The next cycle to start takes every buffer after this point, so it contains every row
+  // appended before the call. A cycle already under way may have taken its buffers earlier.
   const uint64_t target = cycles_started_ + 1;
   flush_requested_ = true;
   wake_.notify_all();
@@ -241,6 +245,9 @@ void LedgerWriter::run() {
     }
     if (takeBatch() > 0) {
       commit(views_);
+    }
+    if (views_.capacity() > kMaxKeptViews) {
+      std::vector<store::LedgerRowView>().swap(views_);
     }
     {
       std::lock_guard lock(mutex_);

@@ -33,7 +33,10 @@ namespace keystore::metering {
 class LedgerWriter {
  public:
   LedgerWriter(store::Store& store, std::chrono::milliseconds flush_interval);
-  ~LedgerWriter();  // commits what was appended, then stops
+  // Commits what was appended, then stops. NOTE: appends must end before the destructor
+  // starts: a row appended later is neither committed nor counted, and a flush() then never
+  // returns.
+  ~LedgerWriter();
 
   LedgerWriter(const LedgerWriter&) = delete;
   LedgerWriter& operator=(const LedgerWriter&) = delete;

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "store/sqlite/ledger_statements.h"
 #include "store/sqlite/sqlite_store.h"
 
 // Records are built with designated initializers that leave the other fields at their
@@ -211,6 +212,22 @@ TEST_F(LedgerAppendTest, TokenOnlyRowsStoredAsAppended) {
   for (size_t i = 0; i < stored.size(); ++i) {
     expectSameRow(stored[i], batch[i]);
   }
+}
+
+// A statement size is used only when its parameters fit in the connection's limit, so a
+// SQLite built with the old limit of 999 gets 32 and 8-row statements.
+TEST(LedgerStatementsTest, SizesFitParameterLimit) {
+  auto sizes = [](int limit) {
+    auto fitting = sqlite::ledgerRowsPerInsert(limit);
+    return std::vector<size_t>(fitting.begin(), fitting.end());
+  };
+  EXPECT_EQ(sizes(32'766), (std::vector<size_t>{128, 32, 8}));
+  EXPECT_EQ(sizes(3'584), (std::vector<size_t>{128, 32, 8}));
+  EXPECT_EQ(sizes(3'583), (std::vector<size_t>{32, 8}));
+  EXPECT_EQ(sizes(999), (std::vector<size_t>{32, 8}));
+  EXPECT_EQ(sizes(224), (std::vector<size_t>{8}));
+  EXPECT_EQ(sizes(223), std::vector<size_t>{});
+  EXPECT_EQ(sizes(0), std::vector<size_t>{});
 }
 
 TEST_F(LedgerAppendTest, InvalidRowStoresNoneOfBatch) {

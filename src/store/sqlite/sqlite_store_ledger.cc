@@ -1,9 +1,11 @@
 // The usage ledger of SqliteStore.
+#include <algorithm>
 #include <array>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "store/sqlite/ledger_statements.h"
 #include "store/sqlite/sqlite_store.h"
 
 namespace keystore::store {
@@ -85,11 +87,8 @@ RowShape shapeOf(const LedgerRowView& row) {
   return tokens_only ? RowShape::kTokens : RowShape::kFull;
 }
 
-// Rows per multi-row INSERT, largest first: one statement starts and resets SQLite's program
-// once for all its rows. 128 rows of 28 columns are 3,584 parameters, below
-// SQLITE_MAX_VARIABLE_NUMBER, whose default has been 32,766 since SQLite 3.32. A batch's last
-// rows go in smaller statements, and fewer than 8 one by one.
-constexpr std::array<size_t, 3> kRowsPerInsert = {128, 32, 8};
+constexpr const auto& kRowsPerInsert = sqlite::kLedgerRowsPerInsert;
+static_assert(std::ranges::count(kLedgerColumns, ',') + 1 == sqlite::kLedgerParametersPerRow);
 
 // "INSERT INTO ledger (...) VALUES (?, ...), (?, ...)" with `row_count` rows of parameters.
 std::string ledgerInsertSql(RowShape shape, size_t row_count) {
@@ -261,8 +260,9 @@ Result<void> insertChunk(Connection& connection, InsertStatements& statements,
 // Inserts every row inside the caller's open transaction, in the largest statements that fit.
 Result<void> insertLedgerRows(Connection& connection, std::span<const LedgerRowView> rows) {
   InsertStatements statements(connection);
+  const int variable_limit = sqlite3_limit(connection.handle(), SQLITE_LIMIT_VARIABLE_NUMBER, -1);
   size_t next = 0;
-  for (size_t chunk : kRowsPerInsert) {
+  for (size_t chunk : sqlite::ledgerRowsPerInsert(variable_limit)) {
     while (rows.size() - next >= chunk) {
       KS_RETURN_IF_ERROR(insertChunk(connection, statements, rows, next, chunk));
       next += chunk;
@@ -272,6 +272,16 @@ Result<void> insertLedgerRows(Connection& connection, std::span<const LedgerRowV
 }
 
 }  // namespace
+
+std::span<const size_t> sqlite::ledgerRowsPerInsert(int variable_limit) {
+  size_t first_fitting = 0;
+  while (first_fitting < kRowsPerInsert.size() &&
+         kRowsPerInsert[first_fitting] * sqlite::kLedgerParametersPerRow >
+             static_cast<size_t>(std::max(variable_limit, 0))) {
+    ++first_fitting;
+  }
+  return std::span<const size_t>(sqlite::kLedgerRowsPerInsert).subspan(first_fitting);
+}
 
 Result<void> SqliteStore::appendLedger(std::span<const LedgerRowView> rows) {
   if (rows.empty()) {
