@@ -9,6 +9,8 @@
 #include <type_traits>
 #include <utility>
 
+#include "common/thread_name.h"
+
 namespace keystore::metering {
 namespace {
 
@@ -233,6 +235,7 @@ size_t LedgerWriter::takeBatch() {
 }
 
 void LedgerWriter::run() {
+  nameThisThread("ks-ledger");
   while (true) {
     uint64_t cycle = 0;
     bool stop = false;

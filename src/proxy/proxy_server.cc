@@ -36,6 +36,7 @@
 #include "common/encoding.h"
 #include "common/random.h"
 #include "common/secure_zero.h"
+#include "common/thread_name.h"
 #include "proxy/admission.h"
 #include "proxy/deadline_watch.h"
 #include "proxy/field_scan.h"
@@ -1900,11 +1901,14 @@ Result<std::string> ProxyServer::start() {
     impl_->workers.clear();
     return std::unexpected(bound.error());
   }
-  for (auto& worker : impl_->workers) {
-    Worker* raw = worker.get();
+  for (size_t i = 0; i < impl_->workers.size(); ++i) {
+    Worker* raw = impl_->workers[i].get();
     asio::co_spawn(raw->io, impl_->acceptLoop(*raw), asio::detached);
     asio::co_spawn(raw->io, impl_->sweepLoop(*raw), asio::detached);
-    raw->thread = std::thread([raw] { raw->io.run(); });
+    raw->thread = std::thread([raw, i] {
+      nameThisThread("ks-proxy-" + std::to_string(i));
+      raw->io.run();
+    });
   }
   return bound;
 }

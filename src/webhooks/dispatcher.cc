@@ -6,6 +6,7 @@
 #include <random>
 
 #include "common/clock.h"
+#include "common/thread_name.h"
 #include "webhooks/endpoint_secret.h"
 #include "webhooks/publisher.h"
 #include "webhooks/signature.h"
@@ -50,7 +51,10 @@ void Dispatcher::start() {
   std::lock_guard lock(mutex_);
   stopping_ = false;
   for (int i = static_cast<int>(threads_.size()); i < std::max(1, options_.threads); ++i) {
-    threads_.emplace_back([this] { run(); });
+    threads_.emplace_back([this, i] {
+      nameThisThread("ks-webhook-" + std::to_string(i));
+      run();
+    });
   }
 }
 

@@ -8,6 +8,7 @@
 
 #include "common/clock.h"
 #include "common/random.h"
+#include "common/thread_name.h"
 
 namespace keystore::webhooks {
 
@@ -57,7 +58,10 @@ void Publisher::start() {
   std::lock_guard lock(mutex_);
   stopping_ = false;
   if (!thread_.joinable()) {
-    thread_ = std::thread([this] { run(); });
+    thread_ = std::thread([this] {
+      nameThisThread("ks-events");
+      run();
+    });
   }
 }
 

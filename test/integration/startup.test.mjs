@@ -4,7 +4,7 @@
 
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { chmod, readFile, rm, stat } from 'node:fs/promises';
+import { chmod, readdir, readFile, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 
@@ -55,6 +55,25 @@ describe('keystore serve start-up', () => {
       assert.equal(proxyHealth.status, 200, 'GET /healthz on the proxy listener is 200');
       const adminHealth = await fetch(`${ks.adminUrl}/healthz`);
       assert.equal(adminHealth.status, 200, 'GET /healthz on the admin listener is 200');
+    } finally {
+      await ks.close();
+    }
+  });
+
+  test('threads carry their role in their names', async () => {
+    const ks = await startKeystore({ upstreams: { openai: mock.url }, extraArgs: ['--threads', '3'] });
+    try {
+      const taskDir = `/proc/${ks.pid}/task`;
+      const names = [];
+      for (const task of await readdir(taskDir)) {
+        names.push((await readFile(path.join(taskDir, task, 'comm'), 'utf8')).trim());
+      }
+      names.sort();
+      for (const expected of ['ks-proxy-0', 'ks-proxy-1', 'ks-proxy-2', 'ks-ledger', 'ks-events']) {
+        assert.equal(names.filter((name) => name === expected).length, 1, `one thread named ${expected}: ${names}`);
+      }
+      assert.equal(names.filter((name) => name.startsWith('ks-proxy-')).length, 3, `three proxy threads: ${names}`);
+      assert.ok(names.some((name) => name.startsWith('ks-webhook-')), `a webhook thread: ${names}`);
     } finally {
       await ks.close();
     }
