@@ -91,6 +91,24 @@ process_tree() {
   pgrep -P "$pid" || true
 }
 
+# Prints one line per thread role of the given processes: the role, then user and system CPU
+# time in clock ticks and preemptions (involuntary context switches), each summed over the
+# role's threads. The role is the thread's name without a trailing "-N" (ks-proxy-0 and
+# ks-proxy-1 are ks-proxy), or "nginx" for every nginx process.
+thread_roles() {
+  local pid task role
+  for pid in "$@"; do
+    for task in /proc/"$pid"/task/*; do
+      role=$(<"$task/comm")
+      role=${role%-[0-9]*}
+      [[ $role == nginx* ]] && role=nginx
+      # Fields after the ")" that closes the command name: utime is the 12th, stime the 13th.
+      printf '%s %s %s\n' "$role" "$(sed 's/.*) //' "$task/stat" | awk '{print $12, $13}')" \
+        "$(awk '/^nonvoluntary_ctxt_switches/ {print $2}' "$task/status")"
+    done 2>/dev/null
+  done | awk '{u[$1] += $2; s[$1] += $3; p[$1] += $4} END {for (r in u) print r, u[r], s[r], p[r]}'
+}
+
 stop_process() {
   local pid=$1 child
   kill -0 "$pid" 2>/dev/null || return 0
@@ -341,15 +359,22 @@ measure_saturation() {
   for round in $(seq "$SATURATION_ROUNDS"); do
     for name in "${names[@]}"; do
       log "saturation: round $round of $SATURATION_ROUNDS: $name: wrk -t$THREADS -c$CONNECTIONS -d${round_seconds}s"
-      local pids=() ticks_before=0 ticks_after=0
+      local pids=() ticks_before=0 ticks_after=0 roles_before='' roles_after=''
       if [[ -n ${proxy_pid[$name]:-} ]]; then
         mapfile -t pids < <(process_tree "${proxy_pid[$name]}")
         ticks_before=$(cpu_ticks "${pids[@]}")
+        roles_before=$(thread_roles "${pids[@]}")
       fi
       run_wrk "$name" "$round_seconds" "$work_dir/wrk-$name-$round.txt"
       local line=$wrk_line
       if [[ -n ${proxy_pid[$name]:-} ]]; then
         ticks_after=$(cpu_ticks "${pids[@]}")
+        roles_after=$(thread_roles "${pids[@]}")
+        # The change of each role over the round, appended to the path's file of all rounds.
+        awk 'NR == FNR {u[$1] = $2; s[$1] = $3; p[$1] = $4; next}
+             {print $1, $2 - u[$1], $3 - s[$1], $4 - p[$1]}' \
+          <(printf '%s\n' "$roles_before") <(printf '%s\n' "$roles_after") \
+          >>"$work_dir/roles-$name.txt"
       fi
 
       requests[$name]=$((${requests[$name]:-0} + $(result_field "$line" requests)))
@@ -368,9 +393,16 @@ measure_saturation() {
     # shellcheck disable=SC2086
     result[$name.p99]=$(median ${p99s[$name]})
     result[$name.cpu]=''
+    result[$name.roles]=''
     if [[ -n ${proxy_pid[$name]:-} ]]; then
       result[$name.cpu]=$(awk -v ticks="${ticks[$name]}" -v hz="$(getconf CLK_TCK)" \
         -v n="${requests[$name]}" 'BEGIN { printf "%.1f", ticks / hz * 1e6 / n }')
+      # Per role: user and system µs per request and preemptions per request, over all rounds.
+      result[$name.roles]=$(awk -v hz="$(getconf CLK_TCK)" -v n="${requests[$name]}" \
+        '{u[$1] += $2; s[$1] += $3; p[$1] += $4}
+         END {for (r in u) if (u[r] + s[r] + p[r] > 0)
+                printf "%s %.1f %.1f %.2f\n", r, u[r] / hz * 1e6 / n, s[r] / hz * 1e6 / n, p[r] / n}' \
+        "$work_dir/roles-$name.txt" | sort)
     fi
   done
 }
@@ -539,6 +571,20 @@ write_report() {
       "p50 $(ratio "${result[keystore.p50]}" "${result[nginx.p50]}")x," \
       "p99 $(ratio "${result[keystore.p99]}" "${result[nginx.p99]}")x."
   fi
+  echo
+  echo "CPU per request by thread role over the same rounds, from /proc/PID/task/*: user and"
+  echo "system time, and preemptions (involuntary context switches), which mostly happen when a"
+  echo "response wakes the load generator."
+  echo
+  echo "| path | threads | user µs | system µs | preemptions |"
+  echo "|---|---|---:|---:|---:|"
+  local name role user system preemptions
+  for name in nginx keystore; do
+    [[ -n ${result[$name.roles]:-} ]] || continue
+    while read -r role user system preemptions; do
+      printf '| %s | %s | %s | %s | %s |\n' "$name" "$role" "$user" "$system" "$preemptions"
+    done <<<"${result[$name.roles]}"
+  done
   echo
   echo "#### Fixed rate: $RATE requests/s, ${RATE_SECONDS}s per path, open loop (bench/proxy/open_loop.cc)"
   echo
