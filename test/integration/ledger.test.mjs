@@ -211,3 +211,56 @@ describe('usage ledger', () => {
     assert.notEqual(upstreamFailure, success, 'an upstream failure is not recorded with the success outcome');
   });
 });
+
+// Rows of requests served at once by several I/O threads reach the ledger through each
+// thread's own buffer. Each request's body has its own size, so a row that took another row's
+// fields would show a wrong bytes_in.
+describe('usage ledger under concurrent requests', () => {
+  let stack;
+
+  before(async () => {
+    stack = await startStack({ keystore: { extraArgs: ['--threads', '3', '--ledger-flush-ms', '20'] } });
+  });
+
+  after(async () => {
+    await stack?.close();
+  });
+
+  test('each of 240 concurrent requests has its own row', async () => {
+    const { ks, project } = stack;
+    const total = 240;
+    const bodies = Array.from({ length: total }, (_, i) =>
+      JSON.stringify({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'x'.repeat(i + 1) }] }));
+    const responses = await Promise.all(bodies.map((body) => proxyRequest(ks, {
+      path: '/v1/openai/v1/chat/completions',
+      token: project.token,
+      headers: ['Content-Type', 'application/json'],
+      body,
+    })));
+
+    const bytesInById = new Map();
+    responses.forEach((response, i) => {
+      assert.equal(response.status, 200, `request ${i} is 200: ${response.text}`);
+      const id = response.headers['x-request-id'];
+      assert.ok(id, `request ${i} has an x-request-id`);
+      bytesInById.set(id, Buffer.byteLength(bodies[i]));
+    });
+    assert.equal(bytesInById.size, total, 'every response has its own request id');
+
+    const deadline = Date.now() + 10000;
+    let rows = [];
+    while (rows.length < total && Date.now() < deadline) {
+      const listed = await ks.api('GET', `/api/v1/projects/${project.projectId}/ledger?limit=1000`);
+      assert.equal(listed.status, 200, `GET ledger returned ${listed.status}: ${listed.text}`);
+      rows = listed.json.data;
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    assert.equal(rows.length, total, `the ledger has ${total} rows`);
+    for (const row of rows) {
+      assert.ok(bytesInById.has(row.request_id), `row ${row.request_id} belongs to a response`);
+      assert.equal(row.bytes_in, bytesInById.get(row.request_id), `bytes_in of ${row.request_id}`);
+      assert.equal(row.upstream_status, 200, `upstream_status of ${row.request_id}`);
+    }
+    assert.equal(new Set(rows.map((row) => row.request_id)).size, total, 'no row is stored twice');
+  });
+});
