@@ -400,8 +400,12 @@ measure_saturation() {
       # Per role: user and system µs per request and preemptions per request, over all rounds.
       result[$name.roles]=$(awk -v hz="$(getconf CLK_TCK)" -v n="${requests[$name]}" \
         '{u[$1] += $2; s[$1] += $3; p[$1] += $4}
-         END {for (r in u) if (u[r] + s[r] + p[r] > 0)
-                printf "%s %.1f %.1f %.2f\n", r, u[r] / hz * 1e6 / n, s[r] / hz * 1e6 / n, p[r] / n}' \
+         END {for (r in u) {
+                in_user = u[r] / hz * 1e6 / n; in_kernel = s[r] / hz * 1e6 / n; preempted = p[r] / n
+                # Roles that print as zero, idle threads, are left out.
+                if (in_user >= 0.05 || in_kernel >= 0.05 || preempted >= 0.005)
+                  printf "%s %.1f %.1f %.2f\n", r, in_user, in_kernel, preempted
+              }}' \
         "$work_dir/roles-$name.txt" | sort)
     fi
   done
