@@ -2,11 +2,11 @@
 // batches on its own thread (group commit).
 //
 // append() copies the row's fields, back to back, into a byte buffer that belongs to the
-// calling thread, so the request path never waits for the database and appending threads never
-// contend with each other. The writer takes every thread's buffer every `flush_interval`
-// (default 50 ms) and commits the rows in them as one batch, binding the text where it lies in
-// the buffer; a crash loses at most the rows of that window. With strict sync, appendDurable()
-// blocks until the row is committed.
+// calling thread. The buffer's lock is shared only with the writer, which holds it just to take
+// the buffer, so the request path never waits for the database or for another appending thread.
+// The writer takes every thread's buffer every `flush_interval` (default 50 ms) and commits the
+// rows in them as one batch, binding the text where it lies in the buffer. A crash loses at most
+// the rows of that window. With strict sync, appendDurable() blocks until the row is committed.
 //
 // Why bytes rather than row objects: a queued row whose strings the writer thread read and
 // cleared comes back to the request thread with those strings' memory in the other core's cache.

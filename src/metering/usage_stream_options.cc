@@ -20,9 +20,7 @@ class StreamOptionsReader final : public JsonVisitor {
       ++facts.options_count;
       facts.options = value.type == JsonScalar::Type::kNull ? Options::kNull : Options::kOther;
     } else if (path.is({"stream_options", "include_usage"})) {
-      facts.client_set_include_usage = true;
-      ++facts.include_usage_count;
-      facts.include_usage_false = value.type == JsonScalar::Type::kBool && !value.boolean;
+      facts.countIncludeUsage(value.type == JsonScalar::Type::kBool && !value.boolean);
     }
   }
 
@@ -33,9 +31,7 @@ class StreamOptionsReader final : public JsonVisitor {
       ++facts.options_count;
       facts.options = is_array ? Options::kOther : Options::kObject;
     } else if (path.is({"stream_options", "include_usage"})) {
-      facts.client_set_include_usage = true;
-      ++facts.include_usage_count;
-      facts.include_usage_false = false;
+      facts.countIncludeUsage(false);
     }
   }
 
@@ -130,7 +126,7 @@ std::optional<std::string> addStreamUsageOption(std::string_view body,
   }
 
   std::string rewritten;
-  if (facts.client_set_include_usage) {
+  if (facts.include_usage_count > 0) {
     // A client that turned usage off would leave the row an estimate, and marketplace mode
     // bills it. So a single `false` becomes `true`, and the caller filters the usage chunk out
     // of the client's stream, as it does for an added member. Anything else (`true`, a

@@ -37,13 +37,18 @@ struct StreamOptionsFacts {
   enum class Options { kAbsent, kNull, kObject, kOther };
 
   bool root_is_object = false;
-  bool stream = false;                    // the last `stream` member is `true`
-  int options_count = 0;                  // `stream_options` members
-  Options options = Options::kAbsent;     // the type of the last `stream_options`
-  std::size_t options_members = 0;        // members of the last `stream_options` object
-  bool client_set_include_usage = false;  // `stream_options.include_usage` of any type
-  int include_usage_count = 0;            // `stream_options.include_usage` members
-  bool include_usage_false = false;       // the last of them is `false`
+  bool stream = false;                 // the last `stream` member is `true`
+  int options_count = 0;               // `stream_options` members
+  Options options = Options::kAbsent;  // the type of the last `stream_options`
+  std::size_t options_members = 0;     // members of the last `stream_options` object
+  int include_usage_count = 0;         // `stream_options.include_usage` members, of any type
+  bool include_usage_false = false;    // the last of them is `false`
+
+  // Records one `stream_options.include_usage` member.
+  void countIncludeUsage(bool is_false) {
+    ++include_usage_count;
+    include_usage_false = is_false;
+  }
 };
 
 // addStreamUsageOption for a body already parsed into `facts` as one complete JSON document.

@@ -448,26 +448,20 @@ std::vector<std::string> credentialNeedles(const catalog::ProviderSpec& provider
   if (credential.reveal().starts_with('{')) {
     document = boost::json::parse(credential.reveal(), error);
   }
-  boost::container::small_vector<std::string_view, 4> secrets;
-  if (!error && document.is_object()) {
-    for (const auto& field : document.get_object()) {
-      if (field.value().is_string() && field.value().get_string().size() >= 8) {
-        secrets.push_back(field.value().get_string());
-      }
-    }
-  } else if (credential.size() >= 8) {
-    secrets.push_back(credential.reveal());
-  }
-
   // NOTE: only these exact forms are found. An echo in another encoding (the key alone in
   // base64, percent-encoded, JSON-escaped, case-changed or cut to a part) passes, because each
   // further form would be one more scan of every response on the hot path.
   std::vector<std::string> needles;
-  needles.reserve(secrets.size() + 1);
-  for (std::string_view secret : secrets) {
-    needles.emplace_back(secret);
+  if (!error && document.is_object()) {
+    for (const auto& field : document.get_object()) {
+      if (field.value().is_string() && field.value().get_string().size() >= 8) {
+        needles.emplace_back(field.value().get_string());
+      }
+    }
+  } else if (credential.size() >= 8) {
+    needles.emplace_back(credential.reveal());
   }
-  if (provider.auth.scheme == catalog::AuthSpec::Scheme::kBasic && !secrets.empty()) {
+  if (provider.auth.scheme == catalog::AuthSpec::Scheme::kBasic && !needles.empty()) {
     auto user = credentialField(credential, provider.auth.username_field);
     auto password = credentialField(credential, provider.auth.password_field);
     if (user && password) {

@@ -553,17 +553,26 @@ void listFields(const FieldsT& fields, std::vector<const void*>& identities) {
   }
 }
 
+// Sets the error response for an upstream failure, and the ledger outcome and status that
+// match its code.
+void describeUpstreamFailure(ErrorCode code, std::string message, RequestRecord& record,
+                             Error& rejection) {
+  record.status = httpStatus(code);
+  record.outcome = std::string(errorCodeName(code));
+  rejection = Error{code, std::move(message)};
+}
+
 // Sets the error response and ledger outcome for an upstream response body that failed before
 // any of it reached the client.
 void describeBodyFailure(const ErrorCodeT& body_error, const Deadline& deadline,
                          RequestRecord& record, Error& rejection) {
-  const bool timed_out = timedOut(body_error, deadline);
-  const ErrorCode code =
-      timed_out ? ErrorCode::kUpstreamTimeout : ErrorCode::kUpstreamInvalidResponse;
-  record.status = httpStatus(code);
-  record.outcome = std::string(errorCodeName(code));
-  rejection = Error{code, timed_out ? "the upstream stopped sending its response body"
-                                    : "the upstream sent an invalid response body"};
+  if (timedOut(body_error, deadline)) {
+    describeUpstreamFailure(ErrorCode::kUpstreamTimeout,
+                            "the upstream stopped sending its response body", record, rejection);
+  } else {
+    describeUpstreamFailure(ErrorCode::kUpstreamInvalidResponse,
+                            "the upstream sent an invalid response body", record, rejection);
+  }
 }
 
 // Removes the trailer fields of a chunked request body: every field not in `header_fields`
@@ -599,9 +608,7 @@ void describeHeaderFailure(const ErrorCodeT& header_error, const Deadline& deadl
     code = ErrorCode::kUpstreamUnreachable;
     message = "the upstream closed the connection without answering";
   }
-  record.status = httpStatus(code);
-  record.outcome = std::string(errorCodeName(code));
-  rejection = Error{code, std::string(message)};
+  describeUpstreamFailure(code, std::string(message), record, rejection);
 }
 
 }  // namespace
@@ -965,8 +972,8 @@ void ProxyServer::Impl::finish(RequestRecord& record, const AdmissionContext* co
     }
     return;
   }
-  // The writer hands back a cleared row from an earlier batch for every row it takes, so
-  // filling this thread's row copies into strings that already have the capacity.
+  // The ledger writer clears the row it copies and keeps its strings' capacity, so filling
+  // this thread's row copies into strings that already have room.
   thread_local store::LedgerRow row;
   row.time = finished_ms;
   row.request_id = record.request_id;
@@ -1557,11 +1564,10 @@ ResponsePlan ProxyServer::Impl::planResponse(
     // The request went out without a TE field, which forbids the upstream any other coding.
     // As for an unreadable header, the row keeps upstream status 0: the client got no response
     // and is not charged for one.
-    record.status = 502;
-    record.outcome = "upstream_invalid_response";
-    client.rejection =
-        Error{ErrorCode::kUpstreamInvalidResponse,
-              "the upstream sent its response in a transfer coding other than chunked"};
+    describeUpstreamFailure(
+        ErrorCode::kUpstreamInvalidResponse,
+        "the upstream sent its response in a transfer coding other than chunked", record,
+        client.rejection);
     plan.next = ResponsePlan::Next::kReject;
     return plan;
   }
@@ -1569,10 +1575,9 @@ ResponsePlan ProxyServer::Impl::planResponse(
     // RFC 9110 (section 15) puts every valid status code in 100-599, and informational
     // responses (1xx) were consumed before this point, so a code here outside 200-599 is
     // invalid. As above, the row keeps upstream status 0.
-    record.status = 502;
-    record.outcome = "upstream_invalid_response";
-    client.rejection = Error{ErrorCode::kUpstreamInvalidResponse,
-                             "the upstream sent the invalid status code " + std::to_string(status)};
+    describeUpstreamFailure(ErrorCode::kUpstreamInvalidResponse,
+                            "the upstream sent the invalid status code " + std::to_string(status),
+                            record, client.rejection);
     plan.next = ResponsePlan::Next::kReject;
     return plan;
   }

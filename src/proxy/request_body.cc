@@ -154,9 +154,7 @@ class SummaryHandler {
       in_options_object_ = !is_array;
       include_usage_member_ = false;
     } else if (atIncludeUsage()) {
-      options.client_set_include_usage = true;
-      ++options.include_usage_count;
-      options.include_usage_false = false;
+      options.countIncludeUsage(false);
     }
     ++depth_;
     deepest = std::max(deepest, depth_);
@@ -182,9 +180,7 @@ class SummaryHandler {
       ++options.options_count;
       options.options = kind;
     } else if (atIncludeUsage()) {
-      options.client_set_include_usage = true;
-      ++options.include_usage_count;
-      options.include_usage_false = is_false;
+      options.countIncludeUsage(is_false);
     }
   }
 

@@ -43,8 +43,8 @@ bool isPathSafe(unsigned char c) {
   return kPathSafe[c];
 }
 
-// True when `raw` decodes to itself and encodes back to itself: no byte needs escaping, and
-// there is no '%' to decode.
+// Returns whether `raw` decodes to itself and encodes back to itself: no byte needs escaping,
+// and there is no '%' to decode.
 bool isPlainSegment(std::string_view raw) {
   for (char c : raw) {
     if (!isPathSafe(static_cast<unsigned char>(c))) {

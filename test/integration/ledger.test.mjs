@@ -226,7 +226,7 @@ describe('usage ledger under concurrent requests', () => {
     await stack?.close();
   });
 
-  test('each of 240 concurrent requests has its own row', async () => {
+  test('concurrent requests get one row each', async () => {
     const { ks, project } = stack;
     const total = 240;
     const bodies = Array.from({ length: total }, (_, i) =>

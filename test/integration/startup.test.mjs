@@ -60,7 +60,7 @@ describe('keystore serve start-up', () => {
     }
   });
 
-  test('threads carry their role in their names', async () => {
+  test('threads named by role', async () => {
     const ks = await startKeystore({ upstreams: { openai: mock.url }, extraArgs: ['--threads', '3'] });
     try {
       const taskDir = `/proc/${ks.pid}/task`;

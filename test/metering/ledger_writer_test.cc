@@ -251,7 +251,7 @@ TEST_F(LedgerWriterTest, EveryFieldStoredAsAppended) {
 }
 
 // Rows appended from one thread to two writers in turn reach each writer's store only.
-TEST_F(LedgerWriterTest, ThreadAppendingToTwoWritersKeepsThemApart) {
+TEST_F(LedgerWriterTest, TwoWritersKeepRowsApart) {
   auto other_directory = directory_ / "other";
   std::filesystem::create_directories(other_directory);
   auto other = store::openSqliteStore((other_directory / "keystore.db").string());
