@@ -180,16 +180,16 @@ TEST_F(LedgerAppendTest, BatchSizesStoreEveryField) {
   }
 }
 
-// A row with no unit other than tokens and no price is inserted without its other columns,
-// which then keep their defaults. Such rows read back as appended, alone in a statement or
-// mixed with rows of every column.
-TEST_F(LedgerAppendTest, TokenOnlyRowsStoredAsAppended) {
+// A row with no unit other than tokens and the request count, and no price, is inserted without
+// its other columns, which then keep their defaults. Such rows read back as appended, alone in a
+// statement or mixed with rows of every column.
+TEST_F(LedgerAppendTest, CommonShapeRowsStoredAsAppended) {
   std::vector<LedgerRow> batch = distinctRows(300);
   for (size_t i = 0; i < batch.size(); ++i) {
-    // Rows 0-127 and 160-191 all have the token shape; the rest mix both.
-    bool token_only = i < 128 || (i >= 160 && i < 192) || i % 3 == 0;
-    if (token_only) {
-      batch[i].units.requests = 0;
+    // Rows 0-127 and 160-191 all have the common shape; the rest mix both.
+    bool common = i < 128 || (i >= 160 && i < 192) || i % 3 == 0;
+    if (common) {
+      batch[i].units.requests = 1 + static_cast<int64_t>(i % 2);
       batch[i].units.emails = 0;
       batch[i].units.messages = 0;
       batch[i].units.read_units = 0;
@@ -199,11 +199,11 @@ TEST_F(LedgerAppendTest, TokenOnlyRowsStoredAsAppended) {
       batch[i].billable = false;
     }
   }
-  // A row that differs from the token shape in one column only.
+  // A row that differs from the common shape in one column only.
   batch[200].prices.clear();
   batch[200].cost_micros = 0;
   batch[200].billable = false;
-  batch[200].units = {.input_tokens = 1, .write_units = 2};
+  batch[200].units = {.input_tokens = 1, .requests = 1, .write_units = 2};
 
   auto appended = store_->appendLedger(batch);
   ASSERT_TRUE(appended.has_value()) << appended.error().message;

@@ -69,22 +69,23 @@ std::string ledgerQuerySql(const LedgerQuery& query) {
   return sql + " ORDER BY time DESC, id DESC LIMIT ?";
 }
 
-// Columns bound for a row of the common shape, whose other columns keep their defaults: no
-// unit other than tokens and no price. Most rows of LLM providers have that shape, and leaving
-// eight columns to their defaults saves SQLite eight parameters and their copies per row.
-constexpr std::string_view kTokenLedgerColumns =
+// Columns bound for a row of the common shape, whose other columns keep their defaults: no unit
+// other than tokens and the request count, and no price. Every BYOK row of an LLM provider
+// without prices has that shape, and leaving seven columns to their defaults saves SQLite seven
+// parameters and their copies per row.
+constexpr std::string_view kCommonLedgerColumns =
     "time, request_id, project_id, agent_id, token_id, provider, mode, method, path, "
     "upstream_status, outcome, bytes_in, bytes_out, latency_ms, credential_id, model, "
-    "input_tokens, cached_input_tokens, output_tokens, usage_reported";
+    "input_tokens, cached_input_tokens, output_tokens, requests, usage_reported";
 
-enum class RowShape { kFull, kTokens };
+enum class RowShape { kFull, kCommon };
 
 RowShape shapeOf(const LedgerRowView& row) {
   const UnitCounts& units = row.units;
-  bool tokens_only = units.requests == 0 && units.emails == 0 && units.messages == 0 &&
-                     units.read_units == 0 && units.write_units == 0 && row.prices.empty() &&
-                     row.cost_micros == 0 && !row.billable;
-  return tokens_only ? RowShape::kTokens : RowShape::kFull;
+  bool common = units.emails == 0 && units.messages == 0 && units.read_units == 0 &&
+                units.write_units == 0 && row.prices.empty() && row.cost_micros == 0 &&
+                !row.billable;
+  return common ? RowShape::kCommon : RowShape::kFull;
 }
 
 constexpr const auto& kRowsPerInsert = sqlite::kLedgerRowsPerInsert;
@@ -92,7 +93,7 @@ static_assert(std::ranges::count(kLedgerColumns, ',') + 1 == sqlite::kLedgerPara
 
 // "INSERT INTO ledger (...) VALUES (?, ...), (?, ...)" with `row_count` rows of parameters.
 std::string ledgerInsertSql(RowShape shape, size_t row_count) {
-  std::string_view columns = shape == RowShape::kFull ? kLedgerColumns : kTokenLedgerColumns;
+  std::string_view columns = shape == RowShape::kFull ? kLedgerColumns : kCommonLedgerColumns;
   std::string row = "(?";
   for (char c : columns) {
     if (c == ',') {
@@ -123,7 +124,7 @@ size_t rowCountIndex(size_t row_count) {
 const std::string& insertSql(RowShape shape, size_t row_count) {
   static const auto texts = [] {
     std::array<std::array<std::string, kRowCountsPerShape>, 2> all;
-    for (RowShape each : {RowShape::kFull, RowShape::kTokens}) {
+    for (RowShape each : {RowShape::kFull, RowShape::kCommon}) {
       all[static_cast<size_t>(each)][0] = ledgerInsertSql(each, 1);
       for (size_t count : kRowsPerInsert) {
         all[static_cast<size_t>(each)][rowCountIndex(count)] = ledgerInsertSql(each, count);
@@ -182,13 +183,13 @@ void bindLedgerRow(Statement& statement, const LedgerRowView& row, RowShape shap
       .bind(BorrowedText{row.model})
       .bind(units.input_tokens)
       .bind(units.cached_input_tokens)
-      .bind(units.output_tokens);
-  if (shape == RowShape::kTokens) {
+      .bind(units.output_tokens)
+      .bind(units.requests);
+  if (shape == RowShape::kCommon) {
     statement.bind(int64_t{row.usage_reported});
     return;
   }
-  statement.bind(units.requests)
-      .bind(units.emails)
+  statement.bind(units.emails)
       .bind(units.messages)
       .bind(units.read_units)
       .bind(units.write_units)
@@ -229,7 +230,7 @@ Result<void> insertOneByOne(InsertStatements& statements, std::span<const Ledger
 // returned with the range of rows it covers.
 Result<void> insertChunk(Connection& connection, InsertStatements& statements,
                          std::span<const LedgerRowView> rows, size_t first, size_t count) {
-  RowShape shape = RowShape::kTokens;
+  RowShape shape = RowShape::kCommon;
   for (size_t i = first; i < first + count; ++i) {
     if (shapeOf(rows[i]) == RowShape::kFull) {
       shape = RowShape::kFull;
