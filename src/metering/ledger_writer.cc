@@ -2,8 +2,10 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstring>
+#include <numeric>
 #include <string_view>
 #include <tuple>
 #include <type_traits>
@@ -212,26 +214,53 @@ uint64_t LedgerWriter::failedRows() const {
 
 size_t LedgerWriter::takeBatch() {
   views_.clear();
-  std::lock_guard list_lock(producers_mutex_);
-  for (auto& producer : producers_) {
-    // The buffer committed last time goes back to the producer, emptied.
-    producer->draining.clear();
-    if (producer->draining.capacity() > kMaxKeptBufferBytes) {
-      std::string().swap(producer->draining);
-    }
-    size_t rows = 0;
-    {
-      std::lock_guard lock(producer->mutex);
-      producer->bytes.swap(producer->draining);
-      rows = producer->rows;
-      producer->rows = 0;
-    }
-    const char* cursor = producer->draining.data();
-    for (size_t i = 0; i < rows; ++i) {
-      cursor = decodeRow(cursor, views_.emplace_back());
+  {
+    std::lock_guard list_lock(producers_mutex_);
+    for (auto& producer : producers_) {
+      // The buffer committed last time goes back to the producer, emptied.
+      producer->draining.clear();
+      if (producer->draining.capacity() > kMaxKeptBufferBytes) {
+        std::string().swap(producer->draining);
+      }
+      size_t rows = 0;
+      {
+        std::lock_guard lock(producer->mutex);
+        producer->bytes.swap(producer->draining);
+        rows = producer->rows;
+        producer->rows = 0;
+      }
+      const char* cursor = producer->draining.data();
+      for (size_t i = 0; i < rows; ++i) {
+        cursor = decodeRow(cursor, views_.emplace_back());
+      }
     }
   }
+  orderByTime();
   return views_.size();
+}
+
+// Each thread appends its rows as its requests finish, so one thread's rows are in time order,
+// and those of different threads overlap. SQLite adds an index entry that sorts after every
+// other one to the last page, while one that lands in the middle splits pages there. Measured
+// with the ledger's schema, two threads' rows cost about a tenth more per row unsorted. Stable,
+// so rows of the same millisecond keep their order.
+void LedgerWriter::orderByTime() {
+  auto by_time = [](const store::LedgerRowView& a, const store::LedgerRowView& b) {
+    return a.time < b.time;
+  };
+  if (std::ranges::is_sorted(views_, by_time)) {
+    return;
+  }
+  // Sorting positions moves 4 bytes per step instead of a whole view.
+  order_.resize(views_.size());
+  std::iota(order_.begin(), order_.end(), uint32_t{0});
+  std::ranges::stable_sort(order_, {}, [this](uint32_t i) { return views_[i].time; });
+  ordered_views_.clear();
+  ordered_views_.reserve(views_.size());
+  for (uint32_t i : order_) {
+    ordered_views_.push_back(views_[i]);
+  }
+  views_.swap(ordered_views_);
 }
 
 void LedgerWriter::run() {
@@ -251,6 +280,8 @@ void LedgerWriter::run() {
     }
     if (views_.capacity() > kMaxKeptViews) {
       std::vector<store::LedgerRowView>().swap(views_);
+      std::vector<store::LedgerRowView>().swap(ordered_views_);
+      std::vector<uint32_t>().swap(order_);
     }
     {
       std::lock_guard lock(mutex_);

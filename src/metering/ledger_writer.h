@@ -69,8 +69,10 @@ class LedgerWriter {
 
   Producer& producer();
   void run();
-  // Takes every producer's rows and decodes them into views_; returns the number of rows.
+  // Takes every producer's rows and decodes them into views_, in time order; returns the number
+  // of rows.
   size_t takeBatch();
+  void orderByTime();
   void commit(std::span<const store::LedgerRowView> batch);
 
   store::Store& store_;
@@ -90,7 +92,10 @@ class LedgerWriter {
   bool flush_requested_ = false;
   bool stopping_ = false;
 
-  std::vector<store::LedgerRowView> views_;  // the writer thread's
+  // The writer thread's: the batch, and the scratch space that orderByTime() sorts it with.
+  std::vector<store::LedgerRowView> views_;
+  std::vector<store::LedgerRowView> ordered_views_;
+  std::vector<uint32_t> order_;
   std::thread thread_;
 };
 

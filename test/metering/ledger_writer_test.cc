@@ -1,12 +1,14 @@
 #include "metering/ledger_writer.h"
 
 #include <gtest/gtest.h>
+#include <sqlite3.h>
 #include <unistd.h>
 
 #include <filesystem>
 #include <map>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "store/sqlite/sqlite_store.h"
 
@@ -305,6 +307,48 @@ TEST_F(LedgerWriterTest, FlushCommitsRowsOfOtherThreads) {
   appender.join();
   writer.flush();
   EXPECT_EQ(storedRows(), 100u);
+}
+
+// Rows of two threads whose times interleave are committed in time order, so the ids that SQLite
+// gives them follow time and the time indexes grow at their end.
+TEST_F(LedgerWriterTest, RowsCommittedInTimeOrder) {
+  LedgerWriter writer(*store_, std::chrono::milliseconds(10'000));
+  auto append_every_other = [&writer](int first) {
+    for (int i = first; i < 400; i += 2) {
+      writer.append(row(i));
+    }
+  };
+  std::thread even(append_every_other, 0);
+  even.join();
+  std::thread odd(append_every_other, 1);
+  odd.join();
+  writer.flush();
+
+  sqlite3* db = nullptr;
+  ASSERT_EQ(
+      sqlite3_open_v2((directory_ / "keystore.db").c_str(), &db, SQLITE_OPEN_READONLY, nullptr),
+      SQLITE_OK);
+  sqlite3_stmt* statement = nullptr;
+  ASSERT_EQ(sqlite3_prepare_v2(db, "SELECT time, request_id FROM ledger ORDER BY id", -1,
+                               &statement, nullptr),
+            SQLITE_OK);
+  std::vector<int64_t> times;
+  std::vector<std::string> request_ids;
+  while (sqlite3_step(statement) == SQLITE_ROW) {
+    times.push_back(sqlite3_column_int64(statement, 0));
+    request_ids.emplace_back(reinterpret_cast<const char*>(sqlite3_column_text(statement, 1)));
+  }
+  sqlite3_finalize(statement);
+  sqlite3_close(db);
+
+  std::vector<int64_t> expected_times;
+  std::vector<std::string> expected_ids;
+  for (int i = 0; i < 400; ++i) {
+    expected_times.push_back(row(i).time);
+    expected_ids.push_back(row(i).request_id);
+  }
+  EXPECT_EQ(times, expected_times);
+  EXPECT_EQ(request_ids, expected_ids);
 }
 
 }  // namespace
