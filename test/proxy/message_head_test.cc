@@ -83,6 +83,15 @@ TEST(MessageHeadTest, ResponseReplacesReasonAndTakesClientVersion) {
   EXPECT_EQ(head, "HTTP/1.0 401 Unauthorized\r\nx-request-id: req_1\r\n\r\n");
 }
 
+TEST(MessageHeadTest, FieldAppendedAfterContent) {
+  std::string head = "GET / HTTP/1.1\r\n";
+  const std::string long_value(300, 'v');
+  appendField(head, "x-empty", "");
+  appendField(head, "x-long", long_value);
+
+  EXPECT_EQ(head, "GET / HTTP/1.1\r\nx-empty: \r\nx-long: " + long_value + "\r\n");
+}
+
 TEST(MessageHeadTest, UnknownStatusHasEmptyReason) {
   http::response<http::empty_body> response;
   response.result(298);
