@@ -69,7 +69,7 @@ class LedgerWriter {
 
   Producer& producer();
   void run();
-  // Takes every producer's rows and decodes them into views_, in time order; returns the number
+  // Takes every producer's rows, decodes them into views_ in time order and returns the number
   // of rows.
   size_t takeBatch();
   void orderByTime();
@@ -92,7 +92,8 @@ class LedgerWriter {
   bool flush_requested_ = false;
   bool stopping_ = false;
 
-  // The writer thread's: the batch, and the scratch space that orderByTime() sorts it with.
+  // The batch and the scratch space that orderByTime() sorts it with, used by the writer thread
+  // alone.
   std::vector<store::LedgerRowView> views_;
   std::vector<store::LedgerRowView> ordered_views_;
   std::vector<uint32_t> order_;

@@ -310,7 +310,7 @@ TEST_F(LedgerWriterTest, FlushCommitsRowsOfOtherThreads) {
 }
 
 // Rows of two threads whose times interleave are committed in time order, so the ids that SQLite
-// gives them follow time and the time indexes grow at their end.
+// gives them follow time.
 TEST_F(LedgerWriterTest, RowsCommittedInTimeOrder) {
   LedgerWriter writer(*store_, std::chrono::milliseconds(10'000));
   auto append_every_other = [&writer](int first) {

@@ -83,7 +83,7 @@ TEST(MessageHeadTest, ResponseReplacesReasonAndTakesClientVersion) {
   EXPECT_EQ(head, "HTTP/1.0 401 Unauthorized\r\nx-request-id: req_1\r\n\r\n");
 }
 
-TEST(MessageHeadTest, FieldAppendedAfterContent) {
+TEST(MessageHeadTest, EmptyAndLongFieldValues) {
   std::string head = "GET / HTTP/1.1\r\n";
   const std::string long_value(300, 'v');
   appendField(head, "x-empty", "");
