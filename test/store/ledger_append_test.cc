@@ -186,7 +186,7 @@ TEST_F(LedgerAppendTest, BatchSizesStoreEveryField) {
 TEST_F(LedgerAppendTest, CommonShapeRowsStoredAsAppended) {
   std::vector<LedgerRow> batch = distinctRows(300);
   for (size_t i = 0; i < batch.size(); ++i) {
-    // Rows 0-127 and 160-191 all have the common shape; the rest mix both.
+    // Rows 0-127 and 160-191 all have the common shape, and the rest mix both shapes.
     bool common = i < 128 || (i >= 160 && i < 192) || i % 3 == 0;
     if (common) {
       batch[i].units.requests = 1 + static_cast<int64_t>(i % 2);
@@ -212,6 +212,32 @@ TEST_F(LedgerAppendTest, CommonShapeRowsStoredAsAppended) {
   for (size_t i = 0; i < stored.size(); ++i) {
     expectSameRow(stored[i], batch[i]);
   }
+}
+
+// A metered LLM row without a price has the common shape, and any of the columns that the common
+// statement leaves out makes a row full.
+TEST(LedgerStatementsTest, RowShapeFollowsColumns) {
+  LedgerRowView llm_call{.units = {.input_tokens = 350, .output_tokens = 210, .requests = 1},
+                         .usage_reported = true};
+  EXPECT_EQ(sqlite::ledgerRowShape(llm_call), sqlite::LedgerRowShape::kCommon);
+  EXPECT_EQ(sqlite::ledgerRowShape(LedgerRowView{}), sqlite::LedgerRowShape::kCommon);
+
+  auto with = [&llm_call](auto change) {
+    LedgerRowView row = llm_call;
+    change(row);
+    return sqlite::ledgerRowShape(row);
+  };
+  EXPECT_EQ(with([](LedgerRowView& row) { row.units.emails = 1; }), sqlite::LedgerRowShape::kFull);
+  EXPECT_EQ(with([](LedgerRowView& row) { row.units.messages = 1; }),
+            sqlite::LedgerRowShape::kFull);
+  EXPECT_EQ(with([](LedgerRowView& row) { row.units.read_units = 1; }),
+            sqlite::LedgerRowShape::kFull);
+  EXPECT_EQ(with([](LedgerRowView& row) { row.units.write_units = 1; }),
+            sqlite::LedgerRowShape::kFull);
+  EXPECT_EQ(with([](LedgerRowView& row) { row.prices = R"({"input_tokens":150000})"; }),
+            sqlite::LedgerRowShape::kFull);
+  EXPECT_EQ(with([](LedgerRowView& row) { row.cost_micros = 1; }), sqlite::LedgerRowShape::kFull);
+  EXPECT_EQ(with([](LedgerRowView& row) { row.billable = true; }), sqlite::LedgerRowShape::kFull);
 }
 
 // A statement size is used only when its parameters fit in the connection's limit, so a

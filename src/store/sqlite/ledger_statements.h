@@ -1,10 +1,12 @@
-// The sizes of the multi-row INSERT statements that SqliteStore::appendLedger writes ledger rows
-// with. Declared here so that tests can check them against SQLite's parameter limit.
+// The sizes and row shapes of the multi-row INSERT statements that SqliteStore::appendLedger
+// writes ledger rows with. Declared here so that tests can check them.
 #pragma once
 
 #include <array>
 #include <cstddef>
 #include <span>
+
+#include "store/records.h"
 
 namespace keystore::store::sqlite {
 
@@ -20,5 +22,13 @@ inline constexpr std::size_t kLedgerParametersPerRow = 28;
 // parameters: SQLite's default limit has been 32,766 since 3.32 and was 999 before, and a build
 // may set a lower one.
 std::span<const std::size_t> ledgerRowsPerInsert(int variable_limit);
+
+// The columns that a row's INSERT binds. kCommon leaves out emails, messages, read_units,
+// write_units, prices, cost_micros and billable, which then take their defaults (0 and '').
+enum class LedgerRowShape { kFull, kCommon };
+
+// kCommon when every column that the common statement leaves out has its default value in `row`,
+// so inserting it without them loses nothing. Most rows of LLM calls without prices qualify.
+LedgerRowShape ledgerRowShape(const LedgerRowView& row);
 
 }  // namespace keystore::store::sqlite

@@ -78,22 +78,15 @@ constexpr std::string_view kCommonLedgerColumns =
     "upstream_status, outcome, bytes_in, bytes_out, latency_ms, credential_id, model, "
     "input_tokens, cached_input_tokens, output_tokens, requests, usage_reported";
 
-enum class RowShape { kFull, kCommon };
-
-RowShape shapeOf(const LedgerRowView& row) {
-  const UnitCounts& units = row.units;
-  bool common = units.emails == 0 && units.messages == 0 && units.read_units == 0 &&
-                units.write_units == 0 && row.prices.empty() && row.cost_micros == 0 &&
-                !row.billable;
-  return common ? RowShape::kCommon : RowShape::kFull;
-}
+using sqlite::LedgerRowShape;
+using sqlite::ledgerRowShape;
 
 constexpr const auto& kRowsPerInsert = sqlite::kLedgerRowsPerInsert;
 static_assert(std::ranges::count(kLedgerColumns, ',') + 1 == sqlite::kLedgerParametersPerRow);
 
 // "INSERT INTO ledger (...) VALUES (?, ...), (?, ...)" with `row_count` rows of parameters.
-std::string ledgerInsertSql(RowShape shape, size_t row_count) {
-  std::string_view columns = shape == RowShape::kFull ? kLedgerColumns : kCommonLedgerColumns;
+std::string ledgerInsertSql(LedgerRowShape shape, size_t row_count) {
+  std::string_view columns = shape == LedgerRowShape::kFull ? kLedgerColumns : kCommonLedgerColumns;
   std::string row = "(?";
   for (char c : columns) {
     if (c == ',') {
@@ -121,10 +114,10 @@ size_t rowCountIndex(size_t row_count) {
   return 0;
 }
 
-const std::string& insertSql(RowShape shape, size_t row_count) {
+const std::string& insertSql(LedgerRowShape shape, size_t row_count) {
   static const auto texts = [] {
     std::array<std::array<std::string, kRowCountsPerShape>, 2> all;
-    for (RowShape each : {RowShape::kFull, RowShape::kCommon}) {
+    for (LedgerRowShape each : {LedgerRowShape::kFull, LedgerRowShape::kCommon}) {
       all[static_cast<size_t>(each)][0] = ledgerInsertSql(each, 1);
       for (size_t count : kRowsPerInsert) {
         all[static_cast<size_t>(each)][rowCountIndex(count)] = ledgerInsertSql(each, count);
@@ -142,7 +135,7 @@ class InsertStatements {
  public:
   explicit InsertStatements(Connection& connection) : connection_(connection) {}
 
-  Result<Statement*> get(RowShape shape, size_t row_count) {
+  Result<Statement*> get(LedgerRowShape shape, size_t row_count) {
     auto& slot = slots_[static_cast<size_t>(shape) * kRowCountsPerShape + rowCountIndex(row_count)];
     if (slot) {
       slot->reset();
@@ -163,7 +156,7 @@ class InsertStatements {
 
 // Binds the columns of `row` for `shape`, in the order of its column list. Text is borrowed, so
 // the bytes `row` views must outlive the statement's next step().
-void bindLedgerRow(Statement& statement, const LedgerRowView& row, RowShape shape) {
+void bindLedgerRow(Statement& statement, const LedgerRowView& row, LedgerRowShape shape) {
   const UnitCounts& units = row.units;
   statement.bind(row.time)
       .bind(BorrowedText{row.request_id})
@@ -185,7 +178,7 @@ void bindLedgerRow(Statement& statement, const LedgerRowView& row, RowShape shap
       .bind(units.cached_input_tokens)
       .bind(units.output_tokens)
       .bind(units.requests);
-  if (shape == RowShape::kCommon) {
+  if (shape == LedgerRowShape::kCommon) {
     statement.bind(int64_t{row.usage_reported});
     return;
   }
@@ -209,7 +202,7 @@ Error rowError(Error error, std::span<const LedgerRowView> rows, size_t index) {
 Result<void> insertOneByOne(InsertStatements& statements, std::span<const LedgerRowView> rows,
                             size_t first, size_t last) {
   for (size_t i = first; i < last; ++i) {
-    RowShape shape = shapeOf(rows[i]);
+    LedgerRowShape shape = ledgerRowShape(rows[i]);
     auto statement = statements.get(shape, 1);
     if (!statement) {
       return std::unexpected(statement.error());
@@ -230,10 +223,10 @@ Result<void> insertOneByOne(InsertStatements& statements, std::span<const Ledger
 // returned with the range of rows it covers.
 Result<void> insertChunk(Connection& connection, InsertStatements& statements,
                          std::span<const LedgerRowView> rows, size_t first, size_t count) {
-  RowShape shape = RowShape::kCommon;
+  LedgerRowShape shape = LedgerRowShape::kCommon;
   for (size_t i = first; i < first + count; ++i) {
-    if (shapeOf(rows[i]) == RowShape::kFull) {
-      shape = RowShape::kFull;
+    if (ledgerRowShape(rows[i]) == LedgerRowShape::kFull) {
+      shape = LedgerRowShape::kFull;
       break;
     }
   }
@@ -273,6 +266,14 @@ Result<void> insertLedgerRows(Connection& connection, std::span<const LedgerRowV
 }
 
 }  // namespace
+
+sqlite::LedgerRowShape sqlite::ledgerRowShape(const LedgerRowView& row) {
+  const UnitCounts& units = row.units;
+  bool common = units.emails == 0 && units.messages == 0 && units.read_units == 0 &&
+                units.write_units == 0 && row.prices.empty() && row.cost_micros == 0 &&
+                !row.billable;
+  return common ? LedgerRowShape::kCommon : LedgerRowShape::kFull;
+}
 
 std::span<const size_t> sqlite::ledgerRowsPerInsert(int variable_limit) {
   size_t first_fitting = 0;
