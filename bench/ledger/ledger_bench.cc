@@ -4,8 +4,11 @@
 // appendLedger did before: one INSERT per row, its SQL text rebuilt and looked up in a
 // statement cache for every row, and every text column copied by SQLite (SQLITE_TRANSIENT).
 //
-// Both write to their own database file in a temporary folder, with the schema and pragmas
-// of a real store (WAL, synchronous NORMAL). The tables grow during the run, alike for both.
+// A second pair appends batches of the size the ledger writer commits under load, 3,200 rows
+// of two I/O threads, in time order and thread by thread, to show what the order costs.
+//
+// Each writes to its own database file in a temporary folder, with the schema and pragmas
+// of a real store (WAL, synchronous NORMAL). The tables grow during the run, alike in each pair.
 // After the benchmarks the program prints CPU time per row and the ratio to the reference,
 // both measured in this run.
 //
@@ -126,6 +129,56 @@ void BM_AppendLedgerBatch(benchmark::State& state) {
 }
 BENCHMARK(BM_AppendLedgerBatch);
 
+// The ledger writer's batch under load: 50 ms of two I/O threads at 64,000 requests/s. Each
+// thread's rows are in time order, and the two threads' times overlap.
+constexpr int kWriterBatchRows = 3'200;
+constexpr int kWriterBatchMillis = 50;
+
+// The rows of one writer batch: thread by thread, as the writer takes them, or merged by time.
+std::vector<LedgerRow> writerBatch(bool in_time_order) {
+  std::vector<LedgerRow> rows;
+  for (int i = 0; i < kWriterBatchRows; ++i) {
+    const int thread = in_time_order ? i % 2 : i / (kWriterBatchRows / 2);
+    const int position = in_time_order ? i / 2 : i % (kWriterBatchRows / 2);
+    LedgerRow row = realisticRow(i);
+    row.time = 1'764'900'000'000 + position * kWriterBatchMillis / (kWriterBatchRows / 2);
+    row.agent_id.back() = static_cast<char>('0' + thread);
+    rows.push_back(std::move(row));
+  }
+  return rows;
+}
+
+void appendWriterBatches(benchmark::State& state, bool in_time_order) {
+  TemporaryFolder folder;
+  auto store = keystore::store::openSqliteStore(folder.file("keystore.db"));
+  if (!folder.created() || !store) {
+    state.SkipWithError("cannot create the store");
+    return;
+  }
+  std::vector<LedgerRow> batch = writerBatch(in_time_order);
+  for (auto _ : state) {
+    for (LedgerRow& row : batch) {
+      row.time += kWriterBatchMillis;
+    }
+    auto appended = (*store)->appendLedger(batch);
+    if (!appended) {
+      state.SkipWithError(appended.error().message.c_str());
+      return;
+    }
+  }
+  state.SetItemsProcessed(state.iterations() * kWriterBatchRows);
+}
+
+void BM_AppendWriterBatchInTimeOrder(benchmark::State& state) {
+  appendWriterBatches(state, true);
+}
+BENCHMARK(BM_AppendWriterBatchInTimeOrder);
+
+void BM_AppendWriterBatchByThread(benchmark::State& state) {
+  appendWriterBatches(state, false);
+}
+BENCHMARK(BM_AppendWriterBatchByThread);
+
 // Binds a text column as SQLite copies it (SQLITE_TRANSIENT), as the store did before.
 void bindCopied(sqlite3_stmt* stmt, int index, const std::string& text) {
   sqlite3_bind_text64(stmt, index, text.data(), text.size(), SQLITE_TRANSIENT, SQLITE_UTF8);
@@ -220,5 +273,7 @@ int main(int argc, char** argv) {
       argc, argv, [](const keystore::bench::RatioReporter& reporter) {
         reporter.printRatio("append 64-row batch", "BM_AppendLedgerBatch",
                             "BM_ReferenceStatementPerRow", kBatchRows, " per row");
+        reporter.printRatio("3,200 rows in time order", "BM_AppendWriterBatchInTimeOrder",
+                            "BM_AppendWriterBatchByThread", kWriterBatchRows, " per row");
       });
 }
