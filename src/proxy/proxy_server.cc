@@ -664,13 +664,24 @@ struct ProxyServer::Impl {
                            const ErrorCodeT& error);
   StageResult checkBody(ClientConnection& client, const Request& client_request,
                         RequestRecord& record, bool client_keep_alive);
-  awaitable<StageResult> checkRateLimits(Worker& worker, ClientConnection& client,
-                                         RequestRecord& record, bool client_keep_alive);
+  // The rate-limit and budget stages come in two forms. Counted in memory, they finish without
+  // suspending, so the request's coroutine calls them directly instead of through a coroutine
+  // frame of their own. Counted in Redis, they wait for its reply.
+  StageResult checkRateLimits(Worker& worker, ClientConnection& client, RequestRecord& record,
+                              bool client_keep_alive);
+  awaitable<StageResult> checkSharedRateLimits(Worker& worker, ClientConnection& client,
+                                               RequestRecord& record, bool client_keep_alive);
+  // Sets the request's limit time and shared limits, and returns the rate limits that apply
+  // (none when the agent and project set none).
+  std::optional<limits::RateLimits> limitsToCheck(Worker& worker, ClientConnection& client,
+                                                  RequestRecord& record);
   limits::RateLimits rateLimitsOf(const AdmissionContext& context) const;
   StageResult rejectIfRateLimited(ClientConnection& client, RequestRecord& record,
                                   bool client_keep_alive);
-  awaitable<StageResult> reserveBudget(ClientConnection& client, Request& client_request,
-                                       RequestRecord& record, bool client_keep_alive);
+  StageResult reserveBudget(ClientConnection& client, Request& client_request,
+                            RequestRecord& record, bool client_keep_alive);
+  awaitable<StageResult> reserveSharedBudget(ClientConnection& client, Request& client_request,
+                                             RequestRecord& record, bool client_keep_alive);
   // Starts the request's meter and returns the worst-case cost to reserve (0 without caps).
   int64_t startMetering(ClientConnection& client, Request& client_request, RequestRecord& record);
   StageResult settleReservation(ClientConnection& client, RequestRecord& record,
@@ -1112,10 +1123,18 @@ awaitable<bool> ProxyServer::Impl::handleRequest(Worker& worker, ClientConnectio
   const bool client_keep_alive = parser.get().keep_alive();
   result = checkBody(client, parser.get(), record, client_keep_alive);
   if (result.proceeds()) {
-    result = co_await checkRateLimits(worker, client, record, client_keep_alive);
+    if (worker.shared_limits == nullptr) {
+      result = checkRateLimits(worker, client, record, client_keep_alive);
+    } else {
+      result = co_await checkSharedRateLimits(worker, client, record, client_keep_alive);
+    }
   }
   if (result.proceeds()) {
-    result = co_await reserveBudget(client, parser.get(), record, client_keep_alive);
+    if (record.shared_limits == nullptr) {
+      result = reserveBudget(client, parser.get(), record, client_keep_alive);
+    } else {
+      result = co_await reserveSharedBudget(client, parser.get(), record, client_keep_alive);
+    }
   }
   if (!result.proceeds()) {
     co_return co_await writeRejection(client, record, version, result);
@@ -1245,30 +1264,47 @@ StageResult ProxyServer::Impl::checkBody(ClientConnection& client, const Request
 }
 
 // Step 5: rate limits, then budgets, before any credential is touched.
-awaitable<StageResult> ProxyServer::Impl::checkRateLimits(Worker& worker, ClientConnection& client,
-                                                          RequestRecord& record,
-                                                          bool client_keep_alive) {
-  const AdmissionContext& context = *client.context;
-  const TokenEntry& token = *context.token;
-  const limits::RateLimits rate_limits = rateLimitsOf(context);
-  const int64_t now_ms = nowUnixMillis();
-  record.limits_time_ms = now_ms;
+std::optional<limits::RateLimits> ProxyServer::Impl::limitsToCheck(Worker& worker,
+                                                                   ClientConnection& client,
+                                                                   RequestRecord& record) {
+  const limits::RateLimits rate_limits = rateLimitsOf(*client.context);
+  record.limits_time_ms = nowUnixMillis();
   record.shared_limits = worker.shared_limits.get();
   if (!rate_limits.rpm && !rate_limits.rpd && !rate_limits.tpm) {
+    return std::nullopt;
+  }
+  return rate_limits;
+}
+
+StageResult ProxyServer::Impl::checkRateLimits(Worker& worker, ClientConnection& client,
+                                               RequestRecord& record, bool client_keep_alive) {
+  std::optional<limits::RateLimits> rate_limits = limitsToCheck(worker, client, record);
+  if (!rate_limits) {
+    return StageResult{};
+  }
+  const int64_t now_ms = record.limits_time_ms;
+  client.rate = RateDecisionView{
+      rate_limiter.admit(client.context->token->agent_id, record.provider, *rate_limits, now_ms),
+      now_ms};
+  return rejectIfRateLimited(client, record, client_keep_alive);
+}
+
+awaitable<StageResult> ProxyServer::Impl::checkSharedRateLimits(Worker& worker,
+                                                                ClientConnection& client,
+                                                                RequestRecord& record,
+                                                                bool client_keep_alive) {
+  std::optional<limits::RateLimits> rate_limits = limitsToCheck(worker, client, record);
+  if (!rate_limits) {
     co_return StageResult{};
   }
-  if (record.shared_limits != nullptr) {
-    Result<limits::RateDecision> shared =
-        co_await record.shared_limits->admit(token.agent_id, record.provider, rate_limits, now_ms);
-    if (!shared) {
-      client.rejection = std::move(shared.error());
-      co_return StageResult{StageResult::Next::kUnavailable, client_keep_alive};
-    }
-    client.rate = RateDecisionView{*shared, now_ms};
-  } else {
-    client.rate = RateDecisionView{
-        rate_limiter.admit(token.agent_id, record.provider, rate_limits, now_ms), now_ms};
+  const int64_t now_ms = record.limits_time_ms;
+  Result<limits::RateDecision> shared = co_await record.shared_limits->admit(
+      client.context->token->agent_id, record.provider, *rate_limits, now_ms);
+  if (!shared) {
+    client.rejection = std::move(shared.error());
+    co_return StageResult{StageResult::Next::kUnavailable, client_keep_alive};
   }
+  client.rate = RateDecisionView{*shared, now_ms};
   co_return rejectIfRateLimited(client, record, client_keep_alive);
 }
 
@@ -1309,19 +1345,22 @@ StageResult ProxyServer::Impl::rejectIfRateLimited(ClientConnection& client, Req
   return result;
 }
 
-awaitable<StageResult> ProxyServer::Impl::reserveBudget(ClientConnection& client,
-                                                        Request& client_request,
-                                                        RequestRecord& record,
-                                                        bool client_keep_alive) {
+StageResult ProxyServer::Impl::reserveBudget(ClientConnection& client, Request& client_request,
+                                             RequestRecord& record, bool client_keep_alive) {
+  const int64_t worst_case = startMetering(client, client_request, record);
+  const TokenEntry& token = *client.context->token;
+  return settleReservation(client, record,
+                           budgets.reserve(token.agent_id, token.project_id, worst_case,
+                                           record.budget_caps, record.limits_time_ms),
+                           client_keep_alive);
+}
+
+awaitable<StageResult> ProxyServer::Impl::reserveSharedBudget(ClientConnection& client,
+                                                              Request& client_request,
+                                                              RequestRecord& record,
+                                                              bool client_keep_alive) {
   const int64_t worst_case = startMetering(client, client_request, record);
   const int64_t now_ms = record.limits_time_ms;
-  if (record.shared_limits == nullptr) {
-    co_return settleReservation(
-        client, record,
-        budgets.reserve(client.context->token->agent_id, client.context->token->project_id,
-                        worst_case, record.budget_caps, now_ms),
-        client_keep_alive);
-  }
   const TokenEntry& token = *client.context->token;
   int64_t agent_spend = budgets.agentUsage(token.agent_id, now_ms).spent_micros;
   int64_t project_spend = budgets.projectUsage(token.project_id, now_ms).spent_micros;
