@@ -1008,10 +1008,11 @@ void ProxyServer::Impl::finish(RequestRecord& record, const AdmissionContext* co
       spdlog::warn(R"({{"msg":"usage missing","request_id":"{}","provider":{}}})",
                    record.request_id, jsonString(record.provider));
     }
-    for (size_t i = 0; i < store::kUsageUnits.size(); ++i) {
-      metrics.usage(record.provider, row.mode, store::kUsageUnits[i],
-                    row.units.*store::kUnitCountFields[i]);
+    std::array<telemetry::ProxyMetrics::UnitCount, store::kUsageUnits.size()> units;
+    for (size_t i = 0; i < units.size(); ++i) {
+      units[i] = {store::kUsageUnits[i], row.units.*store::kUnitCountFields[i]};
     }
+    metrics.usage(record.provider, row.mode, units);
     if (int64_t tokens = record.meter->tokensUsed(); tokens > 0) {
       if (record.shared_limits != nullptr) {
         record.shared_limits->recordTokens(token->agent_id, record.provider, tokens, row.time);

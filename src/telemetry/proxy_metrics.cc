@@ -109,11 +109,27 @@ void ProxyMetrics::budgetRejected(std::string_view scope) {
 
 void ProxyMetrics::usage(std::string_view provider, std::string_view mode, std::string_view unit,
                          int64_t units) {
-  if (units <= 0) {
-    return;
+  const UnitCount one[] = {{unit, units}};
+  usage(provider, mode, one);
+}
+
+void ProxyMetrics::usage(std::string_view provider, std::string_view mode,
+                         std::span<const UnitCount> units) {
+  size_t provider_index = 0;
+  size_t mode_index = 0;
+  bool resolved = false;
+  for (const UnitCount& each : units) {
+    if (each.count <= 0) {
+      continue;
+    }
+    if (!resolved) {
+      provider_index = providers_.indexOf(provider);
+      mode_index = modeIndex(mode);
+      resolved = true;
+    }
+    usage_units_.at({provider_index, mode_index, units_.indexOf(each.unit)})
+        .inc(static_cast<uint64_t>(each.count));
   }
-  usage_units_.at({providers_.indexOf(provider), modeIndex(mode), units_.indexOf(unit)})
-      .inc(static_cast<uint64_t>(units));
 }
 
 void ProxyMetrics::usageMissing(std::string_view provider) {

@@ -18,6 +18,7 @@
 #include <chrono>
 #include <cstdint>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -49,6 +50,13 @@ class ProxyMetrics {
   // zero or less records nothing, so the counter never decreases.
   void usage(std::string_view provider, std::string_view mode, std::string_view unit,
              int64_t units);
+  // A unit's name and a request's count of it.
+  struct UnitCount {
+    std::string_view unit;
+    int64_t count = 0;
+  };
+  // Adds every unit of one request as usage() does, looking up the provider and mode once.
+  void usage(std::string_view provider, std::string_view mode, std::span<const UnitCount> units);
   // Counts a response that carried no usage figure where one was expected.
   void usageMissing(std::string_view provider);
   // Counts a marketplace credential's circuit entering `state`: "closed", "open" or

@@ -58,6 +58,27 @@ TEST(ProxyMetricsTest, NothingRecordedRendersHeadersOnly) {
   EXPECT_EQ(metrics.render(), expectedText("", "", "", "", "", "", "", ""));
 }
 
+// A request's units recorded in one call: every positive count under its unit, nothing for a
+// count of zero or less.
+TEST(ProxyMetricsTest, RequestUnitsRecordedTogether) {
+  ProxyMetrics metrics({"openai"});
+  const ProxyMetrics::UnitCount units[] = {{"input_tokens", 100},
+                                           {"cached_input_tokens", 0},
+                                           {"output_tokens", 42},
+                                           {"requests", 1},
+                                           {"emails", -3}};
+  metrics.usage("openai", "byok", units);
+  metrics.usage("openai", "byok", units);
+
+  std::string text = metrics.render();
+  const std::string series = "keystore_usage_units_total{provider=\"openai\",mode=\"byok\",unit=";
+  EXPECT_NE(text.find(series + "\"input_tokens\"} 200\n"), std::string::npos);
+  EXPECT_NE(text.find(series + "\"output_tokens\"} 84\n"), std::string::npos);
+  EXPECT_NE(text.find(series + "\"requests\"} 2\n"), std::string::npos);
+  EXPECT_EQ(text.find(series + "\"cached_input_tokens\""), std::string::npos);
+  EXPECT_EQ(text.find(series + "\"emails\""), std::string::npos);
+}
+
 TEST(ProxyMetricsTest, SmallScenarioRendersExactText) {
   ProxyMetrics metrics({"openai", "anthropic"});
 
