@@ -671,10 +671,10 @@ struct ProxyServer::Impl {
                               bool client_keep_alive);
   awaitable<StageResult> checkSharedRateLimits(Worker& worker, ClientConnection& client,
                                                RequestRecord& record, bool client_keep_alive);
-  // Sets the request's limit time and shared limits, and returns the rate limits that apply
+  // Sets record.limits_time_ms and record.shared_limits, and returns the rate limits that apply
   // (none when the agent and project set none).
-  std::optional<limits::RateLimits> limitsToCheck(Worker& worker, ClientConnection& client,
-                                                  RequestRecord& record);
+  std::optional<limits::RateLimits> prepareRateLimits(Worker& worker, ClientConnection& client,
+                                                      RequestRecord& record);
   limits::RateLimits rateLimitsOf(const AdmissionContext& context) const;
   StageResult rejectIfRateLimited(ClientConnection& client, RequestRecord& record,
                                   bool client_keep_alive);
@@ -1131,7 +1131,7 @@ awaitable<bool> ProxyServer::Impl::handleRequest(Worker& worker, ClientConnectio
     }
   }
   if (result.proceeds()) {
-    if (record.shared_limits == nullptr) {
+    if (worker.shared_limits == nullptr) {
       result = reserveBudget(client, parser.get(), record, client_keep_alive);
     } else {
       result = co_await reserveSharedBudget(client, parser.get(), record, client_keep_alive);
@@ -1265,9 +1265,9 @@ StageResult ProxyServer::Impl::checkBody(ClientConnection& client, const Request
 }
 
 // Step 5: rate limits, then budgets, before any credential is touched.
-std::optional<limits::RateLimits> ProxyServer::Impl::limitsToCheck(Worker& worker,
-                                                                   ClientConnection& client,
-                                                                   RequestRecord& record) {
+std::optional<limits::RateLimits> ProxyServer::Impl::prepareRateLimits(Worker& worker,
+                                                                       ClientConnection& client,
+                                                                       RequestRecord& record) {
   const limits::RateLimits rate_limits = rateLimitsOf(*client.context);
   record.limits_time_ms = nowUnixMillis();
   record.shared_limits = worker.shared_limits.get();
@@ -1279,7 +1279,7 @@ std::optional<limits::RateLimits> ProxyServer::Impl::limitsToCheck(Worker& worke
 
 StageResult ProxyServer::Impl::checkRateLimits(Worker& worker, ClientConnection& client,
                                                RequestRecord& record, bool client_keep_alive) {
-  std::optional<limits::RateLimits> rate_limits = limitsToCheck(worker, client, record);
+  std::optional<limits::RateLimits> rate_limits = prepareRateLimits(worker, client, record);
   if (!rate_limits) {
     return StageResult{};
   }
@@ -1294,7 +1294,7 @@ awaitable<StageResult> ProxyServer::Impl::checkSharedRateLimits(Worker& worker,
                                                                 ClientConnection& client,
                                                                 RequestRecord& record,
                                                                 bool client_keep_alive) {
-  std::optional<limits::RateLimits> rate_limits = limitsToCheck(worker, client, record);
+  std::optional<limits::RateLimits> rate_limits = prepareRateLimits(worker, client, record);
   if (!rate_limits) {
     co_return StageResult{};
   }

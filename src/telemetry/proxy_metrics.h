@@ -55,7 +55,8 @@ class ProxyMetrics {
     std::string_view unit;
     int64_t count = 0;
   };
-  // Adds every unit of one request as usage() does, looking up the provider and mode once.
+  // Adds every unit of one request as the single-unit overload does, looking up the provider and
+  // mode once.
   void usage(std::string_view provider, std::string_view mode, std::span<const UnitCount> units);
   // Counts a response that carried no usage figure where one was expected.
   void usageMissing(std::string_view provider);

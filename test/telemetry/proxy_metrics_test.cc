@@ -58,25 +58,26 @@ TEST(ProxyMetricsTest, NothingRecordedRendersHeadersOnly) {
   EXPECT_EQ(metrics.render(), expectedText("", "", "", "", "", "", "", ""));
 }
 
-// A request's units recorded in one call: every positive count under its unit, nothing for a
-// count of zero or less.
+// A request's units recorded in one call: every positive count under its provider, mode and
+// unit ("other" for a unit the label set does not list), nothing for a count of zero or less.
 TEST(ProxyMetricsTest, RequestUnitsRecordedTogether) {
-  ProxyMetrics metrics({"openai"});
-  const ProxyMetrics::UnitCount units[] = {{"input_tokens", 100},
-                                           {"cached_input_tokens", 0},
-                                           {"output_tokens", 42},
-                                           {"requests", 1},
-                                           {"emails", -3}};
-  metrics.usage("openai", "byok", units);
-  metrics.usage("openai", "byok", units);
+  ProxyMetrics metrics({"anthropic", "openai"});
+  const ProxyMetrics::UnitCount units[] = {{"input_tokens", 100}, {"cached_input_tokens", 0},
+                                           {"output_tokens", 42}, {"requests", 1},
+                                           {"emails", -3},        {"faxes", 5}};
+  metrics.usage("openai", "marketplace", units);
+  metrics.usage("openai", "marketplace", units);
 
   std::string text = metrics.render();
-  const std::string series = "keystore_usage_units_total{provider=\"openai\",mode=\"byok\",unit=";
+  const std::string series =
+      "keystore_usage_units_total{provider=\"openai\",mode=\"marketplace\",unit=";
   EXPECT_NE(text.find(series + "\"input_tokens\"} 200\n"), std::string::npos);
   EXPECT_NE(text.find(series + "\"output_tokens\"} 84\n"), std::string::npos);
   EXPECT_NE(text.find(series + "\"requests\"} 2\n"), std::string::npos);
+  EXPECT_NE(text.find(series + "\"other\"} 10\n"), std::string::npos);
   EXPECT_EQ(text.find(series + "\"cached_input_tokens\""), std::string::npos);
   EXPECT_EQ(text.find(series + "\"emails\""), std::string::npos);
+  EXPECT_EQ(text.find("provider=\"anthropic\",mode=\"marketplace\",unit="), std::string::npos);
 }
 
 TEST(ProxyMetricsTest, SmallScenarioRendersExactText) {
