@@ -239,12 +239,10 @@ size_t LedgerWriter::takeBatch() {
   return views_.size();
 }
 
-// Each thread appends its rows as its requests finish, so one thread's rows are in time order,
-// and those of different threads overlap. In time order, a batch's entries go to the end of the
-// ledger_time index and to the end of each project's range in ledger_project_time, instead of
-// landing between entries already written, where SQLite splits pages. bench/ledger measures
-// the difference for a batch of two threads' rows. Stable, so rows of the same millisecond keep
-// their order.
+// One thread's rows are in time order, but different threads' rows overlap. Inserted in time
+// order, a batch adds to the end of the time indexes instead of splitting pages in their middle
+// (bench/ledger measures the cost). The sort is stable, so rows of one millisecond keep their
+// order.
 void LedgerWriter::orderByTime() {
   auto by_time = [](const store::LedgerRowView& a, const store::LedgerRowView& b) {
     return a.time < b.time;

@@ -324,12 +324,12 @@ TEST_F(LedgerWriterTest, RowsCommittedInTimeOrder) {
   odd.join();
   writer.flush();
 
-  sqlite3* db = nullptr;
-  ASSERT_EQ(
-      sqlite3_open_v2((directory_ / "keystore.db").c_str(), &db, SQLITE_OPEN_READONLY, nullptr),
-      SQLITE_OK);
+  sqlite3* database = nullptr;
+  ASSERT_EQ(sqlite3_open_v2((directory_ / "keystore.db").c_str(), &database,
+                            SQLITE_OPEN_READONLY, nullptr),
+            SQLITE_OK);
   sqlite3_stmt* statement = nullptr;
-  ASSERT_EQ(sqlite3_prepare_v2(db, "SELECT time, request_id FROM ledger ORDER BY id", -1,
+  ASSERT_EQ(sqlite3_prepare_v2(database, "SELECT time, request_id FROM ledger ORDER BY id", -1,
                                &statement, nullptr),
             SQLITE_OK);
   std::vector<int64_t> times;
@@ -339,7 +339,7 @@ TEST_F(LedgerWriterTest, RowsCommittedInTimeOrder) {
     request_ids.emplace_back(reinterpret_cast<const char*>(sqlite3_column_text(statement, 1)));
   }
   sqlite3_finalize(statement);
-  sqlite3_close(db);
+  sqlite3_close(database);
 
   std::vector<int64_t> expected_times;
   std::vector<std::string> expected_ids;

@@ -222,22 +222,25 @@ TEST(LedgerStatementsTest, RowShapeFollowsColumns) {
   EXPECT_EQ(sqlite::ledgerRowShape(llm_call), sqlite::LedgerRowShape::kCommon);
   EXPECT_EQ(sqlite::ledgerRowShape(LedgerRowView{}), sqlite::LedgerRowShape::kCommon);
 
-  auto with = [&llm_call](auto change) {
+  auto shape_with = [&llm_call](auto change) {
     LedgerRowView row = llm_call;
     change(row);
     return sqlite::ledgerRowShape(row);
   };
-  EXPECT_EQ(with([](LedgerRowView& row) { row.units.emails = 1; }), sqlite::LedgerRowShape::kFull);
-  EXPECT_EQ(with([](LedgerRowView& row) { row.units.messages = 1; }),
+  EXPECT_EQ(shape_with([](LedgerRowView& row) { row.units.emails = 1; }),
             sqlite::LedgerRowShape::kFull);
-  EXPECT_EQ(with([](LedgerRowView& row) { row.units.read_units = 1; }),
+  EXPECT_EQ(shape_with([](LedgerRowView& row) { row.units.messages = 1; }),
             sqlite::LedgerRowShape::kFull);
-  EXPECT_EQ(with([](LedgerRowView& row) { row.units.write_units = 1; }),
+  EXPECT_EQ(shape_with([](LedgerRowView& row) { row.units.read_units = 1; }),
             sqlite::LedgerRowShape::kFull);
-  EXPECT_EQ(with([](LedgerRowView& row) { row.prices = R"({"input_tokens":150000})"; }),
+  EXPECT_EQ(shape_with([](LedgerRowView& row) { row.units.write_units = 1; }),
             sqlite::LedgerRowShape::kFull);
-  EXPECT_EQ(with([](LedgerRowView& row) { row.cost_micros = 1; }), sqlite::LedgerRowShape::kFull);
-  EXPECT_EQ(with([](LedgerRowView& row) { row.billable = true; }), sqlite::LedgerRowShape::kFull);
+  EXPECT_EQ(shape_with([](LedgerRowView& row) { row.prices = R"({"input_tokens":150000})"; }),
+            sqlite::LedgerRowShape::kFull);
+  EXPECT_EQ(shape_with([](LedgerRowView& row) { row.cost_micros = 1; }),
+            sqlite::LedgerRowShape::kFull);
+  EXPECT_EQ(shape_with([](LedgerRowView& row) { row.billable = true; }),
+            sqlite::LedgerRowShape::kFull);
 }
 
 // A statement size is used only when its parameters fit in the connection's limit, so a

@@ -69,10 +69,8 @@ std::string ledgerQuerySql(const LedgerQuery& query) {
   return sql + " ORDER BY time DESC, id DESC LIMIT ?";
 }
 
-// Columns bound for a row of the common shape, whose other columns keep their defaults: no unit
-// other than tokens and the request count, and no price. Every BYOK row of an LLM provider
-// without prices has that shape, and leaving seven columns to their defaults saves SQLite seven
-// parameters and their copies per row.
+// Columns bound for a row of LedgerRowShape::kCommon. Leaving seven columns to their defaults
+// saves SQLite seven parameters per row.
 constexpr std::string_view kCommonLedgerColumns =
     "time, request_id, project_id, agent_id, token_id, provider, mode, method, path, "
     "upstream_status, outcome, bytes_in, bytes_out, latency_ms, credential_id, model, "
