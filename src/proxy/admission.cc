@@ -47,23 +47,39 @@ bool startsWithNoCase(std::string_view text, std::string_view prefix) {
   return text.size() >= prefix.size() && beast::iequals(text.substr(0, prefix.size()), prefix);
 }
 
-// Collects candidates and remembers whether two different ones were seen. It owns copies, so
-// a candidate decoded from a Basic header stays valid while later places are searched.
+// Compares in constant time, so a mismatch position cannot be timed.
+bool sameText(std::string_view left, std::string_view right) {
+  return left.size() == right.size() && CRYPTO_memcmp(left.data(), right.data(), left.size()) == 0;
+}
+
+// Collects candidates and remembers whether two different ones were seen. A candidate found in
+// a header or the query is kept as a view, because the request outlives admission. One decoded
+// from a Basic header lives in a buffer freed right after, so the first such candidate is
+// copied into `decoded`.
 class Candidates {
  public:
+  explicit Candidates(Secret& decoded) : decoded_(decoded) {}
+
   void add(std::string_view value) {
     if (value.empty()) {
       return;
     }
     if (found_.empty()) {
-      found_ = Secret(std::string(value));
-    } else if (!found_.equals(value)) {
+      found_ = value;
+    } else if (!sameText(found_, value)) {
       ambiguous_ = true;
     }
   }
+  void addCopy(std::string_view value) {
+    if (found_.empty() && !value.empty()) {
+      decoded_ = Secret(value.data(), value.size());
+      value = decoded_.reveal();
+    }
+    add(value);
+  }
   void markAmbiguous() { ambiguous_ = true; }
 
-  Result<Secret> result() {
+  Result<std::string_view> result() const {
     if (ambiguous_) {
       return fail(ErrorCode::kAmbiguousCredentials,
                   "the request carries more than one credential; send the agent token in "
@@ -73,11 +89,12 @@ class Candidates {
       return fail(ErrorCode::kMissingToken,
                   "no agent token found; send it as 'Authorization: Bearer ks_…'");
     }
-    return std::move(found_);
+    return found_;
   }
 
  private:
-  Secret found_;
+  Secret& decoded_;
+  std::string_view found_;
   bool ambiguous_ = false;
 };
 
@@ -134,8 +151,8 @@ void addBasic(const Fields& headers, bool want_password, Candidates& candidates)
     if (colon == std::string_view::npos) {
       continue;
     }
-    candidates.add(want_password ? pair.reveal().substr(colon + 1)
-                                 : pair.reveal().substr(0, colon));
+    candidates.addCopy(want_password ? pair.reveal().substr(colon + 1)
+                                     : pair.reveal().substr(0, colon));
   }
 }
 
@@ -156,10 +173,10 @@ void addQuery(std::string_view query, std::string_view name, Candidates& candida
 
 }  // namespace
 
-Result<Secret> findAgentToken(const Fields& headers, std::string_view query,
-                              const catalog::ProviderSpec& provider) {
+Result<std::string_view> findAgentToken(const Fields& headers, std::string_view query,
+                                        const catalog::ProviderSpec& provider, Secret& decoded) {
   using Kind = catalog::TokenLocation::Kind;
-  Candidates candidates;
+  Candidates candidates(decoded);
   for (const auto& location : provider.token_locations) {
     switch (location.kind) {
       case Kind::kBearer:
@@ -206,17 +223,18 @@ Result<void> admitRequest(std::string_view method, std::string_view target, cons
   }
 
   // Step 2: the agent token, from exactly one place.
-  auto token_text = findAgentToken(headers, context.route.query, *context.provider);
+  auto token_text =
+      findAgentToken(headers, context.route.query, *context.provider, context.decoded_agent_token);
   if (!token_text) {
     return std::unexpected(token_text.error());
   }
 
   // Step 3: look it up by hash.
-  if (!tokens::isAgentTokenShaped(token_text->reveal())) {
+  std::string_view presented = *token_text;
+  if (!tokens::isAgentTokenShaped(presented)) {
     return fail(ErrorCode::kInvalidToken, "the agent token is not valid");
   }
   const Snapshot& snapshot = *context.snapshot;
-  std::string_view presented = token_text->reveal();
   std::array<char, 64> token_hash;
   if (memo != nullptr && memo->token.size() == presented.size() &&
       CRYPTO_memcmp(memo->token.reveal().data(), presented.data(), presented.size()) == 0) {
@@ -234,7 +252,7 @@ Result<void> admitRequest(std::string_view method, std::string_view target, cons
   }
   const TokenEntry& token = found->second;
   context.token = &token;
-  context.agent_token = std::move(*token_text);
+  context.agent_token = presented;
   if (token.revoked_at != 0) {
     return fail(ErrorCode::kTokenRevoked, "agent token " + token.token_id + " was revoked");
   }
@@ -304,7 +322,7 @@ Result<void> admitRequest(std::string_view method, std::string_view target, cons
   return {};
 }
 
-Result<Secret> resolveCredential(AdmissionContext& context, int64_t now_millis) {
+Result<CredentialPlaintextPtr> resolveCredential(AdmissionContext& context, int64_t now_millis) {
   // Step 6: the credential, from the source the project's mode names and no other.
   const ProviderEntry& setting = *context.setting;
   const std::string& project_id = context.token->project_id;
@@ -329,7 +347,7 @@ Result<Secret> resolveCredential(AdmissionContext& context, int64_t now_millis) 
                                                    " cannot be decrypted; store it again");
   }
   const CredentialEntry& credential = *setting.byok_credential;
-  auto plaintext = credential.plaintext.plaintext([&] {
+  auto plaintext = credential.plaintext.plaintext(*context.provider, [&] {
     return vault::Vault::decryptCredential(
         *context.project->data_key,
         vault::CredentialBinding{project_id, context.provider->id, credential.id},
@@ -343,7 +361,7 @@ Result<Secret> resolveCredential(AdmissionContext& context, int64_t now_millis) 
   return std::move(*plaintext);
 }
 
-Result<Secret> nextPoolCredential(AdmissionContext& context, int64_t now_millis) {
+Result<CredentialPlaintextPtr> nextPoolCredential(AdmissionContext& context, int64_t now_millis) {
   // The credential in use stays recorded until another one is secured, so a request that
   // finds no other keeps its own for the ledger and the circuit breaker.
   std::string in_use(context.credential_id);
@@ -367,9 +385,9 @@ Result<Secret> nextPoolCredential(AdmissionContext& context, int64_t now_millis)
       if (!candidate->health->tryAcquire(now_millis, candidate->rpm_limit)) {
         continue;
       }
-      std::optional<Result<Secret>> plaintext;
+      std::optional<Result<CredentialPlaintextPtr>> plaintext;
       if (snapshot.pool_data_key) {
-        plaintext = candidate->plaintext.plaintext([&] {
+        plaintext = candidate->plaintext.plaintext(*context.provider, [&] {
           return vault::Vault::decryptCredential(
               *snapshot.pool_data_key,
               vault::CredentialBinding{candidate->project_id, context.provider->id, candidate->id},

@@ -23,11 +23,22 @@ namespace keystore::proxy {
 
 // Facts admission learned about the request, filled in as far as it got, so that logs of
 // rejected requests still name the token, agent and project.
+//
+// It contains views into itself and into the client's request, which outlives it, so it is
+// neither copied nor moved.
 struct AdmissionContext {
+  AdmissionContext() = default;
+  AdmissionContext(const AdmissionContext&) = delete;
+  AdmissionContext& operator=(const AdmissionContext&) = delete;
+
   Route route;
   const catalog::ProviderSpec* provider = nullptr;
   const TokenEntry* token = nullptr;  // points into `snapshot`
-  Secret agent_token;                 // the token as sent, so no copy of it is forwarded upstream
+  // The token as sent, so that no copy of it is forwarded upstream: a view into the client's
+  // header or query (route.query), or into decoded_agent_token for a token sent in a Basic
+  // header, which has to be decoded.
+  std::string_view agent_token;
+  Secret decoded_agent_token;
   std::string mode;
   std::string_view credential_id;  // the id of the credential in use, inside `snapshot`
   std::shared_ptr<const Snapshot> snapshot;
@@ -53,14 +64,15 @@ struct TokenDigestMemo {
 
 // Finds the agent token among the places the provider's SDK may put it. kMissingToken when
 // there is none, kAmbiguousCredentials when two places (or two Authorization headers, or a
-// comma-joined value) carry different candidates.
-Result<Secret> findAgentToken(const Fields& headers, std::string_view query,
-                              const catalog::ProviderSpec& provider);
+// comma-joined value) carry different candidates. The result views `headers` or `query`, or
+// `decoded` when the token came from a Basic header.
+Result<std::string_view> findAgentToken(const Fields& headers, std::string_view query,
+                                        const catalog::ProviderSpec& provider, Secret& decoded);
 
 // Marketplace mode: picks the next usable pool credential (dedicated before shared, the least
 // recently used first, none tried before by this request, its circuit and rate window
 // admitting it), decrypts it and records it in `context`. kNoCapacity when none is usable.
-Result<Secret> nextPoolCredential(AdmissionContext& context, int64_t now_millis);
+Result<CredentialPlaintextPtr> nextPoolCredential(AdmissionContext& context, int64_t now_millis);
 
 // Runs steps 1 to 4 and checks that the provider is enabled in a mode its tier allows. The
 // caller then applies rate limits and budgets (step 5) and calls resolveCredential.
@@ -71,8 +83,8 @@ Result<void> admitRequest(std::string_view method, std::string_view target, cons
 
 // Step 6 for an admitted request: decrypts the project's BYOK key or picks a pool credential,
 // from the source the mode names and no other, and returns the plaintext to inject (a key, or
-// a JSON object of fields for multi-field credentials). The Secret wipes it when the caller
-// lets it go out of scope after building the upstream request.
-Result<Secret> resolveCredential(AdmissionContext& context, int64_t now_millis);
+// a JSON object of fields for multi-field credentials). It is the snapshot's cached plaintext,
+// shared, not a copy.
+Result<CredentialPlaintextPtr> resolveCredential(AdmissionContext& context, int64_t now_millis);
 
 }  // namespace keystore::proxy

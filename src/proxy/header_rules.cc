@@ -518,13 +518,17 @@ bool hasTransferCodingOtherThanChunked(const Fields& fields) {
   });
 }
 
-StreamRedactor::StreamRedactor(std::vector<std::string> needles) : needles_(std::move(needles)) {
-  // An empty needle matches everywhere and would stall the search, so none is kept.
-  std::erase_if(needles_, [](const std::string& needle) { return needle.empty(); });
+StreamRedactor::StreamRedactor(std::span<const std::string> needles) : needles_(needles) {
+  active_ = std::any_of(needles_.begin(), needles_.end(),
+                        [](const std::string& needle) { return !needle.empty(); });
 }
 
 bool StreamRedactor::mayHoldSecret(std::string_view chunk) const {
   for (const auto& needle : needles_) {
+    // An empty needle matches everywhere and would stall the search.
+    if (needle.empty()) {
+      continue;
+    }
     if (chunk.find(needle) != std::string_view::npos) {
       return true;
     }
@@ -542,12 +546,6 @@ bool StreamRedactor::mayHoldSecret(std::string_view chunk) const {
   return false;
 }
 
-StreamRedactor::~StreamRedactor() {
-  for (auto& needle : needles_) {
-    secureZero(needle.data(), needle.size());
-  }
-}
-
 std::string_view StreamRedactor::feed(std::string_view chunk) {
   // Fast path: nothing held back, no needle in the chunk and no needle prefix at its end, so
   // the chunk goes out as it is, without a copy.
@@ -558,6 +556,9 @@ std::string_view StreamRedactor::feed(std::string_view chunk) {
   ready_.append(chunk);
   pending_.clear();
   for (const auto& needle : needles_) {
+    if (needle.empty()) {
+      continue;
+    }
     for (size_t at = ready_.find(needle); at != std::string::npos;
          at = ready_.find(needle, at + needle.size())) {
       std::fill_n(ready_.begin() + static_cast<std::ptrdiff_t>(at), needle.size(), '*');
@@ -566,6 +567,9 @@ std::string_view StreamRedactor::feed(std::string_view chunk) {
   // Hold back the longest tail that is a proper prefix of some needle.
   size_t hold = 0;
   for (const auto& needle : needles_) {
+    if (needle.empty()) {
+      continue;
+    }
     size_t max_len = std::min(needle.size() - 1, ready_.size());
     for (size_t len = max_len; len > hold; --len) {
       if (std::string_view(ready_).substr(ready_.size() - len) ==

@@ -11,6 +11,7 @@
 
 #include <boost/beast/http/verb.hpp>
 #include <cstddef>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -84,23 +85,26 @@ std::vector<std::string> credentialNeedles(const catalog::ProviderSpec& provider
 // is scanned in place and occurrences are overwritten with '*' of the same length, so
 // Content-Length stays valid. Only the longest suffix of a chunk that could begin a secret
 // is held back until the next chunk (in practice nothing, because SSE events end in "\n\n").
+//
+// The redactor reads the needles where they are: their owner keeps them alive, and wipes them,
+// for as long as the redactor is in use. Empty needles are skipped.
 class StreamRedactor {
  public:
-  explicit StreamRedactor(std::vector<std::string> needles);
-  ~StreamRedactor();
+  explicit StreamRedactor(std::span<const std::string> needles);
 
   // Appends `chunk` to the pending bytes, redacts, and returns the bytes safe to send now.
   std::string_view feed(std::string_view chunk);
   // Returns whatever is still held back, at the end of the body.
   std::string_view finish();
 
-  bool active() const { return !needles_.empty(); }
+  bool active() const { return active_; }
 
  private:
   // Whether the chunk contains a needle or ends with the start of one.
   bool mayHoldSecret(std::string_view chunk) const;
 
-  std::vector<std::string> needles_;
+  std::span<const std::string> needles_;
+  bool active_ = false;
   std::string pending_;
   std::string ready_;
 };

@@ -416,7 +416,9 @@ struct ClientConnection {
   HeaderArena arena;
   Request upstream_request = withFieldAllocator<Request>(arena.allocator());
   std::optional<UpstreamResponseParser> upstream_parser;
-  // Redacts the injected credential from the response body in progress.
+  // The credential of the request in progress, and the redactor that reads its needles, so it
+  // is declared after the credential and reset before it.
+  CredentialPlaintextPtr credential;
   std::optional<StreamRedactor> redactor;
   std::string final_bytes;  // the end of a relayed body, with what filters held back
   // The error response of a rejected request. It is kept here, not in a local of the request's
@@ -691,7 +693,7 @@ struct ProxyServer::Impl {
   // another marketplace credential when the upstream refused or throttled the first.
   awaitable<bool> forward(Worker& worker, ClientConnection& client, Request& client_request,
                           RequestRecord& record, unsigned version, bool client_keep_alive);
-  StageResult takeCredential(ClientConnection& client, RequestRecord& record, Secret& credential,
+  StageResult takeCredential(ClientConnection& client, RequestRecord& record,
                              bool client_keep_alive);
   StageResult buildUpstreamRequest(ClientConnection& client, const Request& client_request,
                                    RequestRecord& record, const Secret& credential);
@@ -701,16 +703,16 @@ struct ProxyServer::Impl {
   template <typename Stream>
   awaitable<bool> exchange(Stream& upstream, UpstreamConnection& connection,
                            ClientConnection& client, Request& request,
-                           const catalog::ProviderSpec& provider, const Secret& credential,
-                           unsigned client_version, bool client_keep_alive, RequestRecord& record,
-                           bool& reusable, AdmissionContext& context, AdmissionContext* failover,
-                           std::optional<Secret>& next_credential);
+                           const CredentialPlaintext& credential, unsigned client_version,
+                           bool client_keep_alive, RequestRecord& record, bool& reusable,
+                           AdmissionContext& context, AdmissionContext* failover,
+                           CredentialPlaintextPtr& next_credential);
   // Checks the upstream's final response header and prepares the client's head, the body
   // filters and the redactor. Synchronous, so that its locals stay out of exchange()'s frame.
   ResponsePlan planResponse(UpstreamResponseParser& parser, ClientConnection& client,
-                            const catalog::ProviderSpec& provider, const Secret& credential,
-                            unsigned client_version, bool client_keep_alive, RequestRecord& record,
-                            AdmissionContext* failover, std::optional<Secret>& next_credential);
+                            const CredentialPlaintext& credential, unsigned client_version,
+                            bool client_keep_alive, RequestRecord& record,
+                            AdmissionContext* failover, CredentialPlaintextPtr& next_credential);
 
   awaitable<bool> writeError(ClientConnection& client, const Error& error,
                              const RequestRecord& record, unsigned version, bool keep_alive,
@@ -855,6 +857,7 @@ awaitable<void> ProxyServer::Impl::runSession(Worker& worker, tcp::socket socket
     client.record.reset();
     client.upstream_parser.reset();
     client.redactor.reset();
+    client.credential.reset();
     client.upstream_request = withFieldAllocator<Request>(client.arena.allocator());
     if (!keep_alive) {
       break;
@@ -1412,8 +1415,7 @@ awaitable<bool> ProxyServer::Impl::forward(Worker& worker, ClientConnection& cli
     ~UpstreamHeadWipe() { client.wipeUpstreamHead(); }
   } upstream_head_wipe{client};
   // Step 6: the credential.
-  Secret credential_in_use;
-  StageResult result = takeCredential(client, record, credential_in_use, client_keep_alive);
+  StageResult result = takeCredential(client, record, client_keep_alive);
   if (!result.proceeds()) {
     co_return co_await writeRejection(client, record, version, result);
   }
@@ -1427,7 +1429,7 @@ awaitable<bool> ProxyServer::Impl::forward(Worker& worker, ClientConnection& cli
   // One pass per credential: a marketplace request moves to another credential when the
   // upstream refused or throttled the one it was sent with (see exchange()).
   while (true) {
-    result = buildUpstreamRequest(client, client_request, record, credential_in_use);
+    result = buildUpstreamRequest(client, client_request, record, client.credential->secret);
     if (!result.proceeds()) {
       co_return co_await writeRejection(client, record, version, result);
     }
@@ -1435,7 +1437,7 @@ awaitable<bool> ProxyServer::Impl::forward(Worker& worker, ClientConnection& cli
     // Send on a pooled connection, or a new one. A pooled connection that fails while the
     // request is being written never delivered a whole request, so one retry on a fresh
     // connection cannot duplicate work upstream.
-    std::optional<Secret> next_credential;
+    CredentialPlaintextPtr next_credential;
     for (int attempt = 0; attempt < 2; ++attempt) {
       auto connection = worker.pool.take(provider.id);
       if (!connection) {
@@ -1452,12 +1454,12 @@ awaitable<bool> ProxyServer::Impl::forward(Worker& worker, ClientConnection& cli
       record.upstream_status = 0;
       if (connection->secure) {
         keep_client = co_await exchange(*connection->secure, *connection, client, upstream_request,
-                                        provider, credential_in_use, version, client_keep_alive,
-                                        record, reusable, context, failover, next_credential);
+                                        *client.credential, version, client_keep_alive, record,
+                                        reusable, context, failover, next_credential);
       } else {
         keep_client = co_await exchange(*connection->plain, *connection, client, upstream_request,
-                                        provider, credential_in_use, version, client_keep_alive,
-                                        record, reusable, context, failover, next_credential);
+                                        *client.credential, version, client_keep_alive, record,
+                                        reusable, context, failover, next_credential);
       }
       if (record.outcome == "retry_on_fresh_connection" && connection->reused && attempt == 0) {
         continue;
@@ -1474,7 +1476,7 @@ awaitable<bool> ProxyServer::Impl::forward(Worker& worker, ClientConnection& cli
       break;
     }
     if (record.outcome == "failover" && next_credential) {
-      credential_in_use = std::move(*next_credential);
+      client.credential = std::move(next_credential);
       continue;
     }
     break;
@@ -1484,12 +1486,12 @@ awaitable<bool> ProxyServer::Impl::forward(Worker& worker, ClientConnection& cli
 }
 
 StageResult ProxyServer::Impl::takeCredential(ClientConnection& client, RequestRecord& record,
-                                              Secret& credential, bool client_keep_alive) {
+                                              bool client_keep_alive) {
   auto resolved = resolveCredential(*client.context, record.limits_time_ms);
   if (!resolved) {
     return reject(client, record, std::move(resolved.error()), client_keep_alive);
   }
-  credential = std::move(*resolved);
+  client.credential = std::move(*resolved);
   return StageResult{};
 }
 
@@ -1507,8 +1509,8 @@ StageResult ProxyServer::Impl::buildUpstreamRequest(ClientConnection& client,
   } else {
     upstream_request.method(client_request.method());
   }
-  auto target = buildUpstreamTarget(*context.provider, context.route, credential,
-                                    context.agent_token.reveal());
+  auto target =
+      buildUpstreamTarget(*context.provider, context.route, credential, context.agent_token);
   if (!target) {
     return reject(client, record, std::move(target.error()), false);
   }
@@ -1519,7 +1521,7 @@ StageResult ProxyServer::Impl::buildUpstreamRequest(ClientConnection& client,
                                  .body_size = upstream_request.body().size()};
   auto written =
       appendUpstreamRequestHead(client.upstream_head, line, client_request, *context.provider,
-                                credential, record.request_id, context.agent_token.reveal());
+                                credential, record.request_id, context.agent_token);
   secureZero(target->data(), target->size());
   if (!written) {
     return reject(client, record, std::move(written.error()), false);
@@ -1594,10 +1596,12 @@ awaitable<Result<std::unique_ptr<UpstreamConnection>>> ProxyServer::Impl::connec
   co_return connection;
 }
 
-ResponsePlan ProxyServer::Impl::planResponse(
-    UpstreamResponseParser& parser, ClientConnection& client, const catalog::ProviderSpec& provider,
-    const Secret& credential, unsigned client_version, bool client_keep_alive,
-    RequestRecord& record, AdmissionContext* failover, std::optional<Secret>& next_credential) {
+ResponsePlan ProxyServer::Impl::planResponse(UpstreamResponseParser& parser,
+                                             ClientConnection& client,
+                                             const CredentialPlaintext& credential,
+                                             unsigned client_version, bool client_keep_alive,
+                                             RequestRecord& record, AdmissionContext* failover,
+                                             CredentialPlaintextPtr& next_credential) {
   auto& response = parser.get();
   ResponsePlan plan;
   if (hasTransferCodingOtherThanChunked(response)) {
@@ -1636,7 +1640,7 @@ ResponsePlan ProxyServer::Impl::planResponse(
       if (refused) {
         refused->report(marketplace::Verdict::kFailure, now_ms);
       }
-      next_credential.emplace(std::move(*next));
+      next_credential = std::move(*next);
       record.outcome = "failover";
       plan.next = ResponsePlan::Next::kFailover;
       return plan;
@@ -1646,8 +1650,7 @@ ResponsePlan ProxyServer::Impl::planResponse(
   // HTTP/1.1 response always reads as keep-alive and a connection the upstream is closing
   // would be pooled.
   plan.upstream_keep_alive = response.keep_alive();
-  std::vector<std::string> needles = credentialNeedles(provider, credential);
-  cleanResponseHeaders(response.base(), needles);
+  cleanResponseHeaders(response.base(), credential.needles);
   auto content_type = firstValue(response, http::field::content_type);
   if (record.meter) {
     record.meter->onResponse(record.upstream_status, content_type);
@@ -1704,18 +1707,20 @@ ResponsePlan ProxyServer::Impl::planResponse(
   }
   endHead(client.head);
 
-  client.redactor.emplace(std::move(needles));
+  client.redactor.emplace(credential.needles);
   plan.client_keep_alive = client_keep_alive;
   plan.chunked = chunked;
   return plan;
 }
 
 template <typename Stream>
-awaitable<bool> ProxyServer::Impl::exchange(
-    Stream& upstream, UpstreamConnection& connection, ClientConnection& client, Request& request,
-    const catalog::ProviderSpec& provider, const Secret& credential, unsigned client_version,
-    bool client_keep_alive, RequestRecord& record, bool& reusable, AdmissionContext& context,
-    AdmissionContext* failover, std::optional<Secret>& next_credential) {
+awaitable<bool> ProxyServer::Impl::exchange(Stream& upstream, UpstreamConnection& connection,
+                                            ClientConnection& client, Request& request,
+                                            const CredentialPlaintext& credential,
+                                            unsigned client_version, bool client_keep_alive,
+                                            RequestRecord& record, bool& reusable,
+                                            AdmissionContext& context, AdmissionContext* failover,
+                                            CredentialPlaintextPtr& next_credential) {
   reusable = false;
 
   // The request head and body leave in one write.
@@ -1776,8 +1781,8 @@ awaitable<bool> ProxyServer::Impl::exchange(
     describeHeaderFailure(io_error, connection.deadline, record, client.rejection);
     plan.next = ResponsePlan::Next::kReject;
   } else {
-    plan = planResponse(parser, client, provider, credential, client_version, client_keep_alive,
-                        record, failover, next_credential);
+    plan = planResponse(parser, client, credential, client_version, client_keep_alive, record,
+                        failover, next_credential);
   }
   if (plan.next == ResponsePlan::Next::kFailover) {
     co_return false;

@@ -18,13 +18,16 @@
 #include <unordered_map>
 #include <vector>
 
+#include "catalog/catalog.h"
 #include "common/error.h"
 #include "common/secret.h"
+#include "common/secure_zero.h"
 #include "common/string_map.h"
 #include "limits/budget_tracker.h"
 #include "limits/cost_estimate.h"
 #include "limits/rate_limiter.h"
 #include "marketplace/credential_health.h"
+#include "proxy/header_rules.h"
 #include "store/store.h"
 #include "tokens/scope.h"
 #include "vault/vault.h"
@@ -49,10 +52,32 @@ struct AgentEntry {
   limits::BudgetCap budget;
 };
 
+// A decrypted credential, and the strings inside it that a response must not echo to the
+// client (see credentialNeedles). Both are wiped when the last holder lets go.
+struct CredentialPlaintext {
+  CredentialPlaintext(Secret value, std::vector<std::string> echo_forms)
+      : secret(std::move(value)), needles(std::move(echo_forms)) {}
+  ~CredentialPlaintext() {
+    for (auto& needle : needles) {
+      secureZero(needle.data(), needle.size());
+    }
+  }
+  CredentialPlaintext(const CredentialPlaintext&) = delete;
+  CredentialPlaintext& operator=(const CredentialPlaintext&) = delete;
+
+  Secret secret;
+  std::vector<std::string> needles;
+};
+
+// Shared, so that a request uses the cached plaintext itself: a copy would be one more place
+// with the key in memory, and one more allocation and wipe per request.
+using CredentialPlaintextPtr = std::shared_ptr<const CredentialPlaintext>;
+
 // The plaintext of one credential, decrypted on first use and kept until the snapshot entry
-// that owns it is destroyed, when the Secret wipes it. A rotated or deleted credential thus
-// leaves memory with the last snapshot that held it. Only successes are kept: a credential that
-// fails to decrypt is decrypted again, and fails again, on every request.
+// that owns it and every request using it let go, when it is wiped. A rotated or deleted
+// credential thus leaves memory with the last snapshot or request that held it. Only successes
+// are kept: a credential that fails to decrypt is decrypted again, and fails again, on every
+// request.
 //
 // Thread-safety: plaintext() may be called from any thread. Two threads that race on the first
 // use both decrypt, and the first result stored is kept.
@@ -66,26 +91,30 @@ class CachedPlaintext {
     return *this;
   }
 
-  // The stored plaintext, or else the result of `decrypt()`, which is stored when it succeeded.
+  // The stored plaintext, or else the result of `decrypt()` (a Result<Secret>) with the
+  // needles of `provider`, which is stored when it succeeded.
   template <typename Decrypt>
-  Result<Secret> plaintext(Decrypt&& decrypt) const {
-    if (std::shared_ptr<const Secret> cached = plaintext_.load(std::memory_order_acquire)) {
-      return *cached;
+  Result<CredentialPlaintextPtr> plaintext(const catalog::ProviderSpec& provider,
+                                           Decrypt&& decrypt) const {
+    if (CredentialPlaintextPtr cached = plaintext_.load(std::memory_order_acquire)) {
+      return cached;
     }
     Result<Secret> decrypted = decrypt();
     if (!decrypted) {
-      return decrypted;
+      return std::unexpected(std::move(decrypted.error()));
     }
-    auto fresh = std::make_shared<const Secret>(*decrypted);
-    std::shared_ptr<const Secret> expected;
+    std::vector<std::string> needles = credentialNeedles(provider, *decrypted);
+    auto fresh =
+        std::make_shared<const CredentialPlaintext>(std::move(*decrypted), std::move(needles));
+    CredentialPlaintextPtr expected;
     if (!plaintext_.compare_exchange_strong(expected, fresh, std::memory_order_acq_rel)) {
-      return *expected;
+      return expected;
     }
-    return decrypted;
+    return fresh;
   }
 
  private:
-  mutable std::atomic<std::shared_ptr<const Secret>> plaintext_;
+  mutable std::atomic<CredentialPlaintextPtr> plaintext_;
 };
 
 struct CredentialEntry {

@@ -16,6 +16,11 @@ namespace http = boost::beast::http;
 constexpr int64_t kNow = 1'800'000'000'000;
 constexpr std::string_view kTarget = "/v1/openai/v1/chat/completions";
 
+const catalog::ProviderSpec& openai() {
+  static const catalog::Catalog catalog = *catalog::Catalog::builtIn();
+  return *catalog.find("openai");
+}
+
 class CredentialCacheTest : public ::testing::Test {
  protected:
   CredentialCacheTest()
@@ -57,7 +62,7 @@ class CredentialCacheTest : public ::testing::Test {
         std::make_shared<const CredentialEntry>(CredentialEntry{"cred_1", ciphertext});
   }
 
-  Result<Secret> resolve(const std::shared_ptr<Snapshot>& snapshot) {
+  Result<CredentialPlaintextPtr> resolve(const std::shared_ptr<Snapshot>& snapshot) {
     Fields headers;
     headers.set(http::field::authorization, "Bearer " + token_);
     AdmissionContext context;
@@ -89,13 +94,25 @@ TEST(CachedPlaintextTest, DecryptsOnceForRepeatedCalls) {
     ++decryptions;
     return Secret(std::string("sk-cached"));
   };
-  auto first = cache.plaintext(decrypt);
-  auto second = cache.plaintext(decrypt);
+  auto first = cache.plaintext(openai(), decrypt);
+  auto second = cache.plaintext(openai(), decrypt);
   ASSERT_TRUE(first.has_value());
   ASSERT_TRUE(second.has_value());
-  EXPECT_EQ(first->reveal(), "sk-cached");
-  EXPECT_EQ(second->reveal(), "sk-cached");
+  EXPECT_EQ((*first)->secret.reveal(), "sk-cached");
+  EXPECT_EQ((*second)->secret.reveal(), "sk-cached");
   EXPECT_EQ(decryptions, 1);
+}
+
+TEST(CachedPlaintextTest, NeedlesCachedWithPlaintext) {
+  CachedPlaintext cache;
+  auto decrypt = []() -> Result<Secret> { return Secret(std::string("sk-test-OPENAI-0001")); };
+  auto first = cache.plaintext(openai(), decrypt);
+  auto second = cache.plaintext(openai(), decrypt);
+  ASSERT_TRUE(first.has_value());
+  ASSERT_TRUE(second.has_value());
+  EXPECT_EQ((*first)->needles, std::vector<std::string>{"sk-test-OPENAI-0001"});
+  // Every request shares the one cached plaintext: none gets a copy of the key.
+  EXPECT_EQ(first->get(), second->get());
 }
 
 TEST(CachedPlaintextTest, FailureNotCached) {
@@ -106,7 +123,7 @@ TEST(CachedPlaintextTest, FailureNotCached) {
     return fail(ErrorCode::kByokKeyUnreadable, "cannot be decrypted");
   };
   for (int call = 0; call < 3; ++call) {
-    auto result = cache.plaintext(decrypt);
+    auto result = cache.plaintext(openai(), decrypt);
     ASSERT_FALSE(result.has_value());
     EXPECT_EQ(result.error().code, ErrorCode::kByokKeyUnreadable);
   }
@@ -120,9 +137,9 @@ TEST(CachedPlaintextTest, CopyStartsEmpty) {
     ++decryptions;
     return Secret(std::string("sk-cached"));
   };
-  ASSERT_TRUE(cache.plaintext(decrypt).has_value());
+  ASSERT_TRUE(cache.plaintext(openai(), decrypt).has_value());
   CachedPlaintext copy(cache);
-  ASSERT_TRUE(copy.plaintext(decrypt).has_value());
+  ASSERT_TRUE(copy.plaintext(openai(), decrypt).has_value());
   EXPECT_EQ(decryptions, 2);
 }
 
@@ -133,8 +150,9 @@ TEST_F(CredentialCacheTest, ByokSamePlaintextOnRepeatedResolve) {
   auto second = resolve(snapshot);
   ASSERT_TRUE(first.has_value());
   ASSERT_TRUE(second.has_value());
-  EXPECT_EQ(first->reveal(), "sk-byok-1");
-  EXPECT_EQ(second->reveal(), "sk-byok-1");
+  EXPECT_EQ((*first)->secret.reveal(), "sk-byok-1");
+  EXPECT_EQ((*second)->secret.reveal(), "sk-byok-1");
+  EXPECT_EQ(first->get(), second->get());
 }
 
 TEST_F(CredentialCacheTest, ByokNewSnapshotDecryptsRotatedKey) {
@@ -142,18 +160,18 @@ TEST_F(CredentialCacheTest, ByokNewSnapshotDecryptsRotatedKey) {
   setByok(*old_snapshot, seal(project_key_, "p1", "cred_1", "sk-before-rotation"));
   auto before = resolve(old_snapshot);
   ASSERT_TRUE(before.has_value());
-  EXPECT_EQ(before->reveal(), "sk-before-rotation");
+  EXPECT_EQ((*before)->secret.reveal(), "sk-before-rotation");
 
   auto new_snapshot = makeSnapshot("byok");
   setByok(*new_snapshot, seal(project_key_, "p1", "cred_1", "sk-after-rotation"));
   auto after = resolve(new_snapshot);
   ASSERT_TRUE(after.has_value());
-  EXPECT_EQ(after->reveal(), "sk-after-rotation");
+  EXPECT_EQ((*after)->secret.reveal(), "sk-after-rotation");
 
   // Requests still holding the old snapshot keep the key they were admitted with.
   auto old_again = resolve(old_snapshot);
   ASSERT_TRUE(old_again.has_value());
-  EXPECT_EQ(old_again->reveal(), "sk-before-rotation");
+  EXPECT_EQ((*old_again)->secret.reveal(), "sk-before-rotation");
 }
 
 TEST_F(CredentialCacheTest, ByokTamperedCiphertextFailsEveryCall) {
@@ -175,8 +193,9 @@ TEST_F(CredentialCacheTest, PoolSamePlaintextOnRepeatedResolve) {
   auto second = resolve(snapshot);
   ASSERT_TRUE(first.has_value());
   ASSERT_TRUE(second.has_value());
-  EXPECT_EQ(first->reveal(), "sk-pool-1");
-  EXPECT_EQ(second->reveal(), "sk-pool-1");
+  EXPECT_EQ((*first)->secret.reveal(), "sk-pool-1");
+  EXPECT_EQ((*second)->secret.reveal(), "sk-pool-1");
+  EXPECT_EQ(first->get(), second->get());
 }
 
 TEST_F(CredentialCacheTest, PoolTamperedCiphertextFailsEveryCall) {

@@ -301,7 +301,8 @@ TEST(HeaderRulesTest, EncodedPasswordEchoInHeaderRemoved) {
 }
 
 TEST(HeaderRulesTest, RedactorReplacesKeySplitAcrossChunks) {
-  StreamRedactor redactor({"sk-test-OPENAI-0001"});
+  const std::vector<std::string> needles{"sk-test-OPENAI-0001"};
+  StreamRedactor redactor(needles);
   std::string out(redactor.feed("prefix sk-test-OP"));
   out += redactor.feed("ENAI-0001 suffix");
   out += redactor.finish();
@@ -323,7 +324,8 @@ TEST(HeaderRulesTest, RedactorHoldsBackEveryPossibleKeyStart) {
       {"sk-sk-test-", "sk-test-"},
   };
   for (const Case& c : cases) {
-    StreamRedactor redactor({"sk-test-OPENAI-0001"});
+    const std::vector<std::string> needles{"sk-test-OPENAI-0001"};
+    StreamRedactor redactor(needles);
     std::string_view sent = redactor.feed(c.first);
     EXPECT_EQ(sent, c.first.substr(0, c.first.size() - c.held_back.size())) << c.first;
     EXPECT_EQ(redactor.finish(), c.held_back) << c.first;
@@ -331,14 +333,25 @@ TEST(HeaderRulesTest, RedactorHoldsBackEveryPossibleKeyStart) {
 }
 
 TEST(HeaderRulesTest, RedactorIgnoresEmptyNeedle) {
-  StreamRedactor redactor({"", "sk-test-OPENAI-0001"});
+  const std::vector<std::string> needles{"", "sk-test-OPENAI-0001"};
+  StreamRedactor redactor(needles);
   std::string out(redactor.feed("a sk-test-OPENAI-0001 b"));
   out += redactor.finish();
   EXPECT_EQ(out, "a ******************* b");
 }
 
+TEST(HeaderRulesTest, RedactorWithoutNonEmptyNeedleInactive) {
+  const std::vector<std::string> none;
+  EXPECT_FALSE(StreamRedactor(none).active());
+  const std::vector<std::string> empty{""};
+  EXPECT_FALSE(StreamRedactor(empty).active());
+  const std::vector<std::string> key{"sk-test-OPENAI-0001"};
+  EXPECT_TRUE(StreamRedactor(key).active());
+}
+
 TEST(HeaderRulesTest, RedactorHoldsNothingBackForEventEnds) {
-  StreamRedactor redactor({"sk-test-OPENAI-0001"});
+  const std::vector<std::string> needles{"sk-test-OPENAI-0001"};
+  StreamRedactor redactor(needles);
   EXPECT_EQ(redactor.feed("data: {}\n\n"), "data: {}\n\n");
 }
 
@@ -378,7 +391,8 @@ TEST(AdmissionTest, TwoDifferentAuthorizationHeadersAreAmbiguous) {
   Fields headers;
   headers.insert(http::field::authorization, "Bearer ks_a");
   headers.insert(http::field::authorization, "Bearer sk-attacker-9999");
-  auto token = findAgentToken(headers, "", provider("openai"));
+  Secret decoded;
+  auto token = findAgentToken(headers, "", provider("openai"), decoded);
   ASSERT_FALSE(token.has_value());
   EXPECT_EQ(token.error().code, ErrorCode::kAmbiguousCredentials);
 }
@@ -386,7 +400,8 @@ TEST(AdmissionTest, TwoDifferentAuthorizationHeadersAreAmbiguous) {
 TEST(AdmissionTest, CommaJoinedAuthorizationIsAmbiguous) {
   Fields headers;
   headers.insert(http::field::authorization, "Bearer ks_a, Bearer sk-attacker-9999");
-  auto token = findAgentToken(headers, "", provider("openai"));
+  Secret decoded;
+  auto token = findAgentToken(headers, "", provider("openai"), decoded);
   ASSERT_FALSE(token.has_value());
   EXPECT_EQ(token.error().code, ErrorCode::kAmbiguousCredentials);
 }
@@ -395,14 +410,52 @@ TEST(AdmissionTest, SameTokenInTwoPlacesAccepted) {
   Fields headers;
   headers.insert(http::field::authorization, "Bearer ks_a");
   headers.insert("x-api-key", "ks_a");
-  auto token = findAgentToken(headers, "", provider("anthropic"));
+  Secret decoded;
+  auto token = findAgentToken(headers, "", provider("anthropic"), decoded);
   ASSERT_TRUE(token.has_value());
-  EXPECT_EQ(token->reveal(), "ks_a");
+  EXPECT_EQ(*token, "ks_a");
+  // A token sent as it is stays in the request; nothing is copied.
+  EXPECT_TRUE(decoded.empty());
+}
+
+TEST(AdmissionTest, BasicPasswordTokenCopiedForTheRequest) {
+  Fields headers;
+  headers.insert(http::field::authorization, "Basic " + base64Encode("AC1:ks_basic"));
+  Secret decoded;
+  auto token = findAgentToken(headers, "", provider("twilio"), decoded);
+  ASSERT_TRUE(token.has_value()) << token.error().message;
+  EXPECT_EQ(*token, "ks_basic");
+  // The decoded pair is freed inside findAgentToken, so the token must point into `decoded`.
+  EXPECT_EQ(decoded.reveal(), "ks_basic");
+  EXPECT_EQ(token->data(), decoded.reveal().data());
+}
+
+TEST(AdmissionTest, BasicAndBearerDifferentAreAmbiguous) {
+  Fields headers;
+  headers.insert(http::field::authorization, "Basic " + base64Encode("AC1:ks_basic"));
+  headers.insert(http::field::authorization, "Bearer ks_other");
+  Secret decoded;
+  auto token = findAgentToken(headers, "", provider("twilio"), decoded);
+  ASSERT_FALSE(token.has_value());
+  EXPECT_EQ(token.error().code, ErrorCode::kAmbiguousCredentials);
+}
+
+TEST(AdmissionTest, QueryTokenViewsTheQuery) {
+  Fields headers;
+  const std::string query = "limit=2&api_key=ks_query";
+  Secret decoded;
+  catalog::ProviderSpec spec = provider("openai");
+  spec.token_locations = {catalog::TokenLocation{catalog::TokenLocation::Kind::kQuery, "api_key"}};
+  auto token = findAgentToken(headers, query, spec, decoded);
+  ASSERT_TRUE(token.has_value()) << token.error().message;
+  EXPECT_EQ(*token, "ks_query");
+  EXPECT_EQ(token->data(), query.data() + query.find("ks_query"));
 }
 
 TEST(AdmissionTest, MissingTokenReported) {
   Fields headers;
-  auto token = findAgentToken(headers, "", provider("openai"));
+  Secret decoded;
+  auto token = findAgentToken(headers, "", provider("openai"), decoded);
   ASSERT_FALSE(token.has_value());
   EXPECT_EQ(token.error().code, ErrorCode::kMissingToken);
 }

@@ -66,7 +66,8 @@ class PoolSelectionTest : public ::testing::Test {
         poolCredential(id, "p1", provider, key));
   }
 
-  Result<Secret> admit(AdmissionContext& context, const std::string& target, int64_t now = kNow) {
+  Result<CredentialPlaintextPtr> admit(AdmissionContext& context, const std::string& target,
+                                       int64_t now = kNow) {
     Fields headers;
     headers.set(http::field::authorization, "Bearer " + token_);
     context.snapshot = snapshot_;
@@ -93,7 +94,7 @@ TEST_F(PoolSelectionTest, DedicatedCredentialPreferredOverShared) {
     AdmissionContext context;
     auto credential = admit(context, "/v1/openai/v1/chat/completions", kNow + i);
     ASSERT_TRUE(credential.has_value()) << credential.error().message;
-    EXPECT_EQ(credential->reveal(), "sk-dedicated-1");
+    EXPECT_EQ((*credential)->secret.reveal(), "sk-dedicated-1");
     EXPECT_EQ(context.mode, "marketplace");
     EXPECT_EQ(context.credential_id, "dedicated-1");
     context.health->report(marketplace::Verdict::kSuccess, kNow + i);
@@ -210,7 +211,7 @@ TEST_F(PoolSelectionTest, UndecryptableCredentialCountsAsFailureAndIsSkipped) {
   AdmissionContext context;
   auto credential = admit(context, "/v1/openai/v1/chat/completions");
   ASSERT_TRUE(credential.has_value()) << credential.error().message;
-  EXPECT_EQ(credential->reveal(), "sk-good");
+  EXPECT_EQ((*credential)->secret.reveal(), "sk-good");
   EXPECT_EQ(registry_.get("moved")->view(kNow).consecutive_failures, 1);
 }
 
