@@ -1072,8 +1072,10 @@ awaitable<bool> ProxyServer::Impl::handleRequest(Worker& worker, ClientConnectio
   record.method = std::string(header.method_string());
   const bool has_body = parser.content_length().value_or(0) > 0 || parser.chunked();
   // An error response sent before the body was read leaves the body on the wire, so the
-  // connection cannot carry another request.
-  const bool keep_alive_on_error = header.keep_alive() && !has_body;
+  // connection cannot carry another request. The parser's keep-alive reading, from flags it set
+  // while parsing, counts every Connection field, where the header's reads only the first and
+  // parses its tokens again.
+  const bool keep_alive_on_error = parser.keep_alive() && !has_body;
 
   if (header.target() == "/healthz" &&
       (header.method() == http::verb::get || header.method() == http::verb::head)) {
@@ -1124,7 +1126,7 @@ awaitable<bool> ProxyServer::Impl::handleRequest(Worker& worker, ClientConnectio
   if (parser.chunked()) {
     dropTrailers(parser.get(), record.header_fields);
   }
-  const bool client_keep_alive = parser.get().keep_alive();
+  const bool client_keep_alive = parser.keep_alive();
   result = checkBody(client, parser.get(), record, client_keep_alive);
   if (result.proceeds()) {
     if (worker.shared_limits == nullptr) {
@@ -1509,8 +1511,8 @@ StageResult ProxyServer::Impl::buildUpstreamRequest(ClientConnection& client,
   } else {
     upstream_request.method(client_request.method());
   }
-  auto target =
-      buildUpstreamTarget(*context.provider, context.route, credential, context.agent_token);
+  auto target = buildUpstreamTarget(*context.provider, context.route, credential,
+                                    context.agent_token);
   if (!target) {
     return reject(client, record, std::move(target.error()), false);
   }
@@ -1646,10 +1648,9 @@ ResponsePlan ProxyServer::Impl::planResponse(UpstreamResponseParser& parser,
       return plan;
     }
   }
-  // Read before the hop-by-hop fields are removed, because without its Connection field an
-  // HTTP/1.1 response always reads as keep-alive and a connection the upstream is closing
-  // would be pooled.
-  plan.upstream_keep_alive = response.keep_alive();
+  // The parser's reading counts every Connection field, and a response whose body ends only
+  // when the upstream closes is never kept alive.
+  plan.upstream_keep_alive = parser.keep_alive();
   cleanResponseHeaders(response.base(), credential.needles);
   auto content_type = firstValue(response, http::field::content_type);
   if (record.meter) {

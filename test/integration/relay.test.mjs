@@ -855,6 +855,28 @@ function describeRelay(name, { secure }) {
       assert.deepEqual(upstream.requests.map((request) => request.connection), [1, 2], 'the second request uses a new connection');
     });
 
+    test('close in second upstream Connection field', async () => {
+      // A close named in any Connection field, not only the first, ends the connection.
+      upstream.respond = (socket) => {
+        socket.write('HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: keep-alive\r\n'
+          + 'Content-Length: 2\r\nConnection: close\r\n\r\n{}');
+      };
+      const first = parseResponses(await rawExchange(ks, [clientRequest(token, { close: true })]));
+      const second = parseResponses(await rawExchange(ks, [clientRequest(token, { close: true })]));
+      assert.equal(first[0].status, 200);
+      assert.equal(second[0].status, 200);
+      assert.deepEqual(upstream.requests.map((request) => request.connection), [1, 2], 'the second request uses a new connection');
+    });
+
+    test('close in second client Connection field', async () => {
+      const request = clientRequest(token, { headers: ['Connection: keep-alive', 'Connection: close'] });
+      const bytes = await rawExchange(ks, [request + clientRequest(token)]);
+      const responses = parseResponses(bytes);
+      assert.equal(responses.length, 1, 'only the request naming close gets a response');
+      assert.deepEqual(fieldValues(responses[0], 'connection'), ['close']);
+      assert.equal(upstream.requests.length, 1, 'the pipelined request after it never reaches the upstream');
+    });
+
     test('requests after Connection close ignored', async () => {
       const parts = [clientRequest(token, { close: true }), clientRequest(token)];
       const bytes = await rawExchange(ks, [parts.join('')]);
