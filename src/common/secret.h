@@ -43,7 +43,27 @@ class Secret {
   std::string value_;
 };
 
-inline std::ostream& operator<<(std::ostream& out, const Secret&) { return out << "[redacted]"; }
+inline std::ostream& operator<<(std::ostream& out, const Secret&) {
+  return out << "[redacted]";
+}
+
+// A view of secret bytes that something else owns and wipes (a request header, a Secret). Like
+// Secret, it never prints its value, and `reveal()` reads it.
+class SecretView {
+ public:
+  SecretView() = default;
+  explicit SecretView(std::string_view value) : value_(value) {}
+
+  std::string_view reveal() const { return value_; }
+  bool empty() const { return value_.empty(); }
+
+ private:
+  std::string_view value_;
+};
+
+inline std::ostream& operator<<(std::ostream& out, const SecretView&) {
+  return out << "[redacted]";
+}
 
 }  // namespace keystore
 
@@ -51,6 +71,14 @@ template <>
 struct fmt::formatter<keystore::Secret> : fmt::formatter<std::string_view> {
   template <typename FormatContext>
   auto format(const keystore::Secret&, FormatContext& ctx) const {
+    return fmt::formatter<std::string_view>::format("[redacted]", ctx);
+  }
+};
+
+template <>
+struct fmt::formatter<keystore::SecretView> : fmt::formatter<std::string_view> {
+  template <typename FormatContext>
+  auto format(const keystore::SecretView&, FormatContext& ctx) const {
     return fmt::formatter<std::string_view>::format("[redacted]", ctx);
   }
 };

@@ -252,7 +252,7 @@ Result<void> admitRequest(std::string_view method, std::string_view target, cons
   }
   const TokenEntry& token = found->second;
   context.token = &token;
-  context.agent_token = presented;
+  context.agent_token = SecretView(presented);
   if (token.revoked_at != 0) {
     return fail(ErrorCode::kTokenRevoked, "agent token " + token.token_id + " was revoked");
   }

@@ -37,7 +37,7 @@ struct AdmissionContext {
   // The token as sent, so that no copy of it is forwarded upstream: a view into the client's
   // header or query (route.query), or into decoded_agent_token for a token sent in a Basic
   // header, which has to be decoded.
-  std::string_view agent_token;
+  SecretView agent_token;
   Secret decoded_agent_token;
   std::string mode;
   std::string_view credential_id;  // the id of the credential in use, inside `snapshot`

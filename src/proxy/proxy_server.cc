@@ -1478,6 +1478,8 @@ awaitable<bool> ProxyServer::Impl::forward(Worker& worker, ClientConnection& cli
       break;
     }
     if (record.outcome == "failover" && next_credential) {
+      // The redactor reads the needles of the credential it was made for.
+      client.redactor.reset();
       client.credential = std::move(next_credential);
       continue;
     }
@@ -1512,7 +1514,7 @@ StageResult ProxyServer::Impl::buildUpstreamRequest(ClientConnection& client,
     upstream_request.method(client_request.method());
   }
   auto target = buildUpstreamTarget(*context.provider, context.route, credential,
-                                    context.agent_token);
+                                    context.agent_token.reveal());
   if (!target) {
     return reject(client, record, std::move(target.error()), false);
   }
@@ -1523,7 +1525,7 @@ StageResult ProxyServer::Impl::buildUpstreamRequest(ClientConnection& client,
                                  .body_size = upstream_request.body().size()};
   auto written =
       appendUpstreamRequestHead(client.upstream_head, line, client_request, *context.provider,
-                                credential, record.request_id, context.agent_token);
+                                credential, record.request_id, context.agent_token.reveal());
   secureZero(target->data(), target->size());
   if (!written) {
     return reject(client, record, std::move(written.error()), false);

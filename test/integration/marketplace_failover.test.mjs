@@ -20,8 +20,8 @@ import {
 const kChat = { model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }] };
 const kCooldownMs = 1000;
 
-// An OpenAI-shaped upstream where each key has its own response: `status` (default 200) or
-// `reset` (close the connection after reading the request).
+// An OpenAI-shaped upstream where each key has its own response: `status` (default 200),
+// `reset` (close the connection after reading the request) or `echo` (put the key in the body).
 async function startPoolUpstream() {
   const upstream = {
     requests: [],
@@ -53,7 +53,7 @@ async function startPoolUpstream() {
       }
       const status = behavior.status ?? 200;
       const body = status === 200
-        ? { id: 'chatcmpl-pool', object: 'chat.completion', model: 'gpt-4o-mini', choices: [{ index: 0, message: { role: 'assistant', content: `served by ${behavior.name}` }, finish_reason: 'stop' }], usage: { prompt_tokens: 3, completion_tokens: 4, total_tokens: 7 } }
+        ? { id: 'chatcmpl-pool', object: 'chat.completion', model: 'gpt-4o-mini', choices: [{ index: 0, message: { role: 'assistant', content: behavior.echo ? `served by ${behavior.name} with ${key}` : `served by ${behavior.name}` }, finish_reason: 'stop' }], usage: { prompt_tokens: 3, completion_tokens: 4, total_tokens: 7 } }
         : { error: { message: `mock status ${status}`, type: status === 429 ? 'rate_limit_exceeded' : 'server_error' } };
       res.writeHead(status, { 'content-type': 'application/json' });
       res.end(JSON.stringify(body));
@@ -106,6 +106,27 @@ describe('marketplace credential pool', () => {
       await apiExpect(ks, 'POST', `/api/v1/pools/credentials/${id}/disable`, undefined, 200);
     }
   }
+
+  test('key echoed after failover is redacted', async () => {
+    // The redactor must search for the key of the credential that served the request, not
+    // the one that was rejected first.
+    const { projectId, token } = await newProject();
+    const rejected = await addPoolCredential(ks, 'openai', 'sk-test-POOL-REFUSED-11', { project: projectId, scope: 'dedicated' });
+    const echoing = await addPoolCredential(ks, 'openai', 'sk-test-POOL-ECHOING-12', { project: projectId, scope: 'dedicated' });
+    await enableMarketplace(ks, projectId, 'openai');
+    upstream.setKey('sk-test-POOL-ECHOING-12', { name: 'echoing', echo: true });
+    // sk-test-POOL-REFUSED-11 is unknown upstream: 401.
+
+    for (let round = 0; round < 3; ++round) {
+      const response = await proxyRequest(ks, { path: '/v1/openai/v1/chat/completions', token, json: kChat });
+      assert.equal(response.status, 200, response.text);
+      assert.equal(response.json().choices[0].message.content, `served by echoing with ${'*'.repeat('sk-test-POOL-ECHOING-12'.length)}`);
+      assert.ok(!response.text.includes('sk-test-POOL-'), response.text);
+    }
+    assert.ok(upstream.countFor('sk-test-POOL-REFUSED-11') >= 1, 'the rejected credential was tried, so a failover happened');
+    assert.equal(upstream.countFor('sk-test-POOL-ECHOING-12'), 3);
+    await disableAll([rejected.id, echoing.id]);
+  });
 
   test('a refused or throttled credential hands the request to the next one', async () => {
     const { projectId, token } = await newProject();

@@ -68,10 +68,10 @@ class PoolSelectionTest : public ::testing::Test {
 
   Result<CredentialPlaintextPtr> admit(AdmissionContext& context, const std::string& target,
                                        int64_t now = kNow) {
-    Fields headers;
-    headers.set(http::field::authorization, "Bearer " + token_);
+    // A member, because the context keeps a view of the token in it.
+    headers_.set(http::field::authorization, "Bearer " + token_);
     context.snapshot = snapshot_;
-    auto admitted = admitRequest("POST", target, headers, catalog_, now, context);
+    auto admitted = admitRequest("POST", target, headers_, catalog_, now, context);
     if (!admitted) {
       return std::unexpected(admitted.error());
     }
@@ -84,6 +84,7 @@ class PoolSelectionTest : public ::testing::Test {
   Secret project_key_;
   std::string token_;
   std::shared_ptr<Snapshot> snapshot_;
+  Fields headers_;
 };
 
 TEST_F(PoolSelectionTest, DedicatedCredentialPreferredOverShared) {

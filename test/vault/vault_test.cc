@@ -445,6 +445,17 @@ TEST(SecretTest, PrintsRedactedThroughStreamAndFmt) {
   EXPECT_EQ(fmt::format("key={}", Vault::newDataKey()), "key=[redacted]");
 }
 
+TEST(SecretTest, ViewPrintsRedacted) {
+  const std::string header_value(kApiKey);
+  SecretView view(header_value);
+  std::ostringstream out;
+  out << view;
+  EXPECT_EQ(out.str(), "[redacted]");
+  EXPECT_EQ(fmt::format("token={}", view), "token=[redacted]");
+  EXPECT_EQ(view.reveal(), kApiKey);
+  EXPECT_EQ(view.reveal().data(), header_value.data());
+}
+
 TEST(SecretTest, MasterKeyPrintsRedacted) {
   MasterKey master = randomMasterKey();
   std::ostringstream out;
