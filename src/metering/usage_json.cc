@@ -57,6 +57,8 @@ class PathHandler {
 
   void reset() {
     depth_ = 0;
+    skipping_ = false;
+    skipped_open_ = 0;
     key_size_ = 0;
     key_too_long_ = false;
     string_size_ = 0;
@@ -75,12 +77,18 @@ class PathHandler {
   bool on_array_end(std::size_t n, error_code& ec) { return endContainer(n, ec); }
 
   bool on_key_part(string_view s, std::size_t, error_code&) {
+    if (skipping_) {
+      return true;
+    }
     appendCapped(keySlot(depth_ - 1), key_size_, kMaxJsonKeyBytes,
                  std::string_view(s.data(), s.size()), key_too_long_);
     return true;
   }
 
   bool on_key(string_view s, std::size_t, error_code&) {
+    if (skipping_) {
+      return true;
+    }
     char* slot = keySlot(depth_ - 1);
     appendCapped(slot, key_size_, kMaxJsonKeyBytes, std::string_view(s.data(), s.size()),
                  key_too_long_);
@@ -89,16 +97,26 @@ class PathHandler {
     frame.key_too_long = key_too_long_;
     key_size_ = 0;
     key_too_long_ = false;
+    if (depth_ == 1 && !frame.key_too_long && !visitor_->wantsRootMember(frame.key)) {
+      skipping_ = true;
+      skipped_open_ = 0;
+    }
     return true;
   }
 
   bool on_string_part(string_view s, std::size_t, error_code&) {
+    if (skipping_) {
+      return true;
+    }
     appendCapped(string_.data(), string_size_, string_.size(), std::string_view(s.data(), s.size()),
                  string_truncated_);
     return true;
   }
 
   bool on_string(string_view s, std::size_t, error_code& ec) {
+    if (skipping_) {
+      return skipScalar();
+    }
     JsonScalar value;
     value.type = JsonScalar::Type::kString;
     if (string_size_ == 0 && !string_truncated_) {
@@ -121,6 +139,9 @@ class PathHandler {
   bool on_number_part(string_view, error_code&) { return true; }
 
   bool on_int64(int64_t i, string_view, error_code& ec) {
+    if (skipping_) {
+      return skipScalar();
+    }
     JsonScalar value;
     value.type = JsonScalar::Type::kInteger;
     value.integer = i;
@@ -128,6 +149,9 @@ class PathHandler {
   }
 
   bool on_uint64(uint64_t u, string_view, error_code& ec) {
+    if (skipping_) {
+      return skipScalar();
+    }
     JsonScalar value;
     if (u <= static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) {
       value.type = JsonScalar::Type::kInteger;
@@ -139,6 +163,9 @@ class PathHandler {
   }
 
   bool on_double(double d, string_view, error_code& ec) {
+    if (skipping_) {
+      return skipScalar();
+    }
     // 2^63 is exactly representable; anything below it converts to int64 without overflow.
     constexpr double kInt64Bound = 9223372036854775808.0;
     JsonScalar value;
@@ -151,6 +178,9 @@ class PathHandler {
   }
 
   bool on_bool(bool b, error_code& ec) {
+    if (skipping_) {
+      return skipScalar();
+    }
     JsonScalar value;
     value.type = JsonScalar::Type::kBool;
     value.boolean = b;
@@ -158,6 +188,9 @@ class PathHandler {
   }
 
   bool on_null(error_code& ec) {
+    if (skipping_) {
+      return skipScalar();
+    }
     JsonScalar value;
     value.type = JsonScalar::Type::kNull;
     return scalar(value, ec);
@@ -186,6 +219,10 @@ class PathHandler {
   }
 
   bool beginContainer(bool is_array, error_code& ec) {
+    if (skipping_) {
+      ++skipped_open_;
+      return true;
+    }
     visitor_->onContainerBegin(path(), is_array);
     // Frames above the current depth are kept for reuse, so a level allocates only once.
     if (depth_ == frames_.size()) {
@@ -199,6 +236,11 @@ class PathHandler {
   }
 
   bool endContainer(std::size_t size, error_code& ec) {
+    if (skipping_) {
+      // The skipped member's value ends with its outermost container.
+      skipping_ = --skipped_open_ > 0;
+      return true;
+    }
     bool is_array = frames_[depth_ - 1].is_array;
     --depth_;
     visitor_->onContainerEnd(path(), is_array, size);
@@ -210,6 +252,15 @@ class PathHandler {
     visitor_->onScalar(path(), value);
     advance();
     return checkStop(ec);
+  }
+
+  // A scalar inside a skipped member. One that is not inside a container is the member's whole
+  // value, and ends the skip.
+  bool skipScalar() {
+    string_size_ = 0;
+    string_truncated_ = false;
+    skipping_ = skipped_open_ > 0;
+    return true;
   }
 
   // Moves an enclosing array on to its next element once a value is complete.
@@ -239,6 +290,10 @@ class PathHandler {
   std::size_t string_size_ = 0;
   bool string_truncated_ = false;
   bool stopped_ = false;
+  // Inside the value of a root member the visitor declined, and how many containers of it are
+  // open.
+  bool skipping_ = false;
+  std::size_t skipped_open_ = 0;
 };
 
 boost::json::parse_options parseOptions() {

@@ -97,6 +97,11 @@ class JsonVisitor {
   virtual void onContainerEnd(const JsonPath& /*path*/, bool /*is_array*/, std::size_t /*size*/) {}
   // Checked after each callback; returning true ends the scan in state kStopped.
   virtual bool stopRequested() const { return false; }
+  // Returns whether the scan reports what lies in member `key` of a root object. For a declined
+  // member the scanner still parses the value but reports nothing of it, which spares a visitor
+  // that reads only a few members the path work on the rest (message text, vectors). Keys
+  // longer than kMaxJsonKeyBytes are always reported.
+  virtual bool wantsRootMember(std::string_view /*key*/) { return true; }
 };
 
 class JsonScanner {

@@ -76,15 +76,14 @@ class OpenAiExtractor final : public BodyUsageExtractor {
 
   void onDocumentBegin() override { primary_taken_in_document_ = false; }
 
+  // Every value read below lies under one of these root members.
+  bool wantsRootMember(std::string_view key) override {
+    return key == "model" || key == "usage" || key == "response" || key == "x_groq";
+  }
+
   void onScalar(const JsonPath& path, const JsonScalar& value) override {
-    // Most values of a large body (embedding vectors) are neither; skip them cheaply.
+    // Only strings (the model) and integers (token counts) are read.
     if (!value.isString() && value.type != JsonScalar::Type::kInteger) {
-      return;
-    }
-    // Every value read below lies under one of these root members, so the others (choices,
-    // message text) skip the path matching.
-    std::string_view root = path.empty() ? std::string_view() : path.frames().front().key;
-    if (root != "model" && root != "usage" && root != "response" && root != "x_groq") {
       return;
     }
     if ((path.is({"model"}) || path.is({"response", "model"})) && value.isFullString() &&
@@ -185,6 +184,11 @@ class AnthropicExtractor final : public BodyUsageExtractor {
       return kCacheCreation;
     }
     return std::nullopt;
+  }
+
+  // Every value read below lies under one of these root members.
+  bool wantsRootMember(std::string_view key) override {
+    return key == "model" || key == "usage" || key == "message";
   }
 
   void onScalar(const JsonPath& path, const JsonScalar& value) override {

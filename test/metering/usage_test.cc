@@ -9,6 +9,7 @@
 #include <optional>
 #include <ostream>
 #include <random>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -1126,8 +1127,13 @@ class RecordingVisitor final : public JsonVisitor {
   void onContainerEnd(const JsonPath& path, bool is_array, std::size_t size) override {
     events.push_back(describe(path) + (is_array ? "]" : "}") + std::to_string(size));
   }
+  bool wantsRootMember(std::string_view key) override {
+    return !decline_all && !declined.contains(std::string(key));
+  }
 
   std::vector<std::string> events;
+  std::set<std::string> declined;  // root members the visitor does not want reported
+  bool decline_all = false;
 
  private:
   static std::string describe(const JsonPath& path) {
@@ -1193,6 +1199,43 @@ TEST(JsonScanner, EventsCarryPaths) {
                                       "/a/]2",
                                       "/s/=\"" + long_text.substr(0, kMaxJsonStringBytes) + "\"...",
                                       "/t/=true", "/e/{", "/e/}0", "/}4"}));
+}
+
+TEST(JsonScanner, DeclinedRootMembersNotReported) {
+  const std::string document =
+      R"({"id":"x","choices":[{"message":{"content":"hi","n":[1,2,{"k":null}]}},3],)"
+      R"("model":"m","big":{"a":{"b":[true,false,1.5]}},"usage":{"t":5,"choices":7}})";
+  const std::vector<std::string> expected = {
+      "/{", "/model/=\"m\"", "/usage/{", "/usage/t/=5", "/usage/choices/=7", "/usage/}2", "/}5"};
+
+  RecordingVisitor whole;
+  whole.declined = {"id", "choices", "big"};
+  JsonScanner scanner(whole);
+  scanner.write(document);
+  ASSERT_EQ(scanner.finish(), JsonScanner::State::kComplete);
+  EXPECT_EQ(whole.events, expected);
+
+  // The same document one byte per write: strings, numbers and keys split inside the skipped
+  // members end the skip at the same place.
+  RecordingVisitor split;
+  split.declined = whole.declined;
+  JsonScanner bytewise(split);
+  for (char c : document) {
+    bytewise.write(std::string_view(&c, 1));
+  }
+  ASSERT_EQ(bytewise.finish(), JsonScanner::State::kComplete);
+  EXPECT_EQ(split.events, expected);
+}
+
+TEST(JsonScanner, OverlongRootKeyAlwaysReported) {
+  RecordingVisitor visitor;
+  visitor.decline_all = true;
+  JsonScanner scanner(visitor);
+  const std::string key(kMaxJsonKeyBytes + 1, 'k');
+  scanner.write(R"({")" + key + R"(":1,"short":2})");
+  ASSERT_EQ(scanner.finish(), JsonScanner::State::kComplete);
+  EXPECT_EQ(visitor.events,
+            (std::vector<std::string>{"/{", "/" + key.substr(0, kMaxJsonKeyBytes) + "/=1", "/}2"}));
 }
 
 TEST(JsonScanner, PathsMatchKeysAndArrayElements) {
