@@ -5,9 +5,13 @@
 #include <boost/beast/core/string.hpp>
 #include <boost/container/small_vector.hpp>
 #include <boost/json/parse.hpp>
+#include <boost/json/static_resource.hpp>
 #include <boost/json/value.hpp>
 #include <cctype>
 #include <charconv>
+#include <new>
+#include <optional>
+#include <vector>
 
 #include "common/encoding.h"
 #include "common/secure_zero.h"
@@ -136,15 +140,59 @@ class ConnectionOptions {
   boost::container::small_vector<std::string_view, 4> names_;
 };
 
+// A JSON-object credential parsed into a buffer of its own, which is zeroed when the document
+// goes away. Boost.JSON copies every field value into the document's storage, and storage taken
+// from the heap would go back to it with the secrets still in it.
+//
+// NOTE: Boost.JSON's parser keeps a temporary stack of its own, on the thread's stack for a
+// small document and on the heap beyond that, which this does not zero.
+class CredentialJson {
+ public:
+  explicit CredentialJson(const Secret& credential)
+      : buffer_(credential.size() * kStoragePerTextByte + kStorageSlack),
+        resource_(buffer_.data(), buffer_.size()),
+        document_(boost::json::storage_ptr(&resource_)) {
+    boost::system::error_code error;
+    try {
+      document_ =
+          boost::json::parse(credential.reveal(), error, boost::json::storage_ptr(&resource_));
+    } catch (const std::bad_alloc&) {
+      // The buffer ran out: static_resource never falls back to the heap.
+      document_ = nullptr;
+    }
+    if (error) {
+      document_ = nullptr;
+    }
+  }
+  ~CredentialJson() {
+    document_ = nullptr;
+    secureZero(buffer_.data(), buffer_.size());
+  }
+  CredentialJson(const CredentialJson&) = delete;
+  CredentialJson& operator=(const CredentialJson&) = delete;
+
+  // Returns the credential's fields, or null when it is not a JSON object (or did not fit).
+  const boost::json::object* object() const { return document_.if_object(); }
+
+ private:
+  // Storage reserved per byte of the credential's text, plus a fixed part. The densest text,
+  // members as short as "a":"b", needs less: a unit test parses 500 of them.
+  static constexpr size_t kStoragePerTextByte = 8;
+  static constexpr size_t kStorageSlack = 1024;
+
+  std::vector<unsigned char> buffer_;
+  boost::json::static_resource resource_;
+  boost::json::value document_;
+};
+
 // Reads one field of a JSON-object credential.
 Result<Secret> credentialField(const Secret& credential, std::string_view field) {
-  boost::system::error_code error;
-  auto document = boost::json::parse(credential.reveal(), error);
-  if (error || !document.is_object()) {
+  CredentialJson document(credential);
+  if (document.object() == nullptr) {
     return fail(ErrorCode::kProviderNotConfigured,
                 "the stored credential is not a JSON object with the fields this provider needs");
   }
-  const auto* value = document.get_object().if_contains(field);
+  const auto* value = document.object()->if_contains(field);
   if (value == nullptr || !value->is_string()) {
     return fail(ErrorCode::kProviderNotConfigured,
                 "the stored credential lacks the field '" + std::string(field) + "'");
@@ -442,18 +490,17 @@ Result<std::string> rewritePath(const catalog::ProviderSpec& provider, std::stri
 
 std::vector<std::string> credentialNeedles(const catalog::ProviderSpec& provider,
                                            const Secret& credential) {
-  boost::system::error_code error;
-  boost::json::value document;
-  // Only multi-field credentials are JSON objects; a plain key is never parsed.
+  // Only multi-field credentials are JSON objects. A plain key is never parsed.
+  std::optional<CredentialJson> document;
   if (credential.reveal().starts_with('{')) {
-    document = boost::json::parse(credential.reveal(), error);
+    document.emplace(credential);
   }
   // NOTE: only these exact forms are found. An echo in another encoding (the key alone in
   // base64, percent-encoded, JSON-escaped, case-changed or cut to a part) passes, because each
   // further form would be one more scan of every response on the hot path.
   std::vector<std::string> needles;
-  if (!error && document.is_object()) {
-    for (const auto& field : document.get_object()) {
+  if (document && document->object() != nullptr) {
+    for (const auto& field : *document->object()) {
       if (field.value().is_string() && field.value().get_string().size() >= 8) {
         needles.emplace_back(field.value().get_string());
       }

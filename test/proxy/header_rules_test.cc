@@ -289,6 +289,18 @@ TEST(HeaderRulesTest, NeedlesAreKeyAndBasicPair) {
                                              base64Encode("AC1:tw_test_token_0001")}));
 }
 
+TEST(HeaderRulesTest, NeedlesFromManyShortMembers) {
+  // Hundreds of one-letter members take the most document storage per byte of text, so this
+  // fails if the credential's parse buffer is sized too small.
+  std::string json = "{";
+  for (int i = 0; i < 500; ++i) {
+    json += "\"" + std::to_string(i) + "\":\"v\",";
+  }
+  json += R"("auth_token":"tw_test_token_0002"})";
+  auto needles = credentialNeedles(provider("openai"), Secret(std::string(json)));
+  EXPECT_EQ(needles, std::vector<std::string>{"tw_test_token_0002"});
+}
+
 TEST(HeaderRulesTest, ShortKeyHasNoNeedles) {
   EXPECT_TRUE(credentialNeedles(provider("openai"), Secret(std::string("short"))).empty());
 }
