@@ -28,6 +28,10 @@ Secret& Secret::operator=(Secret&& other) noexcept {
 }
 
 bool Secret::equals(std::string_view other) const {
+  return SecretView(value_).equals(other);
+}
+
+bool SecretView::equals(std::string_view other) const {
   if (other.size() != value_.size()) {
     return false;
   }

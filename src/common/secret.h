@@ -57,6 +57,9 @@ class SecretView {
   std::string_view reveal() const { return value_; }
   bool empty() const { return value_.empty(); }
 
+  // Constant-time comparison, so a mismatch position cannot be timed.
+  bool equals(std::string_view other) const;
+
  private:
   std::string_view value_;
 };

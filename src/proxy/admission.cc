@@ -1,6 +1,5 @@
 #include "proxy/admission.h"
 
-#include <openssl/crypto.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -47,11 +46,6 @@ bool startsWithNoCase(std::string_view text, std::string_view prefix) {
   return text.size() >= prefix.size() && beast::iequals(text.substr(0, prefix.size()), prefix);
 }
 
-// Compares in constant time, so a mismatch position cannot be timed.
-bool sameText(std::string_view left, std::string_view right) {
-  return left.size() == right.size() && CRYPTO_memcmp(left.data(), right.data(), left.size()) == 0;
-}
-
 // Collects candidates and remembers whether two different ones were seen. A candidate found in
 // a header or the query is kept as a view, because the request outlives admission. One decoded
 // from a Basic header lives in a buffer freed right after, so the first such candidate is
@@ -65,8 +59,8 @@ class Candidates {
       return;
     }
     if (found_.empty()) {
-      found_ = value;
-    } else if (!sameText(found_, value)) {
+      found_ = SecretView(value);
+    } else if (!found_.equals(value)) {
       ambiguous_ = true;
     }
   }
@@ -89,12 +83,12 @@ class Candidates {
       return fail(ErrorCode::kMissingToken,
                   "no agent token found; send it as 'Authorization: Bearer ks_…'");
     }
-    return found_;
+    return found_.reveal();
   }
 
  private:
   Secret& decoded_;
-  std::string_view found_;
+  SecretView found_;
   bool ambiguous_ = false;
 };
 
@@ -236,8 +230,7 @@ Result<void> admitRequest(std::string_view method, std::string_view target, cons
   }
   const Snapshot& snapshot = *context.snapshot;
   std::array<char, 64> token_hash;
-  if (memo != nullptr && memo->token.size() == presented.size() &&
-      CRYPTO_memcmp(memo->token.reveal().data(), presented.data(), presented.size()) == 0) {
+  if (memo != nullptr && memo->token.equals(presented)) {
     token_hash = memo->digest;
   } else {
     token_hash = tokens::hashTokenDigits(presented);

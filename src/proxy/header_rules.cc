@@ -185,9 +185,8 @@ class CredentialJson {
   boost::json::value document_;
 };
 
-// Reads one field of a JSON-object credential.
-Result<Secret> credentialField(const Secret& credential, std::string_view field) {
-  CredentialJson document(credential);
+// Reads one field of a parsed JSON-object credential.
+Result<Secret> credentialField(const CredentialJson& document, std::string_view field) {
   if (document.object() == nullptr) {
     return fail(ErrorCode::kProviderNotConfigured,
                 "the stored credential is not a JSON object with the fields this provider needs");
@@ -199,6 +198,30 @@ Result<Secret> credentialField(const Secret& credential, std::string_view field)
   }
   Secret result(std::string(value->get_string()));
   return result;
+}
+
+Result<Secret> credentialField(const Secret& credential, std::string_view field) {
+  return credentialField(CredentialJson(credential), field);
+}
+
+// Returns base64("user:password") from the credential's Basic auth fields, parsed once. The
+// caller zeroes the result after use.
+Result<std::string> encodedBasicPair(const CredentialJson& document,
+                                     const catalog::AuthSpec& auth) {
+  auto user = credentialField(document, auth.username_field);
+  if (!user) {
+    return std::unexpected(user.error());
+  }
+  auto password = credentialField(document, auth.password_field);
+  if (!password) {
+    return std::unexpected(password.error());
+  }
+  std::string pair(user->reveal());
+  pair.push_back(':');
+  pair.append(password->reveal());
+  std::string encoded = base64Encode(pair);
+  secureZero(pair.data(), pair.size());
+  return encoded;
 }
 
 // Percent-encodes everything outside RFC 3986's unreserved set, so a key containing '&', '#'
@@ -302,21 +325,12 @@ Result<void> writeUpstreamHeaders(const Fields& client, Sink& sink,
       addCredential(sink, credential_header, provider.auth.prefix, credential.reveal());
       break;
     case Scheme::kBasic: {
-      auto user = credentialField(credential, provider.auth.username_field);
-      if (!user) {
-        return std::unexpected(user.error());
+      auto encoded = encodedBasicPair(CredentialJson(credential), provider.auth);
+      if (!encoded) {
+        return std::unexpected(encoded.error());
       }
-      auto password = credentialField(credential, provider.auth.password_field);
-      if (!password) {
-        return std::unexpected(password.error());
-      }
-      std::string pair(user->reveal());
-      pair.push_back(':');
-      pair.append(password->reveal());
-      std::string encoded = base64Encode(pair);
-      addCredential(sink, credential_header, "Basic ", encoded);
-      secureZero(pair.data(), pair.size());
-      secureZero(encoded.data(), encoded.size());
+      addCredential(sink, credential_header, "Basic ", *encoded);
+      secureZero(encoded->data(), encoded->size());
       break;
     }
     case Scheme::kQuery:
@@ -509,14 +523,11 @@ std::vector<std::string> credentialNeedles(const catalog::ProviderSpec& provider
     needles.emplace_back(credential.reveal());
   }
   if (provider.auth.scheme == catalog::AuthSpec::Scheme::kBasic && !needles.empty()) {
-    auto user = credentialField(credential, provider.auth.username_field);
-    auto password = credentialField(credential, provider.auth.password_field);
-    if (user && password) {
-      std::string pair(user->reveal());
-      pair.push_back(':');
-      pair.append(password->reveal());
-      needles.push_back(base64Encode(pair));
-      secureZero(pair.data(), pair.size());
+    if (!document) {
+      document.emplace(credential);
+    }
+    if (auto encoded = encodedBasicPair(*document, provider.auth)) {
+      needles.push_back(std::move(*encoded));
     }
   }
   return needles;

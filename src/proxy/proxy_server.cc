@@ -416,8 +416,8 @@ struct ClientConnection {
   HeaderArena arena;
   Request upstream_request = withFieldAllocator<Request>(arena.allocator());
   std::optional<UpstreamResponseParser> upstream_parser;
-  // The credential of the request in progress, and the redactor that reads its needles, so it
-  // is declared after the credential and reset before it.
+  // The credential of the request in progress and the redactor that reads its needles. The
+  // redactor is declared after the credential and reset before it.
   CredentialPlaintextPtr credential;
   std::optional<StreamRedactor> redactor;
   std::string final_bytes;  // the end of a relayed body, with what filters held back

@@ -91,8 +91,8 @@ class CachedPlaintext {
     return *this;
   }
 
-  // The stored plaintext, or else the result of `decrypt()` (a Result<Secret>) with the
-  // needles of `provider`, which is stored when it succeeded.
+  // Returns the stored plaintext. Without one, it calls `decrypt()` (a Result<Secret>), adds the
+  // needles of `provider`, and stores the result when decryption succeeded.
   template <typename Decrypt>
   Result<CredentialPlaintextPtr> plaintext(const catalog::ProviderSpec& provider,
                                            Decrypt&& decrypt) const {

@@ -352,7 +352,7 @@ TEST(HeaderRulesTest, RedactorIgnoresEmptyNeedle) {
   EXPECT_EQ(out, "a ******************* b");
 }
 
-TEST(HeaderRulesTest, RedactorWithoutNonEmptyNeedleInactive) {
+TEST(HeaderRulesTest, RedactorInactiveWithoutNeedles) {
   const std::vector<std::string> none;
   EXPECT_FALSE(StreamRedactor(none).active());
   const std::vector<std::string> empty{""};
@@ -430,7 +430,7 @@ TEST(AdmissionTest, SameTokenInTwoPlacesAccepted) {
   EXPECT_TRUE(decoded.empty());
 }
 
-TEST(AdmissionTest, BasicPasswordTokenCopiedForTheRequest) {
+TEST(AdmissionTest, BasicPasswordTokenCopied) {
   Fields headers;
   headers.insert(http::field::authorization, "Basic " + base64Encode("AC1:ks_basic"));
   Secret decoded;

@@ -456,6 +456,14 @@ TEST(SecretTest, ViewPrintsRedacted) {
   EXPECT_EQ(view.reveal().data(), header_value.data());
 }
 
+TEST(SecretTest, ViewComparesWholeValue) {
+  SecretView view("ks_token");
+  EXPECT_TRUE(view.equals("ks_token"));
+  EXPECT_FALSE(view.equals("ks_toke"));
+  EXPECT_FALSE(view.equals("ks_tokenx"));
+  EXPECT_FALSE(view.equals("ks_tokeN"));
+}
+
 TEST(SecretTest, MasterKeyPrintsRedacted) {
   MasterKey master = randomMasterKey();
   std::ostringstream out;
