@@ -10,7 +10,8 @@
 # Runs as root on Debian 12 and needs nginx, wrk, jq, curl, ss (iproute2), g++ and the Boost
 # headers (the fixed-rate generator, open_loop.cc, is compiled at the start of every run).
 # Environment:
-#   KEYSTORE_BIN     keystore binary (default: build/keystore under the repository root)
+#   KEYSTORE_BIN     keystore binary (default: build-release/keystore under the repository root,
+#                    the production build of scripts/build-release.sh)
 #   SKIP_KEYSTORE=1  measure only the direct and nginx paths
 #   THREADS, CONNECTIONS, DURATION   wrk saturation run: threads, connections, and measured
 #                                    time per path, in seconds with an optional s or m suffix
@@ -39,7 +40,7 @@ RATE=${RATE:-1000}
 RATE_SECONDS=${RATE_SECONDS:-10}
 RATE_BLOCK_MS=${RATE_BLOCK_MS:-10}
 UPSTREAM_WORKERS=${UPSTREAM_WORKERS:-1}
-KEYSTORE_BIN=${KEYSTORE_BIN:-$repo_root/build/keystore}
+KEYSTORE_BIN=${KEYSTORE_BIN:-$repo_root/build-release/keystore}
 SKIP_KEYSTORE=${SKIP_KEYSTORE:-0}
 OUT=${OUT:-}
 
@@ -459,7 +460,7 @@ measure_fixed_rate() {
 # Starts Keystore against the upstream and provisions a project, its OpenAI key, an agent and a
 # token. Sets keystore_pid, keystore_proxy (HOST:PORT) and agent_token.
 start_keystore() {
-  [[ -x $KEYSTORE_BIN ]] || die "keystore binary not found at $KEYSTORE_BIN; build it, set KEYSTORE_BIN, or set SKIP_KEYSTORE=1"
+  [[ -x $KEYSTORE_BIN ]] || die "keystore binary not found at $KEYSTORE_BIN; build it with scripts/build-release.sh, set KEYSTORE_BIN, or set SKIP_KEYSTORE=1"
 
   local data_dir=$work_dir/keystore-data
   local stdout_file=$work_dir/keystore.out
