@@ -2,8 +2,10 @@
 // its incremental month spend (spendSince), against a database file in a temporary folder.
 #include <gtest/gtest.h>
 #include <sqlite3.h>
+#include <sys/inotify.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <filesystem>
 #include <string>
 #include <vector>
@@ -178,6 +180,36 @@ TEST_F(LedgerAppendTest, BatchSizesStoreEveryField) {
       expectSameRow(stored[i], expected[i]);
     }
   }
+}
+
+// A multi-row insert changes more 16 KiB pages than SQLite's default threshold for moving a
+// statement journal to a file (64 KiB). The journal stays in memory, so no batch creates a file.
+TEST_F(LedgerAppendTest, BatchCreatesNoTemporaryFile) {
+  // Rows already stored make the next statements change pages that existed before them, which
+  // is what the statement journal keeps copies of.
+  auto filled = store_->appendLedger(distinctRows(2000));
+  ASSERT_TRUE(filled.has_value()) << filled.error().message;
+  std::filesystem::path temp_directory = directory_ / "sqlite-temp";
+  ASSERT_TRUE(std::filesystem::create_directory(temp_directory));
+  int watch = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+  ASSERT_GE(watch, 0);
+  ASSERT_GE(inotify_add_watch(watch, temp_directory.c_str(), IN_CREATE), 0);
+
+  // SQLite reads this directory each time it creates a temporary file.
+  char* previous_directory = sqlite3_temp_directory;
+  sqlite3_temp_directory = sqlite3_mprintf("%s", temp_directory.c_str());
+  auto appended = store_->appendLedger(distinctRows(1000, 2000));
+  sqlite3_free(sqlite3_temp_directory);
+  sqlite3_temp_directory = previous_directory;
+  ASSERT_TRUE(appended.has_value()) << appended.error().message;
+
+  char events[4096];
+  ssize_t read_bytes = ::read(watch, events, sizeof events);
+  int read_error = errno;
+  ::close(watch);
+  EXPECT_EQ(read_bytes, -1) << "the batch created a file in " << temp_directory;
+  EXPECT_EQ(read_error, EAGAIN);
+  EXPECT_EQ(storedRows().size(), 3000u);
 }
 
 // A row with no unit other than tokens and the request count, and no price, is inserted without

@@ -5,6 +5,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <mutex>
 #include <utility>
 
 namespace keystore::store::sqlite {
@@ -26,6 +27,18 @@ Result<void> createPrivateFileIfMissing(const std::string& path) {
   }
   return fail(ErrorCode::kInternal,
               "cannot create database file '" + path + "': " + std::strerror(errno));
+}
+
+// Applies the process-wide settings, which SQLite accepts only before its first use.
+void configureSqliteOnce() {
+  static std::once_flag configured;
+  std::call_once(configured, [] {
+    // A statement in a transaction copies each page it changes to a statement journal, which
+    // SQLite moves to a temporary file past 64 KiB: four 16 KiB pages, so every ledger batch
+    // created, wrote and deleted a file in /var/tmp. SQLITE_MISUSE (already initialized) keeps
+    // the default.
+    (void)sqlite3_config(SQLITE_CONFIG_STMTJRNL_SPILL, kStatementJournalSpillBytes);
+  });
 }
 
 }  // namespace
@@ -214,6 +227,7 @@ std::string Statement::blob(int column) const {
 }
 
 Result<std::unique_ptr<Connection>> Connection::open(const std::string& path) {
+  configureSqliteOnce();
   if (auto created = createPrivateFileIfMissing(path); !created) {
     return std::unexpected(created.error());
   }

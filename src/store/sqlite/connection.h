@@ -117,6 +117,11 @@ enum class TransactionKind {
   kWrite,
 };
 
+// Size up to which a statement journal stays in memory before SQLite moves it to a temporary
+// file (SQLITE_CONFIG_STMTJRNL_SPILL; SQLite's default is 64 KiB). Set for the whole process
+// when the first connection opens.
+inline constexpr int kStatementJournalSpillBytes = 4 << 20;
+
 class Connection {
  public:
   // Opens or creates the database file at `path`, with extended result codes enabled.
