@@ -13,6 +13,9 @@ bash scripts/install-deps.sh
 build_dir=build-release
 profile_dir=$PWD/$build_dir/pgo-profile
 jobs=${KEYSTORE_BUILD_JOBS:-2}
+# Every stage writes build-release/keystore, so a failed stage removes it rather than leave an
+# instrumented or unchecked binary where the benchmark looks.
+trap 'rm -f "$build_dir/keystore"' ERR
 
 # The dashboard is compiled into the binary from web/dist, so build it first.
 bash scripts/build-dashboard.sh
@@ -32,6 +35,7 @@ KEYSTORE_BIN=$PWD/$build_dir/keystore node scripts/pgo-train.mjs --requests 2000
 
 echo "build-release: stage 3 of 3, optimized build with the profile and LTO" >&2
 configure -DKEYSTORE_PGO=use -DKEYSTORE_LTO=ON
-ninja -C "$build_dir" -j "$jobs" keystore
+# The profile differs in every run, so ccache could never reuse these objects.
+CCACHE_DISABLE=1 ninja -C "$build_dir" -j "$jobs" keystore
 KEYSTORE_BIN=$PWD/$build_dir/keystore node scripts/pgo-train.mjs --requests 2000
 echo "build-release: $build_dir/keystore is ready" >&2

@@ -3,8 +3,9 @@
 // functions are hot. It reuses the test harness and mock upstreams, which need only Node.js.
 //
 // Usage: KEYSTORE_BIN=path/to/keystore node scripts/pgo-train.mjs [--requests N]
-// Exits non-zero when any request gets an unexpected status, so a broken binary cannot
-// produce a profile, and the release script can run it once more as a check of the result.
+// Exits non-zero when any request gets an unexpected status, times out, or the server does not
+// stop cleanly (a killed server writes no profile), so the release build stops instead of using
+// a profile of a broken binary. The release script runs it once more as a check of the result.
 
 import assert from 'node:assert/strict';
 import http from 'node:http';
@@ -19,6 +20,10 @@ const kRequests = Number.parseInt(options.requests, 10);
 assert.ok(kRequests > 0, '--requests must be a positive number');
 // As many connections as an agent fleet keeps open to one instance, more than the I/O threads.
 const kConnections = 16;
+// Limits for one request and for the whole run, so that a stalled response fails the build
+// instead of blocking it.
+const kRequestTimeoutMs = 30_000;
+const kRunTimeoutMs = 10 * 60_000;
 
 // Returns the request kinds of the run: each one's share of the requests and how to send it.
 function requestKinds(token) {
@@ -83,6 +88,7 @@ function send(agent, proxyUrl, kind) {
         method: 'POST',
         path: kind.path,
         headers: { ...kind.headers, 'content-length': body.length },
+        signal: AbortSignal.timeout(kRequestTimeoutMs),
       },
       (res) => {
         res.on('data', () => {});
@@ -100,6 +106,12 @@ function send(agent, proxyUrl, kind) {
     req.end(body);
   });
 }
+
+const runTimer = setTimeout(() => {
+  console.error(`pgo-train: the run did not finish within ${kRunTimeoutMs / 1000} s`);
+  process.exit(1);
+}, kRunTimeoutMs);
+runTimer.unref();
 
 const stack = await startStack({ keystore: { logLevel: 'warn' } });
 try {
@@ -126,7 +138,11 @@ try {
   agent.destroy();
   const seconds = (performance.now() - started) / 1000;
   console.log(`pgo-train: ${kRequests} requests in ${seconds.toFixed(1)} s`);
+  // The instrumented binary writes its profile when it exits, which a kill prevents.
+  const exit = await stack.ks.stop();
+  if (exit.code !== 0 || exit.signal !== null) {
+    throw new Error(`keystore did not stop cleanly (code ${exit.code}, signal ${exit.signal})`);
+  }
 } finally {
-  // A clean stop lets the instrumented binary write its profile.
   await stack.close();
 }
