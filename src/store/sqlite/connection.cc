@@ -35,8 +35,8 @@ void configureSqliteOnce() {
   std::call_once(configured, [] {
     // A statement in a transaction copies each page it changes to a statement journal, which
     // SQLite moves to a temporary file past 64 KiB: four 16 KiB pages, so every ledger batch
-    // created, wrote and deleted a file in /var/tmp. SQLITE_MISUSE (already initialized) keeps
-    // the default.
+    // created, wrote and deleted a file in the temporary directory. SQLITE_MISUSE (already
+    // initialized) keeps the default.
     (void)sqlite3_config(SQLITE_CONFIG_STMTJRNL_SPILL, kStatementJournalSpillBytes);
   });
 }

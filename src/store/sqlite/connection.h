@@ -119,7 +119,7 @@ enum class TransactionKind {
 
 // Size up to which a statement journal stays in memory before SQLite moves it to a temporary
 // file (SQLITE_CONFIG_STMTJRNL_SPILL; SQLite's default is 64 KiB). Set for the whole process
-// when the first connection opens.
+// when the first connection opens, unless something else initialized SQLite before.
 inline constexpr int kStatementJournalSpillBytes = 4 << 20;
 
 class Connection {
