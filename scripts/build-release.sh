@@ -6,7 +6,7 @@
 #   1. build with instrumentation, which counts how often each branch and call runs;
 #   2. run scripts/pgo-train.mjs against that binary (Node.js mock upstreams on loopback);
 #   3. build again with the profile and LTO, and run the training once more as a check.
-set -euo pipefail
+set -Eeuo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
 

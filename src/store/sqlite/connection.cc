@@ -33,10 +33,9 @@ Result<void> createPrivateFileIfMissing(const std::string& path) {
 void configureSqliteOnce() {
   static std::once_flag configured;
   std::call_once(configured, [] {
-    // A statement in a transaction copies each page it changes to a statement journal, which
-    // SQLite moves to a temporary file past 64 KiB: four 16 KiB pages, so every ledger batch
-    // created, wrote and deleted a file in the temporary directory. SQLITE_MISUSE (already
-    // initialized) keeps the default.
+    // A statement in a transaction copies each page it changes to a statement journal. SQLite
+    // moves that journal to a file past 64 KiB, four 16 KiB pages, which each ledger batch passed.
+    // SQLITE_MISUSE means SQLite was initialized before, and then its default stays.
     (void)sqlite3_config(SQLITE_CONFIG_STMTJRNL_SPILL, kStatementJournalSpillBytes);
   });
 }
